@@ -1,0 +1,88 @@
+"""The Python API behind each CLI command: one function per stage, all built on edgekit.pipeline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from edgekit.errors import EdgekitError
+from edgekit.recipe import Recipe, load_recipe
+
+
+def run(recipe: Recipe | str | Path, out_dir: Path | None = None, overrides: list[str] | None = None,
+        log: Callable[[str], None] = print):
+    """Everything the recipe asks for; returns the pipeline Run."""
+    from edgekit.pipeline import run_recipe
+
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe, overrides)
+    return run_recipe(recipe, out_dir, log)
+
+
+def train(recipe: Recipe, out_dir: Path | None = None, log: Callable[[str], None] = print):
+    """Data, model and training only: writes model.safetensors and the training metrics."""
+    from edgekit import pipeline as p
+
+    if recipe.train is None:
+        raise EdgekitError("the recipe has no `train` section")
+    run = p.new_run(recipe, out_dir, log)
+    p.stage_data(run)
+    p.stage_model(run)
+    p.stage_train(run)
+    p.finish(run)
+    return run
+
+
+def export(recipe: Recipe, checkpoint: Path | None = None, formats: set[str] | None = None,
+           out_dir: Path | None = None, log: Callable[[str], None] = print, compress: bool = True):
+    """Build (and train, unless a checkpoint is given), run the passes, export and verify the targets."""
+    from edgekit import pipeline as p
+
+    run = p.new_run(recipe, out_dir, log)
+    p.stage_data(run)
+    p.stage_model(run, checkpoint)
+    if checkpoint is None:
+        p.stage_train(run)
+    p.stage_reference(run)
+    if compress:
+        p.stage_torch_passes(run)
+    p.stage_export(run, formats)
+    if compress:
+        p.stage_onnx_passes(run)
+    p.finish(run)
+    return run
+
+
+def bench(run_dir: Path, devices: list[str] | None = None, log: Callable[[str], None] = print, **overrides):
+    """Benchmark every artifact of an existing run folder (on its recipe's devices, or `devices`)."""
+    from edgekit import pipeline as p
+    from edgekit.report.io import load_report
+
+    run_dir = Path(run_dir)
+    recipe = load_recipe(run_dir / "recipe.yaml")
+    if recipe.bench is None:
+        from edgekit.bench.config import BenchConfig
+
+        recipe.bench = BenchConfig()
+    for k, v in overrides.items():
+        if v is not None:
+            setattr(recipe.bench, k, v)
+    run = p.Run(recipe, run_dir, load_report(run_dir), log)
+    p.stage_data(run)
+    p.stage_bench(run, devices)
+    p.finish(run)
+    return run
+
+
+def gate(report_path: Path, baseline_path: Path | None = None, gates=None):
+    """Evaluate gates (the report's recipe gates unless `gates` is given); returns (results, passed)."""
+    from edgekit.recipe import GatesConfig
+    from edgekit.report.gates import evaluate_gates
+    from edgekit.report.io import load_report
+
+    report = load_report(report_path)
+    baseline = load_report(baseline_path) if baseline_path else None
+    if gates is None:
+        gates = GatesConfig.model_validate(report.recipe.get("gates", {}))
+    results = evaluate_gates(report, gates, baseline)
+    return results, all(g.passed for g in results)

@@ -1,0 +1,1 @@
+"""Benchmarks: latency statistics, accuracy on the test split, memory, environment fingerprint."""

@@ -1,0 +1,19 @@
+"""Benchmark settings."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from edgekit.config_base import Strict
+
+
+class BenchConfig(Strict):
+    devices: list[str] = Field(default_factory=lambda: ["host-cpu"], description="device profile names or paths")
+    batch_size: int = Field(1, ge=1)
+    warmup: int = Field(10, ge=0)
+    iterations: int = Field(100, ge=1, description="at least this many timed runs")
+    min_time_s: float = Field(1.0, ge=0, description="and at least this long")
+    max_time_s: float = Field(60.0, gt=0, description="stop timing after this long even if iterations are short")
+    threads: int | None = Field(None, ge=1, description="intra-op threads (default: the device profile's)")
+    accuracy: bool = Field(True, description="also run the whole test split for accuracy")
+    timeout_s: float = Field(600.0, gt=0, description="kill a bench that runs longer than this")

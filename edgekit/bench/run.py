@@ -1,0 +1,84 @@
+"""Benchmark one artifact on one device: latency statistics, accuracy on the test split, memory."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.bench.stats import latency_stats
+from edgekit.errors import EdgekitError
+from edgekit.export.artifact import artifact_path
+from edgekit.report.schema import Artifact, Result
+from edgekit.runtimes import DEFAULT_RUNTIME
+
+
+def resolve_threads(cfg, profile) -> int:
+    if cfg.threads:
+        return cfg.threads
+    if profile.threads:
+        return profile.threads
+    try:
+        return len(profile.affinity or os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def bench_artifact(artifact: Artifact, run_dir: Path, x_test: np.ndarray, y_test: np.ndarray | None, profile, cfg,
+                   runtime: str | None = None, keep_samples_dir: Path | None = None) -> Result:
+    """Run the bench agent for (artifact, device); a failure becomes a failed Result, never an exception."""
+    from edgekit.devices import transport
+
+    rt = runtime or DEFAULT_RUNTIME.get(artifact.format, "?")
+    threads = resolve_threads(cfg, profile)
+    row = Result(artifact=artifact.name, device=profile.name, runtime=rt, batch_size=cfg.batch_size, threads=threads,
+                 size_bytes=artifact.size_bytes)
+    if rt not in profile.runtimes:
+        row.status, row.error = "skipped", f"runtime {rt} is not listed for device {profile.name}"
+        return row
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="edgekit-inputs-") as tmp:
+        inputs = Path(tmp) / "x.npy"
+        np.save(inputs, np.ascontiguousarray(x_test, dtype=np.float32))
+        job = {
+            "runtime": rt, "model": str(artifact_path(run_dir, artifact)), "threads": threads,
+            "providers": profile.providers, "affinity": profile.affinity, "batch_size": cfg.batch_size,
+            "warmup": cfg.warmup, "iterations": cfg.iterations, "min_time_s": cfg.min_time_s,
+            "max_time_s": cfg.max_time_s, "inputs": str(inputs), "accuracy": cfg.accuracy,
+        }
+        try:
+            out = transport(profile)(job, cfg.timeout_s)
+        except EdgekitError as e:
+            row.status, row.error = "failed", str(e)
+            row.duration_s = time.perf_counter() - t0
+            return row
+    row.duration_s = time.perf_counter() - t0
+    stats = latency_stats(out["latencies_ms"])
+    row.batch_size = out["batch_size"]
+    row.latency_ms = stats
+    row.throughput = 1000.0 * out["batch_size"] / stats.mean
+    row.peak_rss_mb = out["peak_rss_mb"]
+    row.baseline_rss_mb = out["baseline_rss_mb"]
+    row.load_ms = out["load_ms"]
+    row.first_inference_ms = out["first_inference_ms"]
+    row.runtime_version = out["runtime_version"]
+    if "predictions" in out and y_test is not None and len(y_test):
+        preds = np.asarray(out["predictions"])
+        row.accuracy = float((preds == np.asarray(y_test)).mean())
+        row.test_samples = int(len(y_test))
+        if keep_samples_dir is not None:
+            _save_samples(keep_samples_dir, artifact.name, profile.name, preds, out["latencies_ms"])
+    return row
+
+
+def _save_samples(folder: Path, artifact: str, device: str, preds: np.ndarray, lat) -> None:
+    """Keep raw evidence (per-sample predictions, latency samples) beside the report for later comparison."""
+    from edgekit.report.atomic import atomic_path
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / f"{artifact}@{device}.npz") as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, predictions=preds.astype(np.int32), latency_ms=np.asarray(lat, dtype=np.float32))

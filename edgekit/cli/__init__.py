@@ -1,0 +1,50 @@
+"""The `edgekit` command: a thin Typer layer; each command builds a config and calls edgekit.api."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+app = typer.Typer(name="edgekit", no_args_is_help=True, add_completion=False,
+                  help="Train, compress, export, verify and benchmark models for edge devices.")
+
+_state = {"debug": False}
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="show tracebacks for errors")) -> None:
+    _state["debug"] = debug
+
+
+def _register() -> None:
+    from edgekit.cli import bench, devices, export, gate, recipe, run, train
+
+    for mod in (run, train, export, bench, gate, recipe, devices):
+        mod.register(app)
+
+
+def main() -> None:
+    """Entry point: format edgekit errors in one place, without a traceback unless --debug."""
+    from edgekit.errors import EdgekitError
+
+    _register()
+    try:
+        app(standalone_mode=False)
+    except EdgekitError as e:
+        if _state["debug"] or "--debug" in sys.argv:
+            raise
+        typer.secho(f"error: {e}", fg="red", err=True)
+        sys.exit(e.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.secho("aborted", err=True)
+        sys.exit(130)
+    except Exception as e:  # click's usage errors
+        import click
+
+        if isinstance(e, click.exceptions.Exit):
+            sys.exit(e.exit_code)
+        if isinstance(e, click.ClickException):
+            e.show()
+            sys.exit(2)
+        raise

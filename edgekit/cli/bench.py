@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from edgekit.cli.options import log
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("bench")
+    def bench(
+        run_dir: Annotated[Path, typer.Argument(help="run folder written by `edgekit run` or `edgekit export`")],
+        device: Annotated[Optional[list[str]], typer.Option("--device", "-d", help="device profile (repeatable)")] = None,
+        threads: Annotated[Optional[int], typer.Option(help="intra-op threads")] = None,
+        iterations: Annotated[Optional[int], typer.Option(help="minimum timed iterations")] = None,
+        min_time: Annotated[Optional[float], typer.Option("--min-time", help="minimum timed seconds")] = None,
+        batch_size: Annotated[Optional[int], typer.Option("--batch-size")] = None,
+    ) -> None:
+        """Benchmark every artifact in a run folder; results are added to its report.json."""
+        from edgekit import api
+        from edgekit.report.markdown import results_table
+
+        r = api.bench(run_dir, device, log=log, threads=threads, iterations=iterations, min_time_s=min_time,
+                      batch_size=batch_size)
+        typer.echo(results_table(r.report))
+        if any(x.status == "failed" for x in r.report.results):
+            raise typer.Exit(1)

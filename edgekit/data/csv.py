@@ -1,0 +1,44 @@
+"""Tabular CSV with a header; the label column holds class names or integers."""
+
+from __future__ import annotations
+
+import csv as _csv
+
+import numpy as np
+
+from edgekit.data.splits import Splits, make_splits
+from edgekit.errors import DataError
+
+
+def load(cfg, seed: int) -> Splits:
+    if not cfg.path.is_file():
+        raise DataError(f"{cfg.path}: CSV file not found")
+    with open(cfg.path, newline="") as f:
+        reader = _csv.reader(f)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise DataError(f"{cfg.path}: empty CSV file") from None
+        if cfg.label_column not in header:
+            raise DataError(f"{cfg.path}: label column '{cfg.label_column}' not in header {header}")
+        li = header.index(cfg.label_column)
+        feats, labels = [], []
+        for lineno, row in enumerate(reader, start=2):
+            if not row:
+                continue
+            if len(row) != len(header):
+                raise DataError(f"{cfg.path}:{lineno}: {len(row)} fields, header has {len(header)}")
+            try:
+                feats.append([float(v) for i, v in enumerate(row) if i != li])
+            except ValueError as e:
+                raise DataError(f"{cfg.path}:{lineno}: non-numeric feature: {e}") from e
+            labels.append(row[li].strip())
+    if not labels:
+        raise DataError(f"{cfg.path}: no data rows")
+    if all(v.lstrip("-").isdigit() for v in labels):
+        y = np.array([int(v) for v in labels])
+        names = [str(i) for i in range(int(y.max()) + 1)]
+    else:
+        names = sorted(set(labels))
+        y = np.array([names.index(v) for v in labels])
+    return make_splits(np.array(feats, dtype=np.float32), y, cfg, seed, class_names=names, source=f"csv:{cfg.path.name}")

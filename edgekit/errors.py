@@ -1,0 +1,60 @@
+"""Typed errors. Each carries what the user must fix; the CLI prints them without a traceback."""
+
+from __future__ import annotations
+
+
+class EdgekitError(Exception):
+    """Base class for every error edgekit raises on purpose."""
+
+    exit_code = 2
+
+
+class RecipeError(EdgekitError):
+    """A recipe (or device profile) is malformed: names the key path and the YAML line."""
+
+    def __init__(self, message: str, *, path: str | None = None, key: str | None = None, line: int | None = None):
+        self.path, self.key, self.line = path, key, line
+        where = ""
+        if path:
+            where = f"{path}:{line}: " if line else f"{path}: "
+        super().__init__(f"{where}{message}")
+
+
+class DataError(EdgekitError):
+    """A data source is missing or malformed."""
+
+
+class ModelLoadError(EdgekitError):
+    """A model file is corrupt, unsafe or does not match its declared architecture."""
+
+
+class ExportError(EdgekitError):
+    """The exporter could not produce an artifact."""
+
+
+class ExportParityError(ExportError):
+    """An artifact disagrees with the PyTorch reference beyond the recipe's tolerance."""
+
+    def __init__(self, artifact: str, parity: dict, tolerance: dict, failures: list[str]):
+        self.artifact, self.parity, self.tolerance, self.failures = artifact, parity, tolerance, failures
+        super().__init__(f"{artifact}: parity check failed: " + "; ".join(failures))
+
+
+class RuntimeUnavailable(EdgekitError):
+    """A runtime's package is not installed, or it cannot run this artifact."""
+
+
+class ArtifactError(EdgekitError):
+    """An artifact file is missing, truncated or corrupt."""
+
+
+class PassError(EdgekitError):
+    """A compression pass failed."""
+
+
+class BenchError(EdgekitError):
+    """A benchmark could not be run or produced no result."""
+
+
+class GateInputError(EdgekitError):
+    """A report given to `edgekit gate` is missing or malformed."""

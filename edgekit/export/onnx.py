@@ -1,0 +1,60 @@
+"""PyTorch -> ONNX, as one self-contained file with a dynamic batch axis."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.errors import ExportError
+from edgekit.export.artifact import describe
+from edgekit.report.atomic import atomic_path
+
+INPUT_NAME, OUTPUT_NAME = "input", "logits"
+
+
+class OnnxExporter:
+    format = "onnx"
+
+    def export(self, model, example: np.ndarray, cfg, path: Path, run_dir: Path, name: str):
+        import onnx
+        import torch
+
+        from edgekit.export.onnx_check import check_onnx_file, op_counts, tensor_specs
+
+        logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+        model = model.eval()
+        x = torch.from_numpy(np.ascontiguousarray(example[:2] if cfg.dynamic_batch and len(example) > 1 else example[:1]))
+        with tempfile.TemporaryDirectory() as tmp:
+            raw = Path(tmp) / "model.onnx"
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    if cfg.exporter == "dynamo":
+                        dyn = ({0: torch.export.Dim("batch", min=1, max=65536)},) if cfg.dynamic_batch else None
+                        torch.onnx.export(model, (x,), str(raw), dynamo=True, opset_version=cfg.opset,
+                                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+                                          dynamic_shapes=dyn, verbose=False)
+                    else:
+                        axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if cfg.dynamic_batch else None
+                        torch.onnx.export(model, (x,), str(raw), dynamo=False, opset_version=cfg.opset,
+                                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_axes=axes)
+            except Exception as e:  # the exporters raise many types; name the model and the cause
+                raise ExportError(f"ONNX export of {type(model).__name__} failed: {_first_line(e)}") from e
+            proto = onnx.load(str(raw))  # pulls in side .onnx.data written by the dynamo exporter
+            with atomic_path(path) as tmp_path:
+                onnx.save(proto, str(tmp_path))
+        proto = check_onnx_file(path)
+        return describe(
+            name, "onnx", "fp32", path, run_dir,
+            inputs=tensor_specs(proto.graph.input), outputs=tensor_specs(proto.graph.output), ops=op_counts(proto),
+            details={"opset": cfg.opset, "exporter": cfg.exporter, "dynamic_batch": cfg.dynamic_batch},
+        )
+
+
+def _first_line(e: Exception) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__

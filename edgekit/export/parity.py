@@ -1,0 +1,43 @@
+"""Compare an artifact's outputs with a reference's on the same real inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgekit.errors import ExportParityError
+from edgekit.report.schema import Parity
+
+
+def compare(reference: np.ndarray, output: np.ndarray) -> dict:
+    """max-abs and mean-abs error, mean per-sample cosine similarity, and top-1 agreement."""
+    ref = np.asarray(reference, dtype=np.float64).reshape(len(reference), -1)
+    out = np.asarray(output, dtype=np.float64).reshape(len(output), -1)
+    if ref.shape != out.shape:
+        raise ExportParityError(
+            "output", {}, {}, [f"output shape {tuple(output.shape)} differs from reference {tuple(reference.shape)}"]
+        )
+    diff = np.abs(ref - out)
+    denom = np.linalg.norm(ref, axis=1) * np.linalg.norm(out, axis=1)
+    cos = np.where(denom > 0, (ref * out).sum(axis=1) / np.maximum(denom, 1e-30), 1.0)
+    return {
+        "samples": int(len(ref)),
+        "max_abs": float(diff.max()) if diff.size else 0.0,
+        "mean_abs": float(diff.mean()) if diff.size else 0.0,
+        "cosine": float(cos.mean()) if cos.size else 1.0,
+        "top1_agreement": float((ref.argmax(1) == out.argmax(1)).mean()) if ref.shape[1] > 1 else 1.0,
+    }
+
+
+def check(artifact: str, numbers: dict, tolerance, reference: str, raise_on_fail: bool = True) -> Parity:
+    """Build the parity record; beyond tolerance raise ExportParityError with the numbers."""
+    failures = []
+    if tolerance.max_abs is not None and numbers["max_abs"] > tolerance.max_abs:
+        failures.append(f"max_abs {numbers['max_abs']:.3g} > {tolerance.max_abs:.3g}")
+    if tolerance.min_cosine is not None and numbers["cosine"] < tolerance.min_cosine:
+        failures.append(f"cosine {numbers['cosine']:.6f} < {tolerance.min_cosine}")
+    if tolerance.min_top1 is not None and numbers["top1_agreement"] < tolerance.min_top1:
+        failures.append(f"top1_agreement {numbers['top1_agreement']:.4f} < {tolerance.min_top1}")
+    parity = Parity(reference=reference, tolerance=tolerance.model_dump(), passed=not failures, **numbers)
+    if failures and raise_on_fail:
+        raise ExportParityError(artifact, numbers, tolerance.model_dump(), failures)
+    return parity

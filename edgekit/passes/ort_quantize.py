@@ -1,0 +1,290 @@
+"""Post-training quantization of the fp32 ONNX export with ONNX Runtime: static INT8, dynamic INT8, FP16."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from edgekit.config_base import Strict, Tolerance
+from edgekit.errors import PassError
+from edgekit.passes.base import Pass, PassContext
+
+
+class StaticQuantConfig(Strict):
+    """Static INT8 (calibrated activations). `auto` picks the format by measuring candidates on this host."""
+
+    name: Literal["quantize.static"]
+    artifact: str = "onnx-int8"
+    format: Literal["auto", "qdq", "qoperator"] = "auto"
+    activation_type: Literal["auto", "uint8", "int8"] = "auto"
+    weight_type: Literal["int8", "uint8"] = "int8"
+    per_channel: Literal["auto", True, False] = Field(
+        "auto", description="auto tries per-channel and per-tensor weights; per-channel wins ties")
+    reduce_range: bool = False
+    calibration: Literal["minmax", "entropy", "percentile"] = "minmax"
+    percentile: float = Field(99.999, gt=90, le=100)
+    calibration_size: int | None = Field(None, ge=1, description="default: all of the data's calibration subset")
+    exclude_nodes: list[str] = Field(default_factory=list, description="ONNX node names kept in float")
+    agreement_slack: float = Field(0.005, ge=0, le=1, description="auto: candidates within this top-1 agreement "
+                                                                "of the best are 'accurate enough'; the fastest wins")
+    cosine_slack: float = Field(0.002, ge=0, le=1, description="auto: and within this mean cosine of the best")
+    speed_margin: float = Field(0.05, ge=0, description="auto: latencies closer than this fraction are a tie, "
+                                                        "which the more faithful candidate wins")
+    select_time_s: float = Field(0.5, gt=0, description="auto: timing budget per candidate")
+    tolerance: Tolerance = Field(default_factory=lambda: Tolerance(min_cosine=0.98, min_top1=0.9))
+
+
+class DynamicQuantConfig(Strict):
+    """Dynamic INT8: weights int8, activations quantized at run time. For Linear/MatMul-heavy models."""
+
+    name: Literal["quantize.dynamic"]
+    artifact: str = "onnx-int8-dynamic"
+    weight_type: Literal["int8", "uint8"] = "int8"
+    per_channel: bool = True
+    op_types: list[str] = Field(default_factory=lambda: ["MatMul", "Attention", "LSTM", "Gather"],
+                                description="Conv is left out by default: ConvInteger is slower than fp32")
+    tolerance: Tolerance = Field(default_factory=lambda: Tolerance(min_cosine=0.98, min_top1=0.9))
+
+
+class Fp16Config(Strict):
+    name: Literal["quantize.fp16"]
+    artifact: str = "onnx-fp16"
+    keep_io_types: bool = Field(True, description="keep float32 inputs/outputs")
+    tolerance: Tolerance = Field(default_factory=lambda: Tolerance(min_cosine=0.999, min_top1=0.98))
+
+
+_QTYPE = {"int8": "QInt8", "uint8": "QUInt8"}
+_CALIB = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+_FORMAT = {"qdq": "QDQ", "qoperator": "QOperator"}
+
+
+def _preprocess(src: Path, dst: Path) -> Path:
+    """ORT's recommended pre-processing (shape inference, graph optimization); falls back to the input."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    try:
+        quant_pre_process(str(src), str(dst), skip_symbolic_shape=False)
+        return dst
+    except Exception:  # pre-processing is an optimization: a model it cannot handle is quantized as is
+        return src
+
+
+def _input_name(path: Path) -> str:
+    import onnx
+
+    return onnx.load(str(path), load_external_data=False).graph.input[0].name
+
+
+def _time_session(path: Path, x: np.ndarray, threads: int | None, budget_s: float) -> float:
+    """Median latency (ms) of one batch in a fresh session; used only to choose among candidates."""
+    from edgekit.runtimes.onnxruntime import OnnxRuntime
+
+    sess = OnnxRuntime().load(path, threads=threads)
+    for _ in range(5):
+        sess.run_batch(x)
+    lat, start = [], time.perf_counter()
+    while time.perf_counter() - start < budget_s or len(lat) < 10:
+        t0 = time.perf_counter_ns()
+        sess.run_batch(x)
+        lat.append((time.perf_counter_ns() - t0) / 1e6)
+    return float(np.median(lat))
+
+
+def _fidelity(path: Path, ctx: PassContext) -> dict:
+    """Top-1 agreement with the fp32 reference and accuracy, on the validation split (never the test split)."""
+    from edgekit.export.parity import compare
+    from edgekit.runtimes.onnxruntime import OnnxRuntime
+
+    x, y = ctx.splits.x_val, ctx.splits.y_val
+    if len(x) == 0:
+        x, y = ctx.splits.x_calib, None
+    ref = ctx.reference_logits["val" if y is not None else "calib"]
+    out = OnnxRuntime().load(path).run(x)
+    numbers = compare(ref, out)
+    if y is not None:
+        numbers["val_accuracy"] = float((out.argmax(1) == y).mean())
+    return numbers
+
+
+class StaticQuantize(Pass):
+    name = "quantize.static"
+    stage = "onnx"
+
+    def candidates(self) -> list[tuple[str, str, bool]]:
+        c = self.config
+        formats = ["qdq", "qoperator"] if c.format == "auto" else [c.format]
+        acts = ["uint8", "int8"] if c.activation_type == "auto" else [c.activation_type]
+        chans = [True, False] if c.per_channel == "auto" else [c.per_channel]
+        combos = [(f, a, pc) for pc in chans for f in formats for a in acts]
+        if c.format == "auto" and c.activation_type == "auto":  # S8S8 QOperator is rarely a fast kernel path
+            combos = [k for k in combos if k[:2] != ("qoperator", "int8")]
+        return combos
+
+    def quantize(self, src: Path, dst: Path, fmt: str, act: str, per_channel: bool, ctx: PassContext) -> None:
+        from onnxruntime import quantization as q
+
+        c = self.config
+        x = ctx.splits.x_calib[: c.calibration_size] if c.calibration_size else ctx.splits.x_calib
+        extra = {"CalibPercentile": c.percentile} if c.calibration == "percentile" else {}
+        q.quantize_static(
+            str(src), str(dst), make_reader_for(src, x),
+            quant_format=getattr(q.QuantFormat, _FORMAT[fmt]),
+            per_channel=per_channel, reduce_range=c.reduce_range,
+            activation_type=getattr(q.QuantType, _QTYPE[act]), weight_type=getattr(q.QuantType, _QTYPE[c.weight_type]),
+            nodes_to_exclude=c.exclude_nodes or None,
+            calibrate_method=getattr(q.CalibrationMethod, _CALIB[c.calibration]), extra_options=extra,
+        )
+
+    def apply(self, model, ctx: PassContext):
+        from edgekit.export.artifact import artifact_path, describe
+        from edgekit.export.onnx_check import check_onnx_file, op_counts, tensor_specs
+        from edgekit.report.atomic import atomic_path
+
+        t_start = time.perf_counter()
+        src = artifact_path(ctx.run_dir, model)
+        out_path = ctx.run_dir / "artifacts" / f"{self.config.artifact}.onnx"
+        threads = getattr(ctx.bench, "threads", None)
+        bs = getattr(ctx.bench, "batch_size", 1)
+        x_time = np.ascontiguousarray(np.resize(ctx.splits.x_calib[:bs], (bs, *ctx.splits.x_calib.shape[1:])))
+        combos = self.candidates()
+        rows = []
+        with tempfile.TemporaryDirectory(prefix="edgekit-quant-") as tmp:
+            tmp = Path(tmp)
+            pre = _preprocess(src, tmp / "pre.onnx")
+            fp32_ms = _time_session(src, x_time, threads, self.config.select_time_s) if len(combos) > 1 else None
+            for fmt, act, pc in combos:
+                cand = tmp / f"{fmt}-{act}-{'pc' if pc else 'pt'}.onnx"
+                try:
+                    self.quantize(pre, cand, fmt, act, pc, ctx)
+                    row = {"format": fmt, "activation_type": act, "weight_type": self.config.weight_type,
+                           "per_channel": pc, **_fidelity(cand, ctx), "size_bytes": cand.stat().st_size}
+                    if len(combos) > 1:
+                        row["latency_ms_p50"] = _time_session(cand, x_time, threads, self.config.select_time_s)
+                    row["_path"] = cand
+                except Exception as e:  # one failing candidate must not lose the others
+                    row = {"format": fmt, "activation_type": act, "per_channel": pc, "error": f"{type(e).__name__}: {e}"}
+                rows.append(row)
+            ok = [r for r in rows if "_path" in r]
+            if not ok:
+                raise PassError(f"quantize.static: every candidate failed: {[r['error'] for r in rows]}")
+            chosen, decision = self._choose(ok, fp32_ms)
+            with atomic_path(out_path) as tmp_out:
+                tmp_out.write_bytes(Path(chosen["_path"]).read_bytes())
+        for r in rows:
+            r.pop("_path", None)
+            r["chosen"] = r is chosen
+        proto = check_onnx_file(out_path)
+        art = describe(
+            self.config.artifact, "onnx", "int8", out_path, ctx.run_dir, source=model.name,
+            inputs=tensor_specs(proto.graph.input), outputs=tensor_specs(proto.graph.output), ops=op_counts(proto),
+            details={"format": chosen["format"], "activation_type": chosen["activation_type"],
+                     "weight_type": self.config.weight_type, "per_channel": chosen["per_channel"],
+                     "calibration": self.config.calibration, "calibration_samples": int(len(ctx.splits.x_calib))},
+        )
+        rec = self.record(
+            produced=art.name, duration_s=time.perf_counter() - t_start, decision=decision, candidates=rows,
+            before={"size_bytes": model.size_bytes}, after={"size_bytes": art.size_bytes},
+        )
+        if fp32_ms is not None:
+            rec.before["latency_ms_p50_selection"] = fp32_ms
+            rec.after["latency_ms_p50_selection"] = chosen["latency_ms_p50"]
+        return art, rec
+
+    def _choose(self, ok: list[dict], fp32_ms: float | None) -> tuple[dict, str]:
+        """Fastest candidate among the faithful ones; near-equal speeds go to the more faithful."""
+        c = self.config
+
+        def label(r):
+            act = "U8S8" if r["activation_type"] == "uint8" else "S8S8"
+            return f"{r['format'].upper()} {act} {'per-channel' if r['per_channel'] else 'per-tensor'}"
+
+        if len(ok) == 1:
+            return ok[0], f"{label(ok[0])} as configured"
+        best_agree = max(r["top1_agreement"] for r in ok)
+        best_cos = max(r["cosine"] for r in ok)
+        good = [r for r in ok if r["top1_agreement"] >= best_agree - c.agreement_slack
+                and r["cosine"] >= best_cos - c.cosine_slack]
+        fastest = min(r["latency_ms_p50"] for r in good)
+        tied = [r for r in good if r["latency_ms_p50"] <= fastest * (1 + c.speed_margin)]
+        chosen = max(tied, key=lambda r: (r["cosine"], r["per_channel"]))
+        others = "; ".join(f"{label(r)}: {r['latency_ms_p50']:.3f} ms, agreement {r['top1_agreement']:.3f}, "
+                           f"cosine {r['cosine']:.4f}" for r in ok)
+        why = (f"chose {label(chosen)}: the fastest (within {c.speed_margin:.0%}) of the candidates within "
+               f"{c.agreement_slack} top-1 agreement and {c.cosine_slack} cosine of the best on the validation split. "
+               f"Measured on this host: {others}")
+        why += f"; fp32 {fp32_ms:.3f} ms." if fp32_ms is not None else "."
+        if fp32_ms is not None and chosen["latency_ms_p50"] > fp32_ms:
+            why += " WARNING: the int8 model is slower than fp32 on this host."
+        return chosen, why
+
+
+def make_reader_for(path: Path, x: np.ndarray):
+    from edgekit.passes.onnx_calibration import make_reader
+
+    return make_reader(_input_name(path), x)
+
+
+class DynamicQuantize(Pass):
+    name = "quantize.dynamic"
+    stage = "onnx"
+
+    def apply(self, model, ctx: PassContext):
+        from onnxruntime import quantization as q
+
+        from edgekit.export.artifact import artifact_path, describe
+        from edgekit.export.onnx_check import check_onnx_file, op_counts, tensor_specs
+        from edgekit.report.atomic import atomic_path
+
+        t0 = time.perf_counter()
+        c = self.config
+        src = artifact_path(ctx.run_dir, model)
+        out_path = ctx.run_dir / "artifacts" / f"{c.artifact}.onnx"
+        with tempfile.TemporaryDirectory() as tmp:
+            pre = _preprocess(src, Path(tmp) / "pre.onnx")
+            with atomic_path(out_path) as tmp_out:
+                q.quantize_dynamic(str(pre), str(tmp_out), per_channel=c.per_channel,
+                                   weight_type=getattr(q.QuantType, _QTYPE[c.weight_type]), op_types_to_quantize=c.op_types)
+        proto = check_onnx_file(out_path)
+        ops = op_counts(proto)
+        art = describe(c.artifact, "onnx", "int8-dynamic", out_path, ctx.run_dir, source=model.name,
+                       inputs=tensor_specs(proto.graph.input), outputs=tensor_specs(proto.graph.output), ops=ops,
+                       details={"weight_type": c.weight_type, "op_types": c.op_types})
+        rec = self.record(produced=art.name, duration_s=time.perf_counter() - t0,
+                          before={"size_bytes": model.size_bytes}, after={"size_bytes": art.size_bytes})
+        if not any(op in ops for op in ("MatMulInteger", "DynamicQuantizeMatMul", "DynamicQuantizeLSTM", "ConvInteger")):
+            rec.notes.append(f"no layer of types {c.op_types} was quantized: the model has none (ops: {sorted(ops)})")
+        return art, rec
+
+
+class Fp16(Pass):
+    name = "quantize.fp16"
+    stage = "onnx"
+
+    def apply(self, model, ctx: PassContext):
+        import onnx
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        from edgekit.export.artifact import artifact_path, describe
+        from edgekit.export.onnx_check import check_onnx_file, op_counts, tensor_specs
+        from edgekit.report.atomic import atomic_path
+
+        t0 = time.perf_counter()
+        c = self.config
+        out_path = ctx.run_dir / "artifacts" / f"{c.artifact}.onnx"
+        proto = convert_float_to_float16(onnx.load(str(artifact_path(ctx.run_dir, model))), keep_io_types=c.keep_io_types)
+        with atomic_path(out_path) as tmp_out:
+            onnx.save(proto, str(tmp_out))
+        proto = check_onnx_file(out_path)
+        art = describe(c.artifact, "onnx", "fp16", out_path, ctx.run_dir, source=model.name,
+                       inputs=tensor_specs(proto.graph.input), outputs=tensor_specs(proto.graph.output),
+                       ops=op_counts(proto), details={"keep_io_types": c.keep_io_types})
+        rec = self.record(produced=art.name, duration_s=time.perf_counter() - t0,
+                          before={"size_bytes": model.size_bytes}, after={"size_bytes": art.size_bytes})
+        rec.notes.append("ONNX Runtime's CPU provider has few fp16 kernels: expect casts and no CPU speedup; "
+                         "fp16 is for GPU providers and for halving the file")
+        return art, rec

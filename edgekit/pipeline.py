@@ -1,0 +1,351 @@
+"""The recipe pipeline: data -> model -> train -> torch passes -> export + parity -> onnx passes -> bench -> gates.
+
+Each stage appends to the report and saves it, so a killed run keeps what it finished; one failing target is
+recorded and the others go on.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgekit import __version__
+from edgekit.errors import EdgekitError
+from edgekit.recipe import Recipe, default_artifact_name
+from edgekit.report.schema import Artifact, Report
+
+PARITY_THREADS = 2
+
+
+@dataclass
+class Run:
+    recipe: Recipe
+    run_dir: Path
+    report: Report
+    log: Callable[[str], None] = print
+    splits: Any = None
+    model: Any = None  # nn.Module, or Path of a user .onnx
+    reference_model: Any = None
+    reference_logits: dict[str, Any] = field(default_factory=dict)
+
+    def save(self, stage: str | None = None) -> None:
+        from edgekit.report.io import save_report
+
+        if stage and stage not in self.report.stages_done:
+            self.report.stages_done.append(stage)
+        save_report(self.report, self.run_dir)
+
+    def fail(self, where: str, err: Exception) -> None:
+        msg = f"{where}: {err}"
+        self.report.errors.append(msg)
+        self.log(f"  FAILED {msg}")
+
+
+def new_run(recipe: Recipe, out_dir: Path | None = None, log: Callable[[str], None] = print) -> Run:
+    from edgekit.bench.environment import fingerprint
+
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(out_dir) if out_dir else Path(recipe.output_dir) / f"{recipe.name}-{stamp}"
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "artifacts").mkdir(exist_ok=True)
+    from edgekit.report.atomic import atomic_write_text
+
+    atomic_write_text(run_dir / "recipe.yaml", recipe.to_yaml())
+    report = Report(
+        edgekit_version=__version__, recipe_name=recipe.name, created=_dt.datetime.now().isoformat(timespec="seconds"),
+        recipe=recipe.model_dump(mode="json"), recipe_sha256=recipe.sha256(), seed=recipe.seed,
+        environment=fingerprint(threads=recipe.bench.threads if recipe.bench else None),
+    )
+    run = Run(recipe, run_dir, report, log)
+    run.save()
+    return run
+
+
+def stage_data(run: Run) -> None:
+    from edgekit.data import load_data
+
+    run.log(f"data: {run.recipe.data.source}")
+    run.splits = load_data(run.recipe.data, run.recipe.seed)
+    run.report.data = run.splits.summary()
+    s = run.report.data
+    run.log(f"  {s['train']} train / {s['val']} val / {s['test']} test, input {tuple(s['input_shape'])}, "
+            f"{s['num_classes']} classes")
+    run.save("data")
+
+
+def stage_model(run: Run, checkpoint: Path | None = None) -> None:
+    from edgekit.models import build_model
+    from edgekit.train.trainer import seed_everything
+
+    cfg = run.recipe.model
+    seed_everything(run.recipe.seed)  # weight init is part of what the seed fixes
+    run.model = build_model(cfg, run.splits.input_shape, run.splits.num_classes)
+    info: dict[str, Any] = {"arch": cfg.arch}
+    if isinstance(run.model, Path):
+        info["path"] = str(run.model)
+    else:
+        from edgekit.models.checkpoint import apply_state_dict, load_state_dict
+        from edgekit.models.stats import model_stats
+
+        if checkpoint is not None:
+            apply_state_dict(run.model, load_state_dict(checkpoint), checkpoint)
+            info["checkpoint"] = str(checkpoint)
+        run.model.eval()
+        info.update(model_stats(run.model, run.splits.input_shape))
+    run.report.model = info
+    run.log(f"model: {cfg.arch}" + (f", {info['params']:,} params, {info['macs']:,} MACs" if "params" in info else ""))
+    run.save("model")
+
+
+def stage_train(run: Run) -> None:
+    from edgekit.models.checkpoint import save_checkpoint
+    from edgekit.train.trainer import Trainer
+
+    cfg = run.recipe.train
+    if cfg is None or isinstance(run.model, Path) or cfg.epochs == 0:
+        return
+    run.log(f"train: {cfg.epochs} epochs, {cfg.optimizer.name} lr {cfg.optimizer.lr}")
+    t0 = time.perf_counter()
+    trainer = Trainer(cfg, run.splits, seed=run.recipe.seed)
+    hist = trainer.fit(run.model)
+    test_loss, test_acc = trainer.evaluate(run.model, run.splits.x_test, run.splits.y_test)
+    ckpt = save_checkpoint(run.model, run.run_dir / "model.safetensors",
+                           {"model": run.recipe.model.model_dump(mode="json"), "input_shape": list(run.splits.input_shape),
+                            "num_classes": run.splits.num_classes})
+    run.report.training = {**hist.as_dict(), "test_loss": test_loss, "test_accuracy": test_acc,
+                           "duration_s": time.perf_counter() - t0, "checkpoint": ckpt.name}
+    run.log(f"  test accuracy {test_acc:.4f} ({time.perf_counter() - t0:.1f} s"
+            + (", stopped early" if hist.stopped_early else "") + ")")
+    run.save("train")
+
+
+def stage_reference(run: Run) -> None:
+    """fp32 reference outputs on val/calib/test: what every artifact is compared with."""
+    import numpy as np
+
+    s = run.splits
+    if isinstance(run.model, Path):
+        from edgekit.runtimes.onnxruntime import OnnxRuntime
+
+        sess = OnnxRuntime().load(run.model, threads=PARITY_THREADS)
+        predict = sess.run
+        source = "onnx fp32 (user model)"
+    else:
+        from edgekit.train.trainer import predict as torch_predict
+
+        def predict(x):
+            return torch_predict(run.model, x)
+
+        source = "torch fp32"
+    for split, x in (("val", s.x_val), ("calib", s.x_calib), ("test", s.x_test)):
+        run.reference_logits[split] = predict(x) if len(x) else np.zeros((0, s.num_classes), np.float32)
+    acc = float((run.reference_logits["test"].argmax(1) == s.y_test).mean())
+    run.report.reference = {"source": source, "accuracy": acc, "test_samples": int(len(s.y_test))}
+    run.reference_model = run.model
+    run.save("reference")
+
+
+def _context(run: Run):
+    from edgekit.passes.base import PassContext
+
+    return PassContext(splits=run.splits, run_dir=run.run_dir, seed=run.recipe.seed, train=run.recipe.train,
+                       bench=run.recipe.bench, reference=run.reference_model, reference_logits=run.reference_logits,
+                       log=run.log)
+
+
+def stage_torch_passes(run: Run) -> None:
+    from edgekit.passes import get_pass
+
+    for cfg in run.recipe.passes:
+        p = get_pass(cfg)
+        if p.stage != "torch":
+            continue
+        if isinstance(run.model, Path):
+            run.fail(f"pass {cfg.name}", EdgekitError("needs a PyTorch model; the recipe's model is an .onnx file"))
+            continue
+        run.log(f"pass: {cfg.name}")
+        try:
+            run.model, rec = p.apply(run.model, _context(run))
+        except EdgekitError as e:
+            run.fail(f"pass {cfg.name}", e)
+            run.report.passes.append(p.record(status="failed", error=str(e)))
+            continue
+        run.report.passes.append(rec)
+        run.save()
+    run.save("torch_passes")
+
+
+def verify(run: Run, art: Artifact, tolerance, samples: int = 256) -> Artifact:
+    """Run the artifact on held-out test inputs in its runtime and compare with the fp32 reference."""
+    from edgekit.errors import ExportParityError
+    from edgekit.export.artifact import artifact_path
+    from edgekit.export.parity import check, compare
+    from edgekit.runtimes import runtime_for
+
+    x = run.splits.x_test[:samples]
+    sess = runtime_for(art.format).load(artifact_path(run.run_dir, art), threads=PARITY_THREADS)
+    numbers = compare(run.reference_logits["test"][: len(x)], sess.run(x))
+    art.parity = check(art.name, numbers, tolerance, run.report.reference.get("source", "torch fp32"),
+                       raise_on_fail=False)
+    if not art.parity.passed:
+        err = ExportParityError(art.name, numbers, tolerance.model_dump(),
+                                [f for f in _failures(art.parity)])
+        art.status, art.error = "failed", str(err)
+        run.fail(f"parity {art.name}", err)
+    return art
+
+
+def _failures(p) -> list[str]:
+    t = p.tolerance
+    out = []
+    if t.get("max_abs") is not None and p.max_abs > t["max_abs"]:
+        out.append(f"max_abs {p.max_abs:.3g} > {t['max_abs']:.3g}")
+    if t.get("min_cosine") is not None and p.cosine < t["min_cosine"]:
+        out.append(f"cosine {p.cosine:.6f} < {t['min_cosine']}")
+    if t.get("min_top1") is not None and p.top1_agreement < t["min_top1"]:
+        out.append(f"top1_agreement {p.top1_agreement:.4f} < {t['min_top1']}")
+    return out
+
+
+def stage_export(run: Run, formats: set[str] | None = None) -> None:
+    from edgekit.export import SUFFIX, get_exporter
+    from edgekit.export.artifact import describe
+    from edgekit.export.onnx_check import check_onnx_file, op_counts, tensor_specs
+
+    if isinstance(run.model, Path):  # a user .onnx: it is the fp32 artifact
+        dst = run.run_dir / "artifacts" / "onnx-fp32.onnx"
+        shutil.copyfile(run.model, dst)
+        proto = check_onnx_file(dst)
+        art = describe("onnx-fp32", "onnx", "fp32", dst, run.run_dir, inputs=tensor_specs(proto.graph.input),
+                       outputs=tensor_specs(proto.graph.output), ops=op_counts(proto), details={"user_model": True})
+        run.report.artifacts.append(art)
+        run.save("export")
+        return
+    for cfg in run.recipe.export:
+        if formats and cfg.format not in formats:
+            continue
+        name = cfg.name or default_artifact_name(cfg)
+        path = run.run_dir / "artifacts" / f"{name}{SUFFIX[cfg.format]}"
+        run.log(f"export: {name}")
+        t0 = time.perf_counter()
+        try:
+            art = get_exporter(cfg.format).export(run.model, run.splits.x_test, cfg, path, run.run_dir, name)
+            art.details["export_s"] = round(time.perf_counter() - t0, 3)
+            verify(run, art, cfg.tolerance, cfg.parity_samples)
+        except EdgekitError as e:
+            run.fail(f"export {name}", e)
+            art = Artifact(name=name, format=cfg.format, precision=getattr(cfg, "precision", "fp32"), path="",
+                           size_bytes=0, status="failed", error=str(e))
+        run.report.artifacts.append(art)
+        if art.parity:
+            run.log(f"  {art.size_bytes / 1024:.1f} KiB, parity max_abs {art.parity.max_abs:.2e} "
+                    f"cosine {art.parity.cosine:.6f} top1 {art.parity.top1_agreement:.4f}")
+        run.save()
+    run.save("export")
+
+
+def stage_onnx_passes(run: Run) -> None:
+    from edgekit.passes import get_pass
+
+    source = next((a for a in run.report.artifacts if a.format == "onnx" and a.precision == "fp32" and a.status == "ok"),
+                  None)
+    for cfg in run.recipe.passes:
+        p = get_pass(cfg)
+        if p.stage != "onnx":
+            continue
+        if source is None:
+            run.fail(f"pass {cfg.name}", EdgekitError("needs an fp32 ONNX artifact: add `- format: onnx` to export"))
+            run.report.passes.append(p.record(status="failed", error="no fp32 ONNX artifact"))
+            continue
+        run.log(f"pass: {cfg.name} on {source.name}")
+        try:
+            art, rec = p.apply(source, _context(run))
+            verify(run, art, cfg.tolerance)
+        except EdgekitError as e:
+            run.fail(f"pass {cfg.name}", e)
+            run.report.passes.append(p.record(status="failed", error=str(e)))
+            run.save()
+            continue
+        except Exception as e:  # a quantizer crash (ORT raises plain exceptions) must not lose the other targets
+            run.fail(f"pass {cfg.name}", EdgekitError(f"{type(e).__name__}: {e}"))
+            run.report.passes.append(p.record(status="failed", error=f"{type(e).__name__}: {e}"))
+            run.save()
+            continue
+        run.report.passes.append(rec)
+        run.report.artifacts.append(art)
+        if rec.decision:
+            run.log(f"  {rec.decision}")
+        if art.parity:
+            run.log(f"  {art.size_bytes / 1024:.1f} KiB, parity cosine {art.parity.cosine:.5f} "
+                    f"top1 {art.parity.top1_agreement:.4f}")
+        run.save()
+    run.save("onnx_passes")
+
+
+def stage_bench(run: Run, devices: list[str] | None = None) -> None:
+    from edgekit.bench.run import bench_artifact
+    from edgekit.devices import load_profile
+
+    cfg = run.recipe.bench
+    if cfg is None:
+        return
+    for dev in devices or cfg.devices:
+        try:
+            profile = load_profile(dev)
+        except EdgekitError as e:
+            run.fail(f"device {dev}", e)
+            continue
+        for art in [a for a in run.report.artifacts if a.status == "ok"]:
+            run.log(f"bench: {art.name} on {profile.name}")
+            row = bench_artifact(art, run.run_dir, run.splits.x_test, run.splits.y_test, profile, cfg,
+                                 keep_samples_dir=run.run_dir / "samples")
+            run.report.results = [r for r in run.report.results if (r.artifact, r.device) != (row.artifact, row.device)]
+            run.report.results.append(row)
+            if row.status == "ok":
+                acc = f"acc {row.accuracy:.4f} " if row.accuracy is not None else ""
+                run.log(f"  {acc}p50 {row.latency_ms.p50:.3f} ms p90 {row.latency_ms.p90:.3f} ms "
+                        f"({row.latency_ms.samples} runs, {row.threads} threads)")
+            else:
+                run.fail(f"bench {art.name}@{profile.name}", EdgekitError(row.error or row.status))
+            run.save()
+    run.save("bench")
+
+
+def stage_gates(run: Run) -> bool:
+    from edgekit.report.gates import evaluate_gates
+
+    run.report.gates = evaluate_gates(run.report, run.recipe.gates)
+    run.save("gates")
+    return all(g.passed for g in run.report.gates)
+
+
+def finish(run: Run) -> None:
+    from edgekit.report.atomic import atomic_write_text
+    from edgekit.report.markdown import render_markdown
+
+    run.report.status = "completed" if not run.report.errors else "completed_with_errors"
+    run.save()
+    atomic_write_text(run.run_dir / "report.md", render_markdown(run.report))
+
+
+def run_recipe(recipe: Recipe, out_dir: Path | None = None, log: Callable[[str], None] = print,
+               checkpoint: Path | None = None) -> Run:
+    """Run every stage of a recipe; returns the Run (report, run folder)."""
+    run = new_run(recipe, out_dir, log)
+    stage_data(run)
+    stage_model(run, checkpoint)
+    if checkpoint is None:
+        stage_train(run)
+    stage_reference(run)
+    stage_torch_passes(run)
+    stage_export(run)
+    stage_onnx_passes(run)
+    stage_bench(run)
+    stage_gates(run)
+    finish(run)
+    return run

@@ -1,0 +1,160 @@
+"""The recipe schema and its loader: YAML in, a validated `Recipe` out, errors naming key and line."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Annotated, Any, TypeVar, Union
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, model_validator
+
+from edgekit.bench.config import BenchConfig
+from edgekit.config_base import Strict
+from edgekit.data.config import DataConfig
+from edgekit.errors import RecipeError
+from edgekit.export.config import EXPORT_CONFIGS
+from edgekit.models.config import ModelConfig
+from edgekit.passes import pass_configs
+from edgekit.train.config import TrainConfig
+from edgekit.yaml_lines import compose, key_line, line_of
+
+PassConfig = Annotated[Union[tuple(pass_configs())], Field(discriminator="name")]
+ExportConfig = Annotated[Union[tuple(EXPORT_CONFIGS)], Field(discriminator="format")]
+
+
+class GatesConfig(Strict):
+    """Thresholds a run must meet. Accuracy values are fractions (0.01 = one percentage point)."""
+
+    max_accuracy_drop: float | None = Field(None, ge=0, le=1, description="vs the fp32 reference (or baseline)")
+    max_latency_p90_ms: float | None = Field(None, gt=0)
+    max_size_mb: float | None = Field(None, gt=0)
+    max_latency_regression: float | None = Field(None, gt=1, description="p90 ratio vs --baseline, e.g. 1.2")
+    min_accuracy: float | None = Field(None, ge=0, le=1)
+    artifacts: list[str] | None = Field(None, description="gate only these artifacts (default: all)")
+
+
+class Recipe(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
+    seed: int = 0
+    model: ModelConfig
+    data: DataConfig
+    train: TrainConfig | None = None
+    passes: list[PassConfig] = Field(default_factory=list)
+    export: list[ExportConfig] = Field(default_factory=list)
+    bench: BenchConfig | None = Field(default_factory=BenchConfig)
+    gates: GatesConfig = Field(default_factory=GatesConfig)
+    output_dir: Path = Path("runs")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        names = [e.name or default_artifact_name(e) for e in self.export]
+        names += [p.artifact for p in self.passes if hasattr(p, "artifact")]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"artifact names must be unique; repeated: {dupes}")
+        if self.model.arch == "onnx" and any(e.format != "onnx" for e in self.export):
+            raise ValueError("an .onnx model cannot be exported to other formats; remove those export targets")
+        return self
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json", exclude_unset=False), sort_keys=False)
+
+    def sha256(self) -> str:
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+
+
+def default_artifact_name(export_cfg) -> str:
+    return f"{export_cfg.format}-{getattr(export_cfg, 'precision', 'fp32')}"
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_yaml_text(text: str, model: type[M], source: str = "<recipe>", overrides: list[str] | None = None) -> M:
+    """Parse YAML and validate it against `model`; errors name the key path and the line."""
+    try:
+        data = yaml.safe_load(text)
+        root = compose(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        raise RecipeError(f"invalid YAML: {getattr(e, 'problem', e)}", path=source,
+                          line=mark.line + 1 if mark else None) from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"expected a mapping at the top level, got {type(data).__name__}", path=source, line=1)
+    for item in overrides or []:
+        apply_override(data, item, source)
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise _recipe_error(e, root, source) from None
+
+
+def validate_yaml_file(path: Path, model: type[M], overrides: list[str] | None = None) -> M:
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError("file not found", path=str(path))
+    return validate_yaml_text(path.read_text(), model, source=str(path), overrides=overrides)
+
+
+def load_recipe(path: Path | str, overrides: list[str] | None = None) -> Recipe:
+    """Load a recipe file. `overrides` are 'dotted.key=value' strings (value parsed as YAML)."""
+    return validate_yaml_file(Path(path), Recipe, overrides)
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    return recipe.to_yaml()
+
+
+def apply_override(data: dict, item: str, source: str) -> None:
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise RecipeError(f"--set expects KEY=VALUE, got '{item}'", path=source)
+    node: Any = data
+    parts = key.split(".")
+    for part in parts[:-1]:
+        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            node = node.setdefault(part, {})
+        else:
+            raise RecipeError(f"--set {key}: '{part}' does not name a mapping or list item", path=source, key=key)
+    last = parts[-1]
+    value = yaml.safe_load(raw) if raw else ""
+    if isinstance(node, list) and last.isdigit() and int(last) < len(node):
+        node[int(last)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise RecipeError(f"--set {key}: cannot set '{last}'", path=source, key=key)
+
+
+def _recipe_error(e: ValidationError, root, source: str) -> RecipeError:
+    lines = []
+    first_line, first_key = None, None
+    for err in e.errors()[:5]:
+        loc = tuple(err["loc"])
+        visible = tuple(p for p in loc if not _is_union_tag(p))
+        key = ".".join(str(p) for p in visible) or "(top level)"
+        line = key_line(root, loc) if err["type"] == "extra_forbidden" else line_of(root, loc)
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        if err["type"] == "union_tag_invalid":
+            msg = err["msg"].replace("Input tag", "value")
+        if first_line is None:
+            lines.append(f"{key}: {msg}")
+        else:
+            lines.append(f"line {line}: {key}: {msg}" if line else f"{key}: {msg}")
+        if first_line is None:
+            first_line, first_key = line, key
+    more = len(e.errors()) - 5
+    text = "; ".join(lines) + (f"; and {more} more" if more > 0 else "")
+    return RecipeError(text, path=source, key=first_key, line=first_line)
+
+
+def _is_union_tag(part) -> bool:
+    """pydantic puts the discriminator value ('quantize.static', 'cnn') into the location; hide it."""
+    tags = {"digits", "fashion-mnist", "npz", "image-folder", "csv", "mlp", "cnn", "resnet", "mobilenet_v2", "factory",
+            "torchscript", "onnx", "torch", "tflite"}
+    from edgekit.passes import PASSES
+
+    return isinstance(part, str) and (part in tags or part in PASSES)

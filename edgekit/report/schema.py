@@ -1,0 +1,136 @@
+"""report.json, schema v1: append-only records of one run. Extend by adding optional fields only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA = "edgekit.report/v1"
+
+
+class Record(BaseModel):
+    """Report records accept no unknown keys, so a reader notices a schema it does not know."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class Parity(Record):
+    reference: str = Field(description="what the artifact was compared with, e.g. 'torch fp32'")
+    samples: int
+    max_abs: float
+    mean_abs: float
+    cosine: float
+    top1_agreement: float
+    tolerance: dict[str, float | None] = Field(default_factory=dict)
+    passed: bool = True
+
+
+class TensorSpec(Record):
+    name: str
+    shape: list[int | str]
+    dtype: str
+
+
+class Artifact(Record):
+    name: str
+    format: str
+    precision: str
+    path: str
+    size_bytes: int
+    sha256: str = ""
+    source: str | None = Field(None, description="artifact this one was derived from")
+    inputs: list[TensorSpec] = Field(default_factory=list)
+    outputs: list[TensorSpec] = Field(default_factory=list)
+    parity: Parity | None = None
+    ops: dict[str, int] = Field(default_factory=dict)
+    details: dict[str, Any] = Field(default_factory=dict)
+    status: str = "ok"
+    error: str | None = None
+
+
+class LatencyStats(Record):
+    p50: float
+    p90: float
+    p99: float
+    mean: float
+    std: float
+    min: float
+    max: float
+    iqr: float
+    samples: int
+
+
+class Result(Record):
+    artifact: str
+    device: str
+    runtime: str
+    status: str = "ok"
+    error: str | None = None
+    batch_size: int = 1
+    threads: int | None = None
+    accuracy: float | None = None
+    test_samples: int | None = None
+    latency_ms: LatencyStats | None = None
+    throughput: float | None = Field(None, description="samples per second at batch_size")
+    peak_rss_mb: float | None = None
+    baseline_rss_mb: float | None = Field(None, description="RSS before the model was loaded")
+    load_ms: float | None = None
+    first_inference_ms: float | None = None
+    duration_s: float | None = None
+    size_bytes: int | None = None
+    runtime_version: str | None = None
+
+
+class PassRecord(Record):
+    name: str
+    stage: str
+    config: dict[str, Any]
+    status: str = "ok"
+    error: str | None = None
+    duration_s: float = 0.0
+    produced: str | None = Field(None, description="artifact name, for passes that write one")
+    before: dict[str, Any] = Field(default_factory=dict)
+    after: dict[str, Any] = Field(default_factory=dict)
+    decision: str | None = Field(None, description="what was chosen and why")
+    candidates: list[dict[str, Any]] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)
+
+
+class GateResult(Record):
+    name: str
+    target: str = Field(description="artifact@device the gate looked at, or 'run'")
+    value: float | None
+    threshold: float
+    passed: bool
+    detail: str = ""
+
+
+class Report(Record):
+    schema_: str = Field(SCHEMA, alias="schema")
+    edgekit_version: str
+    recipe_name: str
+    created: str
+    status: str = "running"
+    stages_done: list[str] = Field(default_factory=list)
+    recipe: dict[str, Any] = Field(default_factory=dict)
+    recipe_sha256: str = ""
+    seed: int = 0
+    data: dict[str, Any] = Field(default_factory=dict)
+    model: dict[str, Any] = Field(default_factory=dict)
+    reference: dict[str, Any] = Field(default_factory=dict)
+    training: dict[str, Any] | None = None
+    passes: list[PassRecord] = Field(default_factory=list)
+    artifacts: list[Artifact] = Field(default_factory=list)
+    results: list[Result] = Field(default_factory=list)
+    gates: list[GateResult] = Field(default_factory=list)
+    environment: dict[str, Any] = Field(default_factory=dict)
+    errors: list[str] = Field(default_factory=list)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
+
+    def artifact(self, name: str) -> Artifact | None:
+        return next((a for a in self.artifacts if a.name == name), None)
+
+    def to_json(self) -> str:
+        return self.model_dump_json(by_alias=True, indent=2)

@@ -1,0 +1,49 @@
+"""The Runtime interface: load an artifact file, run float batches, list its operators."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+
+
+class Session(ABC):
+    """A loaded model. `run` takes and returns float32 arrays; any quantized I/O is handled inside."""
+
+    static_batch: int | None = None
+
+    @abstractmethod
+    def run_batch(self, x: np.ndarray) -> np.ndarray:
+        """Run one batch the model accepts as is."""
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Run any number of samples, splitting into the model's static batch when it has one."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        b = self.static_batch
+        if b is None or len(x) == b:
+            return self.run_batch(x)
+        outs = []
+        for i in range(0, len(x), b):
+            chunk = x[i: i + b]
+            n = len(chunk)
+            if n < b:
+                chunk = np.concatenate([chunk, np.repeat(chunk[-1:], b - n, axis=0)])
+            outs.append(self.run_batch(chunk)[:n])
+        return np.concatenate(outs)
+
+    def ops(self) -> dict[str, int]:
+        return {}
+
+
+class Runtime(ABC):
+    name: str = ""
+    formats: tuple[str, ...] = ()
+
+    @abstractmethod
+    def version(self) -> str:
+        """Version of the underlying package; raises RuntimeUnavailable when it is not installed."""
+
+    @abstractmethod
+    def load(self, path: Path, threads: int | None = None, providers: list[str] | None = None) -> Session:
+        ...

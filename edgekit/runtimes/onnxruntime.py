@@ -1,0 +1,72 @@
+"""ONNX Runtime: one InferenceSession per artifact, intra-op threads and execution providers configurable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.errors import ArtifactError, RuntimeUnavailable
+from edgekit.runtimes.base import Runtime, Session
+
+
+def _ort():
+    try:
+        import onnxruntime
+    except ImportError as e:
+        raise RuntimeUnavailable("onnxruntime is not installed: pip install onnxruntime") from e
+    return onnxruntime
+
+
+class OrtSession(Session):
+    def __init__(self, sess, path: Path):
+        self.sess, self.path = sess, path
+        inp = sess.get_inputs()[0]
+        self.input_name = inp.name
+        self.input_type = inp.type
+        dim0 = inp.shape[0] if inp.shape else None
+        self.static_batch = dim0 if isinstance(dim0, int) and dim0 > 0 else None
+
+    def run_batch(self, x: np.ndarray) -> np.ndarray:
+        if self.input_type == "tensor(float16)":
+            x = x.astype(np.float16)
+        out = self.sess.run(None, {self.input_name: x})[0]
+        return np.asarray(out, dtype=np.float32)
+
+    def ops(self) -> dict[str, int]:
+        import onnx
+
+        from edgekit.export.onnx_check import op_counts
+
+        return op_counts(onnx.load(str(self.path)))
+
+
+class OnnxRuntime(Runtime):
+    name = "onnxruntime"
+    formats = ("onnx",)
+
+    def version(self) -> str:
+        return _ort().__version__
+
+    def load(self, path: Path, threads: int | None = None, providers: list[str] | None = None) -> OrtSession:
+        ort = _ort()
+        path = Path(path)
+        if not path.is_file():
+            raise ArtifactError(f"{path}: model file not found")
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        available = ort.get_available_providers()
+        wanted = providers or ["CPUExecutionProvider"]
+        missing = [p for p in wanted if p not in available]
+        if missing:
+            raise RuntimeUnavailable(f"onnxruntime has no {missing} here (available: {available})")
+        try:
+            sess = ort.InferenceSession(str(path), sess_options=opts, providers=wanted)
+        except Exception as e:  # ORT raises its own Fail/InvalidGraph/InvalidProtobuf types
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ArtifactError(f"{path}: ONNX Runtime cannot load this model: {first}") from e
+        return OrtSession(sess, path)

@@ -1,0 +1,1 @@
+"""Training: used for training, fine-tuning, distillation and quantization-aware training."""
