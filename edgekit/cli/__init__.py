@@ -26,25 +26,22 @@ def _register() -> None:
 
 def main() -> None:
     """Entry point: format edgekit errors in one place, without a traceback unless --debug."""
+    import click
+
     from edgekit.errors import EdgekitError
 
     _register()
     try:
-        app(standalone_mode=False)
+        rc = app(standalone_mode=False)  # returns the code of a typer.Exit raised by a command
     except EdgekitError as e:
         if _state["debug"] or "--debug" in sys.argv:
             raise
         typer.secho(f"error: {e}", fg="red", err=True)
         sys.exit(e.exit_code)
-    except (typer.Abort, KeyboardInterrupt):
+    except (click.exceptions.Abort, KeyboardInterrupt):
         typer.secho("aborted", err=True)
         sys.exit(130)
-    except Exception as e:  # click's usage errors
-        import click
-
-        if isinstance(e, click.exceptions.Exit):
-            sys.exit(e.exit_code)
-        if isinstance(e, click.ClickException):
-            e.show()
-            sys.exit(2)
-        raise
+    except click.ClickException as e:  # usage errors
+        e.show()
+        sys.exit(2)
+    sys.exit(rc if isinstance(rc, int) else 0)

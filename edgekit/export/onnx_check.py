@@ -22,7 +22,7 @@ def check_onnx_file(path: Path):
         raise ArtifactError(f"{path}: not a valid ONNX model (cannot parse protobuf: {e})") from e
     try:
         onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as e:
+    except Exception as e:  # onnx's checker raises its C++ ValidationError type
         first = str(e).strip().splitlines()[0]
         raise ArtifactError(f"{path}: ONNX model fails validation: {first}") from e
     if not model.graph.node:
@@ -47,3 +47,35 @@ def op_counts(model) -> dict[str, int]:
     for n in model.graph.node:
         counts[n.op_type] = counts.get(n.op_type, 0) + 1
     return dict(sorted(counts.items()))
+
+
+def initializer_bytes(model) -> dict[str, int]:
+    """Bytes of weights per element type (e.g. {'float32': 400, 'int8': 100}): shows what really got quantized."""
+    import onnx
+
+    out: dict[str, int] = {}
+    for init in model.graph.initializer:
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(init.data_type)
+        n = 1
+        for d in init.dims:
+            n *= d
+        out[dtype.name] = out.get(dtype.name, 0) + n * dtype.itemsize
+    return out
+
+
+def toposort(graph) -> None:
+    """Reorder a graph's nodes so every input is produced before it is used (some converters leave them unsorted)."""
+    ready = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        progressed = False
+        for node in list(pending):
+            if all(i in ready for i in node.input):
+                ordered.append(node)
+                ready.update(node.output)
+                pending.remove(node)
+                progressed = True
+        if not progressed:
+            raise ValueError(f"graph has a cycle or dangling inputs at node {pending[0].name}")
+    del graph.node[:]
+    graph.node.extend(ordered)

@@ -270,13 +270,14 @@ class Fp16(Pass):
         from onnxruntime.transformers.float16 import convert_float_to_float16
 
         from edgekit.export.artifact import artifact_path, describe
-        from edgekit.export.onnx_check import check_onnx_file, op_counts, tensor_specs
+        from edgekit.export.onnx_check import check_onnx_file, op_counts, tensor_specs, toposort
         from edgekit.report.atomic import atomic_path
 
         t0 = time.perf_counter()
         c = self.config
         out_path = ctx.run_dir / "artifacts" / f"{c.artifact}.onnx"
         proto = convert_float_to_float16(onnx.load(str(artifact_path(ctx.run_dir, model))), keep_io_types=c.keep_io_types)
+        toposort(proto.graph)  # the converter appends its input casts after their users
         with atomic_path(out_path) as tmp_out:
             onnx.save(proto, str(tmp_out))
         proto = check_onnx_file(out_path)

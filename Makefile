@@ -1,0 +1,31 @@
+# Two commands do all the set-up: `make quickstart` and `make test` create .venv on first use.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.edgekit-installed
+PYTHON ?= python3
+
+.PHONY: quickstart test test-all lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q torch==2.13.0   # CPU build first: an unpinned torch pulls a multi-GB CUDA build
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+quickstart: $(STAMP)
+	$(VENV)/bin/edgekit run recipes/quickstart.yaml
+
+test: $(STAMP)
+	$(PY) -m pytest -q -m "not slow" -n 2 --durations=10
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -n 2 --durations=10
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check edgekit tests benchmarks
+
+bench: $(STAMP)
+	$(PY) benchmarks/int8_vs_fp32.py
+
+clean:
+	rm -rf runs .pytest_cache

@@ -1,0 +1,75 @@
+"""Each ONNX quantization pass produces a runnable artifact within tolerance of the fp32 reference."""
+
+import pytest
+
+from edgekit.export.config import OnnxExport
+from edgekit.export.onnx import OnnxExporter
+from edgekit.export.parity import compare
+from edgekit.passes import get_pass
+from edgekit.passes.base import PassContext
+from edgekit.passes.ort_quantize import DynamicQuantConfig, Fp16Config, StaticQuantConfig
+from edgekit.runtimes import get_runtime
+from edgekit.train.trainer import predict
+
+
+@pytest.fixture(scope="module")
+def onnx_fp32(cnn, splits, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    (run_dir / "artifacts").mkdir()
+    art = OnnxExporter().export(cnn, splits.x_test, OnnxExport(format="onnx", exporter="legacy"),
+                                run_dir / "artifacts" / "onnx-fp32.onnx", run_dir, "onnx-fp32")
+    refs = {"val": predict(cnn, splits.x_val), "calib": predict(cnn, splits.x_calib), "test": predict(cnn, splits.x_test)}
+    ctx = PassContext(splits=splits, run_dir=run_dir, reference=cnn, reference_logits=refs, log=lambda m: None)
+    return art, ctx
+
+
+CASES = {
+    "static-qdq-u8s8": (StaticQuantConfig(name="quantize.static", format="qdq", activation_type="uint8",
+                                          per_channel=True), "int8", 0.98),
+    "static-qoperator-entropy": (StaticQuantConfig(name="quantize.static", format="qoperator", activation_type="uint8",
+                                                   per_channel=False, calibration="entropy"), "int8", 0.98),
+    "static-percentile-s8s8": (StaticQuantConfig(name="quantize.static", format="qdq", activation_type="int8",
+                                                 per_channel=False, calibration="percentile"), "int8", 0.97),
+    "dynamic": (DynamicQuantConfig(name="quantize.dynamic", op_types=["MatMul", "Gemm", "Conv"]), "int8-dynamic", 0.98),
+    "fp16": (Fp16Config(name="quantize.fp16"), "fp16", 0.9999),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_quantized_artifact_runs_within_tolerance(case, onnx_fp32, splits):
+    cfg, precision, min_cos = CASES[case]
+    src, ctx = onnx_fp32
+    cfg = cfg.model_copy(update={"artifact": f"q-{case}"})
+    art, rec = get_pass(cfg).apply(src, ctx)
+    assert art.precision == precision and art.source == "onnx-fp32" and rec.status == "ok"
+    out = get_runtime("onnxruntime").load(ctx.run_dir / art.path).run(splits.x_test)
+    n = compare(ctx.reference_logits["test"], out)
+    assert n["cosine"] >= min_cos, n
+    assert n["top1_agreement"] >= 0.9, n
+    if precision.startswith("int8"):
+        import onnx
+
+        from edgekit.export.onnx_check import initializer_bytes
+
+        weights = initializer_bytes(onnx.load(str(ctx.run_dir / art.path)))
+        int8 = weights.get("int8", 0) + weights.get("uint8", 0)
+        assert int8 > weights.get("float32", 0), weights  # the weights really are int8 now
+        assert any(op in art.ops for op in ("QuantizeLinear", "QLinearConv", "ConvInteger", "DynamicQuantizeLinear"))
+
+
+def test_auto_static_measures_candidates_and_explains_choice(onnx_fp32):
+    src, ctx = onnx_fp32
+    cfg = StaticQuantConfig(name="quantize.static", artifact="auto-int8", select_time_s=0.05)
+    art, rec = get_pass(cfg).apply(src, ctx)
+    assert len(rec.candidates) == 6 and sum(c["chosen"] for c in rec.candidates) == 1
+    assert all(c["latency_ms_p50"] > 0 for c in rec.candidates)
+    assert "chose" in rec.decision and "fp32" in rec.decision
+    chosen = next(c for c in rec.candidates if c["chosen"])
+    assert art.details["format"] == chosen["format"] and art.details["per_channel"] == chosen["per_channel"]
+
+
+def test_dynamic_on_conv_only_model_notes_nothing_quantized(onnx_fp32):
+    src, ctx = onnx_fp32
+    art, rec = get_pass(DynamicQuantConfig(name="quantize.dynamic", artifact="dyn-default", op_types=["LSTM"])).apply(
+        src, ctx)
+    assert any("no layer" in n for n in rec.notes)
