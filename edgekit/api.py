@@ -74,15 +74,21 @@ def bench(run_dir: Path, devices: list[str] | None = None, log: Callable[[str], 
     return run
 
 
-def gate(report_path: Path, baseline_path: Path | None = None, gates=None):
-    """Evaluate gates (the report's recipe gates unless `gates` is given); returns (results, passed)."""
+def gate(report_path: Path, baseline_path: Path | str | None = None, gates=None):
+    """Evaluate gates (the report's recipe gates unless `gates` is given); returns (results, passed).
+
+    `baseline_path` is a report.json, a run folder, or the name of a baseline saved with `edgekit baseline save`."""
     from edgekit.recipe import GatesConfig
-    from edgekit.report.gates import evaluate_gates
-    from edgekit.report.io import load_report
+    from edgekit.report.baselines import resolve_baseline
+    from edgekit.report.gates import evaluate_gates, gates_passed
+    from edgekit.report.io import load_report, report_dir
 
     report = load_report(report_path)
-    baseline = load_report(baseline_path) if baseline_path else None
+    baseline, baseline_dir = None, None
+    if baseline_path is not None:
+        found = resolve_baseline(baseline_path)
+        baseline, baseline_dir = load_report(found), report_dir(found)
     if gates is None:
         gates = GatesConfig.model_validate(report.recipe.get("gates", {}))
-    results = evaluate_gates(report, gates, baseline)
-    return results, all(g.passed for g in results)
+    results = evaluate_gates(report, gates, baseline, run_dir=report_dir(report_path), baseline_dir=baseline_dir)
+    return results, gates_passed(results)

@@ -144,8 +144,13 @@ def stage_reference(run: Run) -> None:
         source = "torch fp32"
     for split, x in (("val", s.x_val), ("calib", s.x_calib), ("test", s.x_test)):
         run.reference_logits[split] = predict(x) if len(x) else np.zeros((0, s.num_classes), np.float32)
-    acc = float((run.reference_logits["test"].argmax(1) == s.y_test).mean())
-    run.report.reference = {"source": source, "accuracy": acc, "test_samples": int(len(s.y_test))}
+    from edgekit.report.evidence import save_samples
+
+    preds = run.reference_logits["test"].argmax(1)
+    acc = float((preds == s.y_test).mean())
+    _, digest = save_samples(run.run_dir / "samples" / "reference.npz", preds, s.y_test)
+    run.report.reference = {"source": source, "accuracy": acc, "test_samples": int(len(s.y_test)),
+                            "samples": "samples/reference.npz", "samples_sha256": digest}
     run.reference_model = run.model
     run.save("reference")
 
@@ -159,8 +164,14 @@ def _context(run: Run):
 
 
 def stage_torch_passes(run: Run) -> None:
+    """Torch passes in recipe order. Unless a pass says `latency: false`, the model is also timed in ONNX Runtime
+    before and after it. Afterwards the reference outputs are those of the compressed model, so export parity checks
+    the exporter, not the compression; the reference accuracy (what gates compare with) stays the original's."""
+    from edgekit.bench.quick import pass_latency
     from edgekit.passes import get_pass
+    from edgekit.passes.accounting import summary
 
+    done = []
     for cfg in run.recipe.passes:
         p = get_pass(cfg)
         if p.stage != "torch":
@@ -170,13 +181,34 @@ def stage_torch_passes(run: Run) -> None:
             continue
         run.log(f"pass: {cfg.name}")
         try:
-            run.model, rec = p.apply(run.model, _context(run))
-        except EdgekitError as e:
-            run.fail(f"pass {cfg.name}", e)
-            run.report.passes.append(p.record(status="failed", error=str(e)))
+            model, rec = p.apply(run.model, _context(run))
+        except Exception as e:  # a library crash (torch-pruning, INC, torch.export) must not lose the other passes
+            err = e if isinstance(e, EdgekitError) else EdgekitError(f"{type(e).__name__}: {e}")
+            run.fail(f"pass {cfg.name}", err)
+            run.report.passes.append(p.record(status="failed", error=str(err)))
+            run.save()
             continue
+        if getattr(cfg, "latency", False):
+            rec.before["onnx_latency_ms"], rec.after["onnx_latency_ms"] = pass_latency(
+                run.model, model, run.splits, run.recipe.bench)
+        run.model = model
+        done.append(cfg.name)
+        line = summary(rec.before, rec.after)
+        if line:
+            rec.notes.insert(0, line)
+        run.log("\n".join(f"  {t}" for t in [rec.decision, line] if t))
         run.report.passes.append(rec)
         run.save()
+    if done:
+        from edgekit.train.trainer import predict
+
+        s = run.splits
+        for split, x in (("val", s.x_val), ("calib", s.x_calib), ("test", s.x_test)):
+            if len(x):
+                run.reference_logits[split] = predict(run.model, x)
+        ref = run.report.reference
+        ref["source"] = f"torch fp32 original model; artifacts are compared with it after {' -> '.join(done)}"
+        ref["accuracy_after_torch_passes"] = float((run.reference_logits["test"].argmax(1) == s.y_test).mean())
     run.save("torch_passes")
 
 
@@ -223,6 +255,9 @@ def stage_export(run: Run, formats: set[str] | None = None) -> None:
         proto = check_onnx_file(dst)
         art = describe("onnx-fp32", "onnx", "fp32", dst, run.run_dir, inputs=tensor_specs(proto.graph.input),
                        outputs=tensor_specs(proto.graph.output), ops=op_counts(proto), details={"user_model": True})
+        from edgekit.config_base import Tolerance
+
+        verify(run, art, Tolerance(max_abs=1e-5, min_cosine=0.99999, min_top1=1.0))
         run.report.artifacts.append(art)
         run.save("export")
         return
@@ -234,7 +269,11 @@ def stage_export(run: Run, formats: set[str] | None = None) -> None:
         run.log(f"export: {name}")
         t0 = time.perf_counter()
         try:
-            art = get_exporter(cfg.format).export(run.model, run.splits.x_test, cfg, path, run.run_dir, name)
+            extra = {}
+            if cfg.format == "tflite":  # static-shaped: export at the bench batch; int8 calibrates on the calib split
+                extra = {"calibration": run.splits.x_calib,
+                         "batch_size": cfg.batch_size or (run.recipe.bench.batch_size if run.recipe.bench else 1)}
+            art = get_exporter(cfg.format).export(run.model, run.splits.x_test, cfg, path, run.run_dir, name, **extra)
             art.details["export_s"] = round(time.perf_counter() - t0, 3)
             verify(run, art, cfg.tolerance, cfg.parity_samples)
         except EdgekitError as e:
@@ -287,6 +326,49 @@ def stage_onnx_passes(run: Run) -> None:
     run.save("onnx_passes")
 
 
+def cross_parity_pairs(artifacts: list[Artifact]) -> list[tuple[str | None, str, str]]:
+    """(a, b, relation) pairs that should agree; a None `a` is the fp32 reference."""
+    ok = [a for a in artifacts if a.status == "ok"]
+    fp32 = [a for a in ok if a.precision == "fp32"]
+    pairs: list[tuple[str | None, str, str]] = [(None, a.name, "reference vs fp32") for a in fp32]
+    pairs += [(a.name, b.name, "fp32 across formats") for i, a in enumerate(fp32) for b in fp32[i + 1:]
+              if a.format != b.format]
+    for q in (a for a in ok if a.precision != "fp32"):
+        src = next((a for a in fp32 if a.name == q.source), None) or next((a for a in fp32 if a.format == q.format), None)
+        if src is not None:
+            pairs.append((src.name, q.name, "quantized vs its fp32"))
+    return pairs
+
+
+def stage_cross_parity(run: Run, samples: int = 256) -> None:
+    """Agreement between artifacts that should match, each run in its own runtime on the same held-out inputs."""
+    from edgekit.export.artifact import artifact_path
+    from edgekit.export.parity import compare
+    from edgekit.runtimes import runtime_for
+
+    x = run.splits.x_test[:samples]
+    if not len(x) or not run.reference_logits:
+        return
+    outputs = {None: run.reference_logits["test"][: len(x)]}
+    by_name = {a.name: a for a in run.report.artifacts}
+    ref_name = "onnx fp32 (user model)" if isinstance(run.model, Path) else "torch fp32"
+    rows = []
+    for a, b, relation in cross_parity_pairs(run.report.artifacts):
+        row = {"a": a or ref_name, "b": b, "relation": relation}
+        try:
+            for n in (a, b):
+                if n not in outputs:
+                    art = by_name[n]
+                    sess = runtime_for(art.format).load(artifact_path(run.run_dir, art), threads=PARITY_THREADS)
+                    outputs[n] = sess.run(x)
+            row.update(compare(outputs[a], outputs[b]))
+        except EdgekitError as e:
+            row["error"] = str(e)
+        rows.append(row)
+    run.report.cross_parity = rows
+    run.save("cross_parity")
+
+
 def stage_bench(run: Run, devices: list[str] | None = None) -> None:
     from edgekit.bench.run import bench_artifact
     from edgekit.devices import load_profile
@@ -317,20 +399,19 @@ def stage_bench(run: Run, devices: list[str] | None = None) -> None:
 
 
 def stage_gates(run: Run) -> bool:
-    from edgekit.report.gates import evaluate_gates
+    from edgekit.report.gates import evaluate_gates, gates_passed
 
-    run.report.gates = evaluate_gates(run.report, run.recipe.gates)
+    run.report.gates = evaluate_gates(run.report, run.recipe.gates, run_dir=run.run_dir)
     run.save("gates")
-    return all(g.passed for g in run.report.gates)
+    return gates_passed(run.report.gates)
 
 
 def finish(run: Run) -> None:
-    from edgekit.report.atomic import atomic_write_text
-    from edgekit.report.markdown import render_markdown
+    from edgekit.report.html import write_reports
 
     run.report.status = "completed" if not run.report.errors else "completed_with_errors"
     run.save()
-    atomic_write_text(run.run_dir / "report.md", render_markdown(run.report))
+    write_reports(run.report, run.run_dir)
 
 
 def run_recipe(recipe: Recipe, out_dir: Path | None = None, log: Callable[[str], None] = print,
@@ -345,6 +426,7 @@ def run_recipe(recipe: Recipe, out_dir: Path | None = None, log: Callable[[str],
     stage_torch_passes(run)
     stage_export(run)
     stage_onnx_passes(run)
+    stage_cross_parity(run)
     stage_bench(run)
     stage_gates(run)
     finish(run)

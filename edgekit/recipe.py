@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Annotated, Any, TypeVar, Union
+from typing import Annotated, Any, Literal, TypeVar, Union
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
@@ -31,6 +31,11 @@ class GatesConfig(Strict):
     max_size_mb: float | None = Field(None, gt=0)
     max_latency_regression: float | None = Field(None, gt=1, description="p90 ratio vs --baseline, e.g. 1.2")
     min_accuracy: float | None = Field(None, ge=0, le=1)
+    max_class_accuracy_drop: float | None = Field(None, ge=0, le=1, description="worst single-class drop")
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="a drop/regression fails only when it exceeds the "
+                                                              "threshold with this (one-sided) confidence")
+    latency_percentile: Literal[50, 90] = Field(50, description="percentile compared by max_latency_regression")
+    device_budgets: bool = Field(True, description="also gate on the device profiles' budgets")
     artifacts: list[str] | None = Field(None, description="gate only these artifacts (default: all)")
 
 

@@ -63,9 +63,11 @@ def test_gate_against_a_degraded_baseline(run_dir, tmp_path):
     rep = json.loads((run_dir / "report.json").read_text())
     for r in rep["results"]:
         r["accuracy"] = min(1.0, r["accuracy"] + 0.2)  # a baseline 20 points better
-        r["latency_ms"]["p90"] /= 3
+        r["latency_ms"]["p50"] /= 3
+        r["samples"] = None  # no raw evidence: the gate falls back to point estimates
     (tmp_path / "base.json").write_text(json.dumps(rep))
-    p = edgekit("gate", run_dir, "--baseline", tmp_path / "base.json", "--max-latency-regression", "1.5")
+    p = edgekit("gate", run_dir, "--baseline", tmp_path / "base.json", "--max-latency-regression", "1.5",
+                "--max-accuracy-drop", "0.05")
     assert p.returncode == 1 and "max_accuracy_drop" in p.stdout and "max_latency_regression" in p.stdout
 
 
@@ -120,3 +122,31 @@ def test_validate_and_devices(tmp_path):
     assert shown["bench"]["warmup"] == 2
     out = edgekit("devices", "list").stdout
     assert "host-cpu" in out and "host-cpu-1t" in out
+
+
+def test_html_report_is_self_contained_with_plots(run_dir):
+    import base64
+    import re
+
+    page = (run_dir / "report.html").read_text()
+    assert page.startswith("<!doctype html>") and "</html>" in page
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
+    assert len(images) >= 2  # accuracy/latency trade-off and latency ECDF at least
+    for img in images:
+        assert base64.b64decode(img)[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not re.search(r'(src|href)="(http|//|file:)', page)  # nothing fetched from elsewhere
+    md = (run_dir / "report.md").read_text()
+    assert "![tradeoff](plots/tradeoff.png)" in md and (run_dir / "plots" / "tradeoff.png").is_file()
+
+
+def test_compare_two_runs(run_dir, tmp_path):
+    p = edgekit("compare", run_dir, run_dir / "report.json", "--html", tmp_path / "c.html")
+    assert p.returncode == 0 and "onnx-int8@host-cpu" in p.stdout and "+0.0000" in p.stdout
+    assert "data:image/png;base64" in (tmp_path / "c.html").read_text()
+
+
+def test_pareto_front():
+    from edgekit.report.plots import pareto_front
+
+    pts = [(1.0, 0.9), (2.0, 0.95), (3.0, 0.94), (0.5, 0.5), (2.0, 0.8)]
+    assert pareto_front(pts) == [3, 0, 1]

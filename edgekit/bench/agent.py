@@ -1,7 +1,12 @@
 """Bench agent: load one artifact in a fresh process, time it, run the test inputs, print JSON.
 
 Run as `python -m edgekit.bench.agent JOB.json RESULT.json`. It needs only numpy and the runtime, so a fresh
-process gives honest load time and peak memory and applies threads and CPU affinity to itself alone.
+process gives honest load time and peak memory and applies threads and CPU affinity to itself alone. The same
+agent runs on remote devices (the ssh transport copies it there with the runtimes), so everything imported at
+module level here, in edgekit.runtimes and in the task modules must need nothing beyond numpy and the runtime.
+
+A job's `task` picks what it does: `bench` (default), `probe` (peak GEMM and memory bandwidth) or
+`op_profile` (per-operator times from ONNX Runtime's profiler).
 """
 
 from __future__ import annotations
@@ -33,21 +38,49 @@ def _peak_rss_mb() -> float:
     return _status_mb("VmHWM") or resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def observed_threads() -> dict:
+    """What the OS says about this process: its thread count and the CPUs its threads last ran on."""
+    cpus, n = set(), 0
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            n += 1
+            cpus.add(int(fields[36]))  # field 39 of stat: the CPU last executed on
+    except (OSError, IndexError, ValueError):
+        return {}
+    return {"os_threads": n, "cpus_seen": sorted(cpus)}
+
+
+def apply_placement(job: dict) -> None:
+    if job.get("affinity") and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, job["affinity"])
+
+
+def load_session(job: dict):
+    from edgekit.runtimes import get_runtime
+
+    runtime = get_runtime(job["runtime"])
+    if job.get("device") == "cuda":
+        from edgekit.bench.cuda_agent import load_on_cuda
+
+        return runtime, load_on_cuda(runtime, job)
+    return runtime, runtime.load(job["model"], threads=job.get("threads"), providers=job.get("providers"))
+
+
 def run_job(job: dict) -> dict:
     import numpy as np
 
-    from edgekit.runtimes import get_runtime
+    from edgekit.bench.energy import delta_uj, read_uj
 
-    if job.get("affinity"):
-        os.sched_setaffinity(0, job["affinity"])
     x = np.load(job["inputs"], allow_pickle=False)
-    runtime = get_runtime(job["runtime"])
-    out = {"runtime": runtime.name, "runtime_version": runtime.version(), "threads": job.get("threads"),
-           "affinity": sorted(os.sched_getaffinity(0)), "pid": os.getpid()}
+    out = {"threads": job.get("threads"), "pid": os.getpid()}
+    out["affinity"] = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     out["baseline_rss_mb"] = _rss_mb()
     t0 = time.perf_counter()
-    sess = runtime.load(job["model"], threads=job.get("threads"), providers=job.get("providers"))
+    runtime, sess = load_session(job)
     out["load_ms"] = (time.perf_counter() - t0) * 1e3
+    out["runtime"], out["runtime_version"] = runtime.name, runtime.version()
     bs = sess.static_batch or job["batch_size"]
     out["batch_size"] = bs
     n_batches = max(1, min(64, len(x) // bs))
@@ -57,7 +90,8 @@ def run_job(job: dict) -> dict:
     out["first_inference_ms"] = (time.perf_counter() - t0) * 1e3
     for i in range(job["warmup"]):
         sess.run_batch(batches[i % n_batches])
-    lat = []
+    lat, device_lat = [], []
+    energy0 = read_uj() if job.get("energy", True) else None
     start = time.perf_counter()
     i = 0
     while True:
@@ -65,19 +99,44 @@ def run_job(job: dict) -> dict:
         t0 = time.perf_counter_ns()
         sess.run_batch(b)
         lat.append((time.perf_counter_ns() - t0) / 1e6)
+        if getattr(sess, "last_device_ms", None) is not None:
+            device_lat.append(sess.last_device_ms)
         i += 1
         elapsed = time.perf_counter() - start
         if (i >= job["iterations"] and elapsed >= job["min_time_s"]) or elapsed >= job["max_time_s"]:
             break
+    energy = delta_uj(energy0, read_uj()) if energy0 else None
     out["latencies_ms"] = lat
+    if device_lat:
+        out["device_latencies_ms"] = device_lat
+    if energy is not None and energy > 0:
+        out["energy_mj"] = energy / 1000.0 / len(lat)
+    out.update(observed_threads())
     if job.get("accuracy", True):
         outputs = sess.run(x)
         out["predictions"] = outputs.reshape(len(x), -1).argmax(1).tolist()
         if job.get("outputs_path"):
             np.save(job["outputs_path"], outputs.astype(np.float32))
     out["peak_rss_mb"] = _peak_rss_mb()
-    out["ops"] = sess.ops()
+    try:
+        out["ops"] = sess.ops()
+    except Exception:  # op listing needs onnx, which a device may not have; it is not part of the measurement
+        out["ops"] = {}
     return out
+
+
+def run_task(job: dict) -> dict:
+    apply_placement(job)
+    task = job.get("task", "bench")
+    if task == "probe":
+        from edgekit.bench.agent_probe import run_probe
+
+        return run_probe(job)
+    if task == "op_profile":
+        from edgekit.bench.agent_opprof import run_op_profile
+
+        return run_op_profile(job)
+    return run_job(job)
 
 
 def main(argv: list[str]) -> int:
@@ -85,7 +144,7 @@ def main(argv: list[str]) -> int:
     with open(job_path) as f:
         job = json.load(f)
     try:
-        result = run_job(job)
+        result = run_task(job)
     except Exception as e:  # report any failure as data: the parent turns it into a failed result row
         result = {"error": f"{type(e).__name__}: {e}"}
     tmp = result_path + ".tmp"

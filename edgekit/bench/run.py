@@ -70,15 +70,10 @@ def bench_artifact(artifact: Artifact, run_dir: Path, x_test: np.ndarray, y_test
         row.accuracy = float((preds == np.asarray(y_test)).mean())
         row.test_samples = int(len(y_test))
         if keep_samples_dir is not None:
-            _save_samples(keep_samples_dir, artifact.name, profile.name, preds, out["latencies_ms"])
+            from edgekit.report.evidence import save_samples
+
+            path, digest = save_samples(keep_samples_dir / f"{artifact.name}@{profile.name}.npz", preds, y_test,
+                                        out["latencies_ms"])
+            row.samples, row.samples_sha256 = str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(
+                path), digest
     return row
-
-
-def _save_samples(folder: Path, artifact: str, device: str, preds: np.ndarray, lat) -> None:
-    """Keep raw evidence (per-sample predictions, latency samples) beside the report for later comparison."""
-    from edgekit.report.atomic import atomic_path
-
-    folder.mkdir(parents=True, exist_ok=True)
-    with atomic_path(folder / f"{artifact}@{device}.npz") as tmp:
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, predictions=preds.astype(np.int32), latency_ms=np.asarray(lat, dtype=np.float32))

@@ -18,7 +18,7 @@ def register(app: typer.Typer) -> None:
         if r.report.gates:
             typer.echo("\n" + format_table(r.report.gates))
         typer.echo(f"\nrun folder: {r.run_dir}")
-        failed = [g for g in r.report.gates if not g.passed]
+        failed = [g for g in r.report.gates if not g.passed and g.severity == "error"]
         if r.report.errors:
             typer.secho(f"{len(r.report.errors)} stage(s) failed; see report.md", fg="red", err=True)
         if failed or r.report.errors:

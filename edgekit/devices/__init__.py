@@ -1,17 +1,37 @@
-"""Devices: where a runtime runs. Transports are chosen by the profile's `transport`."""
+"""Devices: where a runtime runs. Transports are chosen by the profile's `transport`.
+
+Each transport module provides `run_agent(job, timeout_s, profile)` (run one agent job, return its result dict,
+raise BenchError / DeviceUnreachable) and `check(profile)` (reachable? which runtimes import there?).
+"""
 
 from __future__ import annotations
 
 from edgekit.devices.profile import DeviceProfile, list_profiles, load_profile
 
-TRANSPORTS = {"local": "edgekit.devices.local:run_agent"}
+TRANSPORTS = {
+    "local": "edgekit.devices.local",
+    "ssh": "edgekit.devices.ssh",
+    "adb": "edgekit.devices.adb",
+    "cuda": "edgekit.devices.cuda",
+}
+
+
+def transport_module(profile: DeviceProfile):
+    import importlib
+
+    return importlib.import_module(TRANSPORTS[profile.transport])
 
 
 def transport(profile: DeviceProfile):
-    import importlib
+    """A callable `(job, timeout_s) -> result dict` that runs agent jobs on the profile's device."""
+    import functools
 
-    module, _, fn = TRANSPORTS[profile.transport].partition(":")
-    return getattr(importlib.import_module(module), fn)
+    return functools.partial(transport_module(profile).run_agent, profile=profile)
 
 
-__all__ = ["DeviceProfile", "TRANSPORTS", "list_profiles", "load_profile", "transport"]
+def check(profile: DeviceProfile) -> dict:
+    """{'reachable': bool, 'reason'?, 'runtimes': {name: {'importable', 'detail'}}, ...} for the device."""
+    return transport_module(profile).check(profile)
+
+
+__all__ = ["DeviceProfile", "TRANSPORTS", "check", "list_profiles", "load_profile", "transport", "transport_module"]

@@ -1,4 +1,8 @@
-"""Local transport: each bench runs in a fresh subprocess with the profile's threads and CPU affinity."""
+"""Local transport: each bench runs in a fresh subprocess with the profile's threads and CPU affinity.
+
+Affinity is set in the child before Python starts (so every thread pool a runtime creates inherits it) and again
+by the agent; thread counts go to the runtime and to the OpenMP/BLAS environment variables.
+"""
 
 from __future__ import annotations
 
@@ -11,22 +15,39 @@ from pathlib import Path
 
 from edgekit.errors import BenchError
 
+THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
-def run_agent(job: dict, timeout_s: float) -> dict:
+
+def agent_env(job: dict) -> dict:
+    env = dict(os.environ)
+    if job.get("threads"):
+        for k in THREAD_ENV:
+            env[k] = str(job["threads"])
+    return env
+
+
+def _pin(affinity):
+    if not affinity or not hasattr(os, "sched_setaffinity"):
+        return None
+    cpus = list(affinity)
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
+def run_agent(job: dict, timeout_s: float, profile=None) -> dict:
     """Run the bench agent on this machine and return its result dict (raises BenchError on failure)."""
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
         job_path, result_path = Path(tmp) / "job.json", Path(tmp) / "result.json"
         job_path.write_text(json.dumps(job))
-        env = dict(os.environ)
-        if job.get("threads"):
-            env["OMP_NUM_THREADS"] = str(job["threads"])
         try:
             proc = subprocess.run(
                 [sys.executable, "-m", "edgekit.bench.agent", str(job_path), str(result_path)],
-                capture_output=True, text=True, timeout=timeout_s, env=env,
+                capture_output=True, text=True, timeout=timeout_s, env=agent_env(job),
+                preexec_fn=_pin(job.get("affinity")),
             )
         except subprocess.TimeoutExpired as e:
             raise BenchError(f"bench of {job['model']} timed out after {timeout_s:.0f} s") from e
+        except OSError as e:  # e.g. an affinity naming CPUs this machine does not have
+            raise BenchError(f"could not start the bench agent: {e}") from e
         if not result_path.is_file():
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
             raise BenchError(f"bench agent died (exit {proc.returncode}): {' | '.join(tail)}")
@@ -34,3 +55,15 @@ def run_agent(job: dict, timeout_s: float) -> dict:
     if "error" in result:
         raise BenchError(result["error"])
     return result
+
+
+def check(profile, timeout_s: float = 120.0) -> dict:
+    """Reachable (always, locally), and which of the profile's runtimes import in a fresh interpreter."""
+    from edgekit.devices.base import check_code, parse_check_output, summarize_check, unreachable
+
+    try:
+        proc = subprocess.run([sys.executable, "-c", check_code()], capture_output=True, text=True, timeout=timeout_s,
+                              preexec_fn=_pin(profile.affinity))
+    except (subprocess.TimeoutExpired, OSError) as e:
+        return unreachable(profile, f"{type(e).__name__}: {e}")
+    return summarize_check(profile, parse_check_output(proc.stdout))

@@ -1,13 +1,21 @@
-"""Device profiles: YAML files in devices/, validated strictly like recipes."""
+"""Device profiles: YAML files in devices/, validated strictly like recipes.
+
+A profile says where a bench runs (transport and its connection), with which runtimes, execution providers or
+TFLite delegate, threads and CPU affinity, the device's peak compute and memory bandwidth (datasheet figures in
+`peaks`, probed ones in `measured`) and its budgets. `edgekit devices probe NAME` writes the measured peaks to a
+sidecar `<profile>.measured.yaml` beside the profile, so the hand-written file and its comments stay untouched.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr, model_validator
 
 from edgekit.config_base import Strict
+
+MEASURED_SUFFIX = ".measured.yaml"
 
 
 class Budgets(Strict):
@@ -16,16 +24,105 @@ class Budgets(Strict):
     max_memory_mb: float | None = Field(None, gt=0)
 
 
+class SshSettings(Strict):
+    """How to reach a Linux device over ssh. Keys come from the user's ssh config/agent or `identity_file`;
+    host keys are always checked (against `known_hosts` when given, else the user's)."""
+
+    host: str
+    port: int = Field(22, ge=1, le=65535)
+    user: str | None = None
+    identity_file: str | None = Field(None, description="private key file (default: ssh config / agent)")
+    known_hosts: str | None = Field(None, description="known_hosts file holding the device's host key")
+    ssh_config: str | None = Field(None, description="ssh config file to use instead of ~/.ssh/config (ssh -F)")
+    python: str = Field("python3", description="Python interpreter on the device")
+    workdir: str = Field("/tmp", description="where a temporary bench folder is created on the device")
+    connect_timeout_s: float = Field(10.0, gt=0)
+
+
+class AdbSettings(Strict):
+    """An Android device over adb, benchmarked with TFLite's `benchmark_model` binary already on the device."""
+
+    serial: str | None = Field(None, description="adb serial (needed when several devices are attached)")
+    adb: str = Field("adb", description="adb executable on this machine")
+    benchmark_model: str = Field("/data/local/tmp/benchmark_model", description="benchmark_model path on the device")
+    workdir: str = Field("/data/local/tmp/edgekit", description="where models are pushed")
+    extra_flags: list[str] = Field(default_factory=list, description="more benchmark_model flags, e.g. "
+                                                                     "--nnapi_accelerator_name=qti-dsp")
+
+
+class CudaSettings(Strict):
+    device_index: int = Field(0, ge=0)
+    torch_dtype: Literal["fp32", "fp16"] = Field("fp32", description="precision PyTorch artifacts run in")
+
+
+class Peaks(Strict):
+    """Peak throughput the roofline uses: GFLOP/s (fp32, fp16), GOP/s (int8, multiply and add counted apart)
+    and memory bandwidth in GB/s. `source` says where the numbers come from."""
+
+    fp32_gflops: float | None = Field(None, gt=0)
+    fp16_gflops: float | None = Field(None, gt=0)
+    int8_gops: float | None = Field(None, gt=0)
+    mem_bandwidth_gbs: float | None = Field(None, gt=0)
+    source: str = ""
+
+
+class MeasuredPeaks(Peaks):
+    measured_at: str = ""
+    details: dict[str, Any] = Field(default_factory=dict)
+
+
+class MeasuredFile(Strict):
+    """The sidecar `<profile>.measured.yaml` written by `edgekit devices probe`."""
+
+    name: str
+    measured: MeasuredPeaks
+
+
 class DeviceProfile(Strict):
     name: str
     kind: Literal["cpu", "gpu", "mobile", "embedded"] = "cpu"
-    transport: Literal["local"] = "local"
+    transport: Literal["local", "ssh", "adb", "cuda"] = "local"
     description: str = ""
     threads: int | None = Field(None, ge=1, description="intra-op threads (default: all usable cores)")
     affinity: list[int] | None = Field(None, description="CPU ids the bench process may run on")
     runtimes: list[str] = Field(default_factory=lambda: ["torch", "onnxruntime"])
     providers: list[str] | None = Field(None, description="ONNX Runtime execution providers, in order")
+    delegate: Literal["xnnpack", "gpu", "nnapi", "none"] | None = Field(
+        None, description="TFLite delegate (adb: passed to benchmark_model; default xnnpack)")
+    ssh: SshSettings | None = None
+    adb: AdbSettings | None = None
+    cuda: CudaSettings | None = None
+    peaks: Peaks = Field(default_factory=Peaks, description="datasheet figures, with their source")
+    measured: MeasuredPeaks | None = Field(None, description="filled by `edgekit devices probe` (sidecar file)")
     budgets: Budgets = Field(default_factory=Budgets)
+
+    _path: Path | None = PrivateAttr(None)
+
+    @model_validator(mode="after")
+    def _transport_settings(self):
+        needed = {"ssh": "ssh", "adb": "adb"}.get(self.transport)
+        if needed and getattr(self, needed) is None:
+            raise ValueError(f"transport '{self.transport}' needs an `{needed}:` section (see docs/devices.md)")
+        for key in ("ssh", "adb"):
+            if getattr(self, key) is not None and self.transport != key:
+                raise ValueError(f"`{key}:` settings are given but transport is '{self.transport}'")
+        if self.affinity is not None and (not self.affinity or min(self.affinity) < 0):
+            raise ValueError("affinity must list CPU ids >= 0")
+        return self
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+    def effective_peaks(self) -> dict[str, Any]:
+        """Each peak from `measured` when probed, else from the datasheet `peaks`; `basis` says which."""
+        out: dict[str, Any] = {"basis": {}}
+        for key in ("fp32_gflops", "fp16_gflops", "int8_gops", "mem_bandwidth_gbs"):
+            m = getattr(self.measured, key) if self.measured else None
+            d = getattr(self.peaks, key)
+            out[key] = m if m is not None else d
+            out["basis"][key] = "measured" if m is not None else ("datasheet" if d is not None else None)
+        return out
 
 
 def search_dirs(extra: Path | None = None) -> list[Path]:
@@ -33,6 +130,14 @@ def search_dirs(extra: Path | None = None) -> list[Path]:
     if extra is not None:
         dirs.insert(0, Path(extra))
     return dirs
+
+
+def sidecar_path(profile_path: Path) -> Path:
+    return Path(profile_path).with_name(Path(profile_path).stem + MEASURED_SUFFIX)
+
+
+def _profile_files(d: Path) -> list[Path]:
+    return sorted(p for p in d.glob("*.yaml") if not p.name.endswith(MEASURED_SUFFIX)) if d.is_dir() else []
 
 
 def load_profile(name_or_path: str, extra_dir: Path | None = None) -> DeviceProfile:
@@ -46,15 +151,24 @@ def load_profile(name_or_path: str, extra_dir: Path | None = None) -> DeviceProf
         path = next((d / f"{name_or_path}.yaml" for d in search_dirs(extra_dir) if (d / f"{name_or_path}.yaml").is_file()),
                     None)
         if path is None:
-            known = sorted({p.stem for d in search_dirs(extra_dir) if d.is_dir() for p in d.glob("*.yaml")})
+            known = sorted({p.stem for d in search_dirs(extra_dir) for p in _profile_files(d)})
             raise RecipeError(f"unknown device '{name_or_path}' (known: {known})", key="bench.devices")
-    return validate_yaml_file(path, DeviceProfile)
+    profile = validate_yaml_file(path, DeviceProfile)
+    side = sidecar_path(path)
+    if side.is_file():
+        measured = validate_yaml_file(side, MeasuredFile)
+        if measured.name != profile.name:
+            raise RecipeError(f"measured peaks are for '{measured.name}', not '{profile.name}'", path=str(side),
+                              key="name", line=1)
+        profile.measured = measured.measured
+    profile._path = path.resolve()
+    return profile
 
 
 def list_profiles(extra_dir: Path | None = None) -> list[DeviceProfile]:
     seen, out = set(), []
     for d in search_dirs(extra_dir):
-        for p in sorted(d.glob("*.yaml")) if d.is_dir() else []:
+        for p in _profile_files(d):
             if p.stem not in seen:
                 seen.add(p.stem)
                 out.append(load_profile(str(p)))

@@ -7,6 +7,7 @@ import importlib
 EXPORTERS = {
     "onnx": "edgekit.export.onnx:OnnxExporter",
     "torch": "edgekit.export.torch_program:TorchProgramExporter",
+    "tflite": "edgekit.export.tflite:TfliteExporter",
 }
 
 SUFFIX = {"onnx": ".onnx", "torch": ".pt2", "tflite": ".tflite"}

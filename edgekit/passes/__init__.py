@@ -4,12 +4,24 @@ from __future__ import annotations
 
 import importlib
 
+from edgekit.passes.distill import DistillConfig
+from edgekit.passes.inc_autotune import AutotuneConfig
 from edgekit.passes.ort_quantize import DynamicQuantConfig, Fp16Config, StaticQuantConfig
+from edgekit.passes.prune_nm import NMPruneConfig
+from edgekit.passes.prune_structured import StructuredPruneConfig
+from edgekit.passes.prune_unstructured import UnstructuredPruneConfig
+from edgekit.passes.qat import QatConfig
 
 PASSES = {
     "quantize.static": (StaticQuantConfig, "edgekit.passes.ort_quantize:StaticQuantize"),
     "quantize.dynamic": (DynamicQuantConfig, "edgekit.passes.ort_quantize:DynamicQuantize"),
     "quantize.fp16": (Fp16Config, "edgekit.passes.ort_quantize:Fp16"),
+    "prune.structured": (StructuredPruneConfig, "edgekit.passes.prune_structured:StructuredPrune"),
+    "prune.unstructured": (UnstructuredPruneConfig, "edgekit.passes.prune_unstructured:UnstructuredPrune"),
+    "prune.nm": (NMPruneConfig, "edgekit.passes.prune_nm:NMPrune"),
+    "distill": (DistillConfig, "edgekit.passes.distill:Distill"),
+    "quantize.qat": (QatConfig, "edgekit.passes.qat:Qat"),
+    "quantize.autotune": (AutotuneConfig, "edgekit.passes.inc_autotune:Autotune"),
 }
 
 

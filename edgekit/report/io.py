@@ -37,3 +37,9 @@ def load_report(path: Path) -> Report:
     except ValidationError as e:
         first = e.errors()[0]
         raise GateInputError(f"{path}: malformed report at {'.'.join(map(str, first['loc']))}: {first['msg']}") from e
+
+
+def report_dir(path: Path) -> Path:
+    """The run folder a report belongs to (evidence paths in the report are relative to it)."""
+    path = Path(path)
+    return path if path.is_dir() else path.parent

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from edgekit.report.gates import verdict
 from edgekit.report.schema import Report
 
 
@@ -29,6 +30,12 @@ def results_table(report: Report) -> str:
                    "samples/s", "threads", "size KiB", "peak RSS MB"], rows)
 
 
+def cross_parity_table(report: Report) -> str:
+    rows = [[r["a"], r["b"], r["relation"], str(r.get("samples", "-")), _f(r.get("max_abs"), ".2e"),
+             _f(r.get("cosine"), ".6f"), _f(r.get("top1_agreement")), r.get("error", "")] for r in report.cross_parity]
+    return _table(["a", "b", "relation", "samples", "max abs", "cosine", "top-1 agree", "error"], rows)
+
+
 def render_markdown(report: Report) -> str:
     out = [f"# edgekit report: {report.recipe_name}", "",
            f"Created {report.created} by edgekit {report.edgekit_version}; status **{report.status}**.", ""]
@@ -52,6 +59,9 @@ def render_markdown(report: Report) -> str:
     out += ["## Artifacts and parity with the reference", "",
             _table(["artifact", "format", "precision", "status", "size KiB", "max abs", "cosine", "top-1 agree",
                     "source"], art_rows), ""]
+    if report.cross_parity:
+        out += ["## Cross-runtime parity", "", "Each artifact in its own runtime, on the same held-out inputs.", "",
+                cross_parity_table(report), ""]
     for pr in report.passes:
         out += [f"### Pass {pr.name} ({pr.status})", ""]
         if pr.decision:
@@ -62,7 +72,7 @@ def render_markdown(report: Report) -> str:
     if report.gates:
         out += ["## Gates", "", _table(["gate", "target", "value", "threshold", "result", "detail"],
                                        [[g.name, g.target, _f(g.value, ".4g"), _f(g.threshold, ".4g"),
-                                         "PASS" if g.passed else "FAIL", g.detail] for g in report.gates]), ""]
+                                         verdict(g), g.detail] for g in report.gates]), ""]
     if report.errors:
         out += ["## Errors", ""] + [f"- {e}" for e in report.errors] + [""]
     env = report.environment

@@ -80,6 +80,8 @@ class Result(Record):
     duration_s: float | None = None
     size_bytes: int | None = None
     runtime_version: str | None = None
+    samples: str | None = Field(None, description="npz with per-sample predictions, labels and raw latencies")
+    samples_sha256: str | None = None
 
 
 class PassRecord(Record):
@@ -104,6 +106,10 @@ class GateResult(Record):
     threshold: float
     passed: bool
     detail: str = ""
+    severity: str = Field("error", description="'warning' gates are shown but never fail the run")
+    confidence: float | None = None
+    ci: list[float] | None = Field(None, description="confidence interval of the value")
+    p_value: float | None = None
 
 
 class Report(Record):
@@ -124,6 +130,8 @@ class Report(Record):
     artifacts: list[Artifact] = Field(default_factory=list)
     results: list[Result] = Field(default_factory=list)
     gates: list[GateResult] = Field(default_factory=list)
+    cross_parity: list[dict[str, Any]] = Field(
+        default_factory=list, description="agreement between artifact pairs (a, b, relation, max_abs, cosine, top1)")
     environment: dict[str, Any] = Field(default_factory=dict)
     errors: list[str] = Field(default_factory=list)
 

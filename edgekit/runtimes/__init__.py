@@ -9,9 +9,10 @@ from edgekit.runtimes.base import Runtime, Session
 RUNTIMES = {
     "torch": "edgekit.runtimes.torch:TorchRuntime",
     "onnxruntime": "edgekit.runtimes.onnxruntime:OnnxRuntime",
+    "litert": "edgekit.runtimes.litert:LiteRtRuntime",
 }
 
-DEFAULT_RUNTIME = {"torch": "torch", "torchscript": "torch", "onnx": "onnxruntime"}
+DEFAULT_RUNTIME = {"torch": "torch", "torchscript": "torch", "onnx": "onnxruntime", "tflite": "litert"}
 
 
 def get_runtime(name: str) -> Runtime:

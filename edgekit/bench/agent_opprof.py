@@ -1,0 +1,95 @@
+"""Op-profile task of the bench agent: per-node times from ONNX Runtime's profiler, plus the end-to-end latency
+of an unprofiled session with the same options for comparison.
+
+The profiler's JSON trace is reduced here to one record per executed node (time summed over the measured runs,
+calls, op type, execution provider, input/output shapes and ORT's byte counts), so only a small result travels
+back from a device. Warm-up runs are excluded by the `model_run` windows they fall into. Needs numpy + onnxruntime.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+
+
+def _session(ort, model: str, job: dict, profile_dir: str | None):
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    if job.get("threads"):
+        so.intra_op_num_threads = job["threads"]
+        so.inter_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if profile_dir:
+        so.enable_profiling = True
+        so.profile_file_prefix = os.path.join(profile_dir, "ort")
+    return ort.InferenceSession(model, sess_options=so, providers=job.get("providers") or ["CPUExecutionProvider"])
+
+
+def _inputs(sess, job):
+    import numpy as np
+
+    inp = sess.get_inputs()[0]
+    if job.get("inputs"):
+        x = np.load(job["inputs"], allow_pickle=False)
+    else:
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
+        x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
+    if inp.type == "tensor(float16)":
+        x = x.astype(np.float16)
+    return {inp.name: np.ascontiguousarray(x)}
+
+
+def reduce_trace(events: list[dict], warmup: int) -> dict:
+    """Per-node totals over the model_run windows after the first `warmup` ones."""
+    runs = sorted((e for e in events if e.get("name") == "model_run"), key=lambda e: e["ts"])[warmup:]
+    windows = [(r["ts"], r["ts"] + r["dur"]) for r in runs]
+    nodes: dict[str, dict] = {}
+    order = 0
+    for e in sorted((e for e in events if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time")),
+                    key=lambda e: e["ts"]):
+        if not any(a <= e["ts"] <= b for a, b in windows):
+            continue
+        name = e["name"][: -len("_kernel_time")]
+        a = e.get("args", {})
+        rec = nodes.get(name)
+        if rec is None:
+            rec = nodes[name] = {
+                "name": name, "op": a.get("op_name", "?"), "provider": a.get("provider", "?"), "order": order,
+                "total_us": 0.0, "calls": 0, "inputs": a.get("input_type_shape", []),
+                "outputs": a.get("output_type_shape", []), "parameter_bytes": int(a.get("parameter_size", 0) or 0),
+                "activation_bytes": int(a.get("activation_size", 0) or 0),
+                "output_bytes": int(a.get("output_size", 0) or 0)}
+            order += 1
+        rec["total_us"] += float(e["dur"])
+        rec["calls"] += 1
+    return {"runs": len(runs), "nodes": list(nodes.values()), "model_run_ms": [(b - a) / 1e3 for a, b in windows]}
+
+
+def run_op_profile(job: dict) -> dict:
+    from edgekit.runtimes.onnxruntime import _ort
+
+    ort = _ort()
+    warmup, runs = job.get("warmup", 10), job.get("runs", 50)
+    with tempfile.TemporaryDirectory(prefix="edgekit-ortprof-") as tmp:
+        sess = _session(ort, job["model"], job, tmp)
+        feeds = _inputs(sess, job)
+        for _ in range(warmup + runs):
+            sess.run(None, feeds)
+        trace = sess.end_profiling()
+        with open(trace) as f:
+            events = json.load(f)
+        providers = sess.get_providers()
+    out = reduce_trace(events, warmup)
+    plain = _session(ort, job["model"], job, None)
+    for _ in range(warmup):
+        plain.run(None, feeds)
+    lat = []
+    for _ in range(runs):
+        t0 = time.perf_counter_ns()
+        plain.run(None, feeds)
+        lat.append((time.perf_counter_ns() - t0) / 1e6)
+    out.update({"e2e_ms": lat, "providers": providers, "runtime_version": ort.__version__,
+                "threads": job.get("threads"), "batch": int(next(iter(feeds.values())).shape[0])})
+    return out

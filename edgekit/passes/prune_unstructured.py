@@ -1,0 +1,66 @@
+"""Unstructured magnitude sparsity: the smallest weights become zero (global or per-layer ranking)."""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Literal
+
+from pydantic import Field
+
+from edgekit.passes.base import Pass, PassContext
+from edgekit.passes.torch_config import TorchPassConfig
+
+
+class UnstructuredPruneConfig(TorchPassConfig):
+    """Zero the `sparsity` fraction of smallest-magnitude conv/linear weights; masks are folded in at the end."""
+
+    name: Literal["prune.unstructured"]
+    sparsity: float = Field(0.5, gt=0, lt=1)
+    scope: Literal["global", "layer"] = Field("global", description="rank weights across layers or within each")
+    protect: list[str] = Field(default_factory=list, description="module names left dense")
+    include_head: bool = Field(False, description="also sparsify the classifier")
+    finetune_epochs: int = Field(0, ge=0, description="fine-tune with the masks held before folding them")
+    finetune_lr: float | None = Field(None, gt=0)
+
+
+class UnstructuredPrune(Pass):
+    name = "prune.unstructured"
+    stage = "torch"
+
+    def apply(self, model, ctx: PassContext):
+        from torch.nn.utils import prune
+
+        from edgekit.passes.accounting import measure
+        from edgekit.passes.finetune import finetune
+        from edgekit.passes.sparsity import (
+            DENSE_NOTE,
+            fold_masks,
+            gzip_bytes,
+            layer_sparsity,
+            overall_sparsity,
+            weight_layers,
+        )
+
+        t0 = time.perf_counter()
+        c = self.config
+        model = copy.deepcopy(model).eval()
+        layers = weight_layers(model, c.protect, c.include_head)
+        before = {**measure(model, ctx.splits), "gzip_bytes": gzip_bytes(model)}
+        if c.scope == "global":
+            prune.global_unstructured([(m, "weight") for m in layers.values()], pruning_method=prune.L1Unstructured,
+                                      amount=c.sparsity)
+        else:
+            for m in layers.values():
+                prune.l1_unstructured(m, "weight", amount=c.sparsity)
+        if c.finetune_epochs:
+            finetune(model, ctx, c.finetune_epochs, c.finetune_lr)
+        fold_masks(layers)
+        model.eval()
+        after = {**measure(model, ctx.splits), "gzip_bytes": gzip_bytes(model), "sparsity": overall_sparsity(layers),
+                 "layer_sparsity": layer_sparsity(layers)}
+        decision = (f"{c.scope} magnitude pruning of {len(layers)} layers to {after['sparsity']:.1%} sparsity; "
+                    f"gzip size {before['gzip_bytes'] / 1024:.1f} -> {after['gzip_bytes'] / 1024:.1f} KiB")
+        rec = self.record(duration_s=time.perf_counter() - t0, before=before, after=after, decision=decision)
+        rec.notes.append(DENSE_NOTE)
+        return model, rec

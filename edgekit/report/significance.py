@@ -1,0 +1,73 @@
+"""Paired statistics for comparing two runs: McNemar's exact test and bootstrap confidence intervals."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def mcnemar_exact(base_correct: np.ndarray, cand_correct: np.ndarray) -> dict:
+    """Exact two-sided McNemar test on the samples where exactly one of the two models is right."""
+    b = np.asarray(base_correct, dtype=bool)
+    c = np.asarray(cand_correct, dtype=bool)
+    only_base = int((b & ~c).sum())
+    only_cand = int((~b & c).sum())
+    n = only_base + only_cand
+    if n == 0:
+        p = 1.0
+    else:
+        k = min(only_base, only_cand)
+        tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0**n
+        p = min(1.0, 2.0 * tail)
+    return {"only_baseline_right": only_base, "only_candidate_right": only_cand, "p_value": p}
+
+
+def bootstrap_accuracy_drop(base_correct: np.ndarray, cand_correct: np.ndarray, confidence: float = 0.95,
+                            resamples: int = 4000, seed: int = 0) -> dict:
+    """Paired bootstrap of drop = acc(base) - acc(cand): point estimate and a two-sided interval."""
+    b = np.asarray(base_correct, dtype=np.float64)
+    c = np.asarray(cand_correct, dtype=np.float64)
+    n = len(b)
+    diff = b - c
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(resamples, n))
+    drops = diff[idx].mean(axis=1)
+    alpha = 1.0 - confidence
+    lo, hi = np.quantile(drops, [alpha / 2, 1 - alpha / 2])
+    return {"drop": float(diff.mean()), "ci_low": float(lo), "ci_high": float(hi), "confidence": confidence,
+            "samples": n}
+
+
+def _block_resample(x: np.ndarray, rng: np.random.Generator, block: int) -> np.ndarray:
+    """Moving-block bootstrap: consecutive latency samples are correlated, so resample runs of them."""
+    n = len(x)
+    starts = rng.integers(0, max(1, n - block + 1), size=math.ceil(n / block))
+    return np.concatenate([x[s: s + block] for s in starts])[:n]
+
+
+def bootstrap_latency_ratio(base_ms: np.ndarray, cand_ms: np.ndarray, percentile: float = 50.0,
+                            confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> dict:
+    """Ratio candidate/baseline of a latency percentile with a block-bootstrap confidence interval."""
+    b = np.asarray(base_ms, dtype=np.float64)
+    c = np.asarray(cand_ms, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    bb = max(1, int(round(len(b) ** (1 / 3))))
+    cb = max(1, int(round(len(c) ** (1 / 3))))
+    ratios = np.empty(resamples)
+    for i in range(resamples):
+        ratios[i] = np.percentile(_block_resample(c, rng, cb), percentile) / np.percentile(
+            _block_resample(b, rng, bb), percentile)
+    alpha = 1.0 - confidence
+    lo, hi = np.quantile(ratios, [alpha / 2, 1 - alpha / 2])
+    point = float(np.percentile(c, percentile) / np.percentile(b, percentile))
+    return {"ratio": point, "ci_low": float(lo), "ci_high": float(hi), "percentile": percentile,
+            "confidence": confidence}
+
+
+def per_class_accuracy(labels: np.ndarray, correct: np.ndarray, num_classes: int) -> list[float | None]:
+    out: list[float | None] = []
+    for k in range(num_classes):
+        mask = labels == k
+        out.append(float(correct[mask].mean()) if mask.any() else None)
+    return out
