@@ -19,6 +19,15 @@ def run(recipe: Recipe | str | Path, out_dir: Path | None = None, overrides: lis
     return run_recipe(recipe, out_dir, log)
 
 
+def resume(run_dir: Path, recipe: Recipe | str | Path | None = None, log: Callable[[str], None] = print):
+    """Finish an interrupted run in its folder, reusing what it completed and what is unchanged."""
+    from edgekit.pipeline import resume_run, run_stages
+
+    if recipe is not None and not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe)
+    return run_stages(resume_run(Path(run_dir), recipe, log))
+
+
 def train(recipe: Recipe, out_dir: Path | None = None, log: Callable[[str], None] = print):
     """Data, model and training only: writes model.safetensors and the training metrics."""
     from edgekit import pipeline as p
@@ -49,6 +58,7 @@ def export(recipe: Recipe, checkpoint: Path | None = None, formats: set[str] | N
     p.stage_export(run, formats)
     if compress:
         p.stage_onnx_passes(run)
+    p.stage_cross_parity(run)
     p.finish(run)
     return run
 

@@ -32,6 +32,8 @@ class Run:
     model: Any = None  # nn.Module, or Path of a user .onnx
     reference_model: Any = None
     reference_logits: dict[str, Any] = field(default_factory=dict)
+    previous: Report | None = None  # the report of an interrupted run being resumed
+    reused: set[str] = field(default_factory=set)  # artifact names taken over from `previous`
 
     def save(self, stage: str | None = None) -> None:
         from edgekit.report.io import save_report
@@ -46,24 +48,65 @@ class Run:
         self.log(f"  FAILED {msg}")
 
 
-def new_run(recipe: Recipe, out_dir: Path | None = None, log: Callable[[str], None] = print) -> Run:
+def _fresh_report(recipe: Recipe) -> Report:
     from edgekit.bench.environment import fingerprint
+
+    return Report(
+        edgekit_version=__version__, recipe_name=recipe.name, created=_dt.datetime.now().isoformat(timespec="seconds"),
+        recipe=recipe.model_dump(mode="json"), recipe_sha256=recipe.sha256(), seed=recipe.seed,
+        environment=fingerprint(threads=recipe.bench.threads if recipe.bench else None),
+    )
+
+
+def new_run(recipe: Recipe, out_dir: Path | None = None, log: Callable[[str], None] = print) -> Run:
+    from edgekit.report.atomic import atomic_write_text
 
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = Path(out_dir) if out_dir else Path(recipe.output_dir) / f"{recipe.name}-{stamp}"
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "artifacts").mkdir(exist_ok=True)
-    from edgekit.report.atomic import atomic_write_text
-
     atomic_write_text(run_dir / "recipe.yaml", recipe.to_yaml())
-    report = Report(
-        edgekit_version=__version__, recipe_name=recipe.name, created=_dt.datetime.now().isoformat(timespec="seconds"),
-        recipe=recipe.model_dump(mode="json"), recipe_sha256=recipe.sha256(), seed=recipe.seed,
-        environment=fingerprint(threads=recipe.bench.threads if recipe.bench else None),
-    )
-    run = Run(recipe, run_dir, report, log)
+    run = Run(recipe, run_dir, _fresh_report(recipe), log)
     run.save()
     return run
+
+
+def resume_run(run_dir: Path, recipe: Recipe | None = None, log: Callable[[str], None] = print) -> Run:
+    """Reopen an interrupted run folder: finished stages whose inputs are unchanged are reused (the data by its
+    content fingerprint, the checkpoint and every artifact by their sha256), the rest runs again."""
+    from edgekit.errors import RecipeError
+    from edgekit.recipe import load_recipe
+    from edgekit.report.io import load_report
+
+    run_dir = Path(run_dir)
+    stored = load_recipe(run_dir / "recipe.yaml")
+    if recipe is not None and recipe.sha256() != stored.sha256():
+        raise RecipeError("differs from the recipe this run was started with; start a new run instead",
+                          path=str(run_dir / "recipe.yaml"))
+    try:
+        previous = load_report(run_dir)
+    except EdgekitError:
+        previous = None  # killed before the first report was written: nothing to reuse
+    for leftover in list(run_dir.rglob(".*.tmp")):  # half-written files of the killed run
+        leftover.unlink()
+    (run_dir / "artifacts").mkdir(exist_ok=True)
+    run = Run(stored, run_dir, _fresh_report(stored), log, previous=previous)
+    run.save()
+    return run
+
+
+def _reusable(run: Run, name: str) -> Artifact | None:
+    """The previous run's artifact `name`, if it finished and its file is intact."""
+    from edgekit.export.artifact import artifact_path, file_sha256
+
+    prev = run.previous.artifact(name) if run.previous else None
+    if prev is None or prev.status != "ok" or not prev.path:
+        return None
+    path = artifact_path(run.run_dir, prev)
+    if not path.is_file() or file_sha256(path) != prev.sha256:
+        return None
+    run.reused.add(name)
+    return prev
 
 
 def stage_data(run: Run) -> None:
@@ -72,6 +115,9 @@ def stage_data(run: Run) -> None:
     run.log(f"data: {run.recipe.data.source}")
     run.splits = load_data(run.recipe.data, run.recipe.seed)
     run.report.data = run.splits.summary()
+    if run.previous is not None and run.previous.data.get("fingerprint") != run.report.data["fingerprint"]:
+        run.log("  data differ from the interrupted run's: nothing is reused")
+        run.previous = None
     s = run.report.data
     run.log(f"  {s['train']} train / {s['val']} val / {s['test']} test, input {tuple(s['input_shape'])}, "
             f"{s['num_classes']} classes")
@@ -108,6 +154,17 @@ def stage_train(run: Run) -> None:
 
     cfg = run.recipe.train
     if cfg is None or isinstance(run.model, Path) or cfg.epochs == 0:
+        return
+    ckpt_path = run.run_dir / "model.safetensors"
+    prev = run.previous
+    if prev is not None and "train" in prev.stages_done and prev.training and ckpt_path.is_file():
+        from edgekit.models.checkpoint import apply_state_dict, load_state_dict
+
+        apply_state_dict(run.model, load_state_dict(ckpt_path), ckpt_path)
+        run.model.eval()
+        run.report.training = prev.training
+        run.log("train: reused the interrupted run's checkpoint")
+        run.save("train")
         return
     run.log(f"train: {cfg.epochs} epochs, {cfg.optimizer.name} lr {cfg.optimizer.lr}")
     t0 = time.perf_counter()
@@ -248,6 +305,7 @@ def stage_export(run: Run, formats: set[str] | None = None) -> None:
     from edgekit.export import SUFFIX, get_exporter
     from edgekit.export.artifact import describe
     from edgekit.export.onnx_check import check_onnx_file, op_counts, tensor_specs
+    from edgekit.passes import get_pass
 
     if isinstance(run.model, Path):  # a user .onnx: it is the fp32 artifact
         dst = run.run_dir / "artifacts" / "onnx-fp32.onnx"
@@ -266,6 +324,12 @@ def stage_export(run: Run, formats: set[str] | None = None) -> None:
             continue
         name = cfg.name or default_artifact_name(cfg)
         path = run.run_dir / "artifacts" / f"{name}{SUFFIX[cfg.format]}"
+        torch_passes = any(get_pass(p).stage == "torch" for p in run.recipe.passes)
+        prev = None if torch_passes else _reusable(run, name)  # compressed models are re-made, not trusted
+        if prev is not None:
+            run.log(f"export: {name} reused from the interrupted run")
+            run.report.artifacts.append(prev)
+            continue
         run.log(f"export: {name}")
         t0 = time.perf_counter()
         try:
@@ -300,6 +364,13 @@ def stage_onnx_passes(run: Run) -> None:
         if source is None:
             run.fail(f"pass {cfg.name}", EdgekitError("needs an fp32 ONNX artifact: add `- format: onnx` to export"))
             run.report.passes.append(p.record(status="failed", error="no fp32 ONNX artifact"))
+            continue
+        prev_rec = next((r for r in (run.previous.passes if run.previous else []) if r.status == "ok"
+                         and r.name == cfg.name and r.produced == cfg.artifact), None)
+        if source.name in run.reused and prev_rec is not None and _reusable(run, cfg.artifact) is not None:
+            run.log(f"pass: {cfg.name} reused from the interrupted run")
+            run.report.passes.append(prev_rec)
+            run.report.artifacts.append(run.previous.artifact(cfg.artifact))
             continue
         run.log(f"pass: {cfg.name} on {source.name}")
         try:
@@ -370,32 +441,72 @@ def stage_cross_parity(run: Run, samples: int = 256) -> None:
 
 
 def stage_bench(run: Run, devices: list[str] | None = None) -> None:
+    """Every ok artifact on every device. A device that cannot be reached (or drops mid-run) gets `skipped` rows
+    naming the reason; results already measured are saved as they come and the other devices still run."""
     from edgekit.bench.run import bench_artifact
-    from edgekit.devices import load_profile
+    from edgekit.devices import load_profile, reachable
+    from edgekit.report.schema import Result
 
     cfg = run.recipe.bench
     if cfg is None:
         return
+
+    def record(row) -> None:
+        run.report.results = [r for r in run.report.results if (r.artifact, r.device) != (row.artifact, row.device)]
+        run.report.results.append(row)
+        run.save()
+
     for dev in devices or cfg.devices:
         try:
             profile = load_profile(dev)
         except EdgekitError as e:
             run.fail(f"device {dev}", e)
             continue
-        for art in [a for a in run.report.artifacts if a.status == "ok"]:
+        arts = [a for a in run.report.artifacts if a.status == "ok"]
+        why = reachable(profile) if arts else None
+        if why:
+            run.fail(f"device {profile.name}", EdgekitError(f"unreachable, its benches are skipped: {why}"))
+        for i, art in enumerate(arts):
+            if why:
+                run.log(f"bench: {art.name} on {profile.name} skipped: device unreachable: {why}")
+                record(Result(artifact=art.name, device=profile.name, runtime="?", status="skipped",
+                              error=f"device unreachable: {why}", size_bytes=art.size_bytes))
+                continue
+            prev_row = _reusable_result(run, art.name, profile.name)
+            if prev_row is not None:
+                run.log(f"bench: {art.name} on {profile.name} reused from the interrupted run")
+                record(prev_row)
+                continue
             run.log(f"bench: {art.name} on {profile.name}")
             row = bench_artifact(art, run.run_dir, run.splits.x_test, run.splits.y_test, profile, cfg,
                                  keep_samples_dir=run.run_dir / "samples")
-            run.report.results = [r for r in run.report.results if (r.artifact, r.device) != (row.artifact, row.device)]
-            run.report.results.append(row)
+            record(row)
             if row.status == "ok":
                 acc = f"acc {row.accuracy:.4f} " if row.accuracy is not None else ""
-                run.log(f"  {acc}p50 {row.latency_ms.p50:.3f} ms p90 {row.latency_ms.p90:.3f} ms "
-                        f"({row.latency_ms.samples} runs, {row.threads} threads)")
+                lat = row.latency_ms
+                timing = (f"p50 {lat.p50:.3f} ms p90 {lat.p90:.3f} ms ({lat.samples} runs" if lat is not None else
+                          f"avg {row.latency_summary['avg']:.3f} ms ({int(row.latency_summary['count'])} runs")
+                energy = f", {row.energy_mj:.3f} mJ/inference" if row.energy_mj is not None else ""
+                run.log(f"  {acc}{timing}, {row.threads} threads{energy})")
             else:
                 run.fail(f"bench {art.name}@{profile.name}", EdgekitError(row.error or row.status))
-            run.save()
+                if row.status == "failed" and profile.transport != "local" and i + 1 < len(arts):
+                    why = reachable(profile)  # a device that dropped: skip the rest rather than time out on each
     run.save("bench")
+
+
+def _reusable_result(run: Run, artifact: str, device: str):
+    """A finished bench row of the interrupted run, for an artifact that was reused, with intact evidence."""
+    from edgekit.export.artifact import file_sha256
+
+    if run.previous is None or artifact not in run.reused:
+        return None
+    row = next((r for r in run.previous.results if (r.artifact, r.device) == (artifact, device) and r.status == "ok"),
+               None)
+    if row is None or not row.samples:
+        return row
+    path = run.run_dir / row.samples
+    return row if path.is_file() and file_sha256(path) == row.samples_sha256 else None
 
 
 def stage_gates(run: Run) -> bool:
@@ -417,7 +528,10 @@ def finish(run: Run) -> None:
 def run_recipe(recipe: Recipe, out_dir: Path | None = None, log: Callable[[str], None] = print,
                checkpoint: Path | None = None) -> Run:
     """Run every stage of a recipe; returns the Run (report, run folder)."""
-    run = new_run(recipe, out_dir, log)
+    return run_stages(new_run(recipe, out_dir, log), checkpoint)
+
+
+def run_stages(run: Run, checkpoint: Path | None = None) -> Run:
     stage_data(run)
     stage_model(run, checkpoint)
     if checkpoint is None:

@@ -110,7 +110,7 @@ def run_job(job: dict) -> dict:
     if device_lat:
         out["device_latencies_ms"] = device_lat
     if energy is not None and energy > 0:
-        out["energy_mj"] = energy / 1000.0 / len(lat)
+        out["energy_per_batch_mj"] = energy / 1000.0 / len(lat)
     out.update(observed_threads())
     if job.get("accuracy", True):
         outputs = sess.run(x)
@@ -147,6 +147,7 @@ def main(argv: list[str]) -> int:
         result = run_task(job)
     except Exception as e:  # report any failure as data: the parent turns it into a failed result row
         result = {"error": f"{type(e).__name__}: {e}"}
+    result["agent_file"] = os.path.abspath(__file__)  # which copy ran (the ssh transport ships its own)
     tmp = result_path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(result, f)

@@ -42,54 +42,55 @@ def _inputs(sess, job):
 
 
 def reduce_trace(events: list[dict], warmup: int) -> dict:
-    """Per-node totals over the model_run windows after the first `warmup` ones."""
+    """Per-node totals, and the per-run sum of node times, over the model_run windows after the first `warmup`."""
     runs = sorted((e for e in events if e.get("name") == "model_run"), key=lambda e: e["ts"])[warmup:]
     windows = [(r["ts"], r["ts"] + r["dur"]) for r in runs]
+    sums = [0.0] * len(windows)
     nodes: dict[str, dict] = {}
-    order = 0
     for e in sorted((e for e in events if e.get("cat") == "Node" and e.get("name", "").endswith("_kernel_time")),
                     key=lambda e: e["ts"]):
-        if not any(a <= e["ts"] <= b for a, b in windows):
+        w = next((i for i, (a, b) in enumerate(windows) if a <= e["ts"] <= b), None)
+        if w is None:
             continue
+        sums[w] += float(e["dur"])
         name = e["name"][: -len("_kernel_time")]
         a = e.get("args", {})
         rec = nodes.get(name)
         if rec is None:
             rec = nodes[name] = {
-                "name": name, "op": a.get("op_name", "?"), "provider": a.get("provider", "?"), "order": order,
+                "name": name, "op": a.get("op_name", "?"), "provider": a.get("provider", "?"), "order": len(nodes),
                 "total_us": 0.0, "calls": 0, "inputs": a.get("input_type_shape", []),
                 "outputs": a.get("output_type_shape", []), "parameter_bytes": int(a.get("parameter_size", 0) or 0),
                 "activation_bytes": int(a.get("activation_size", 0) or 0),
                 "output_bytes": int(a.get("output_size", 0) or 0)}
-            order += 1
         rec["total_us"] += float(e["dur"])
         rec["calls"] += 1
-    return {"runs": len(runs), "nodes": list(nodes.values()), "model_run_ms": [(b - a) / 1e3 for a, b in windows]}
+    return {"runs": len(runs), "nodes": list(nodes.values()), "model_run_ms": [(b - a) / 1e3 for a, b in windows],
+            "run_op_sums_ms": [x / 1e3 for x in sums]}
 
 
 def run_op_profile(job: dict) -> dict:
+    """Profiled and plain sessions take turns run by run, so both see the same machine load."""
     from edgekit.runtimes.onnxruntime import _ort
 
     ort = _ort()
     warmup, runs = job.get("warmup", 10), job.get("runs", 50)
+    lat = []
     with tempfile.TemporaryDirectory(prefix="edgekit-ortprof-") as tmp:
         sess = _session(ort, job["model"], job, tmp)
+        plain = _session(ort, job["model"], job, None)
         feeds = _inputs(sess, job)
-        for _ in range(warmup + runs):
+        for i in range(warmup + runs):
             sess.run(None, feeds)
+            t0 = time.perf_counter_ns()
+            plain.run(None, feeds)
+            if i >= warmup:
+                lat.append((time.perf_counter_ns() - t0) / 1e6)
         trace = sess.end_profiling()
         with open(trace) as f:
             events = json.load(f)
         providers = sess.get_providers()
     out = reduce_trace(events, warmup)
-    plain = _session(ort, job["model"], job, None)
-    for _ in range(warmup):
-        plain.run(None, feeds)
-    lat = []
-    for _ in range(runs):
-        t0 = time.perf_counter_ns()
-        plain.run(None, feeds)
-        lat.append((time.perf_counter_ns() - t0) / 1e6)
     out.update({"e2e_ms": lat, "providers": providers, "runtime_version": ort.__version__,
                 "threads": job.get("threads"), "batch": int(next(iter(feeds.values())).shape[0])})
     return out

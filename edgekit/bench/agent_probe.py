@@ -69,7 +69,7 @@ def copy_bandwidth_gbs(mb: int, threads: int, reps: int = 5) -> dict:
         bounds = np.linspace(0, n, t + 1).astype(int)
         parts = [(src[a:b], dst[a:b]) for a, b in zip(bounds[:-1], bounds[1:])]
         with ThreadPoolExecutor(t) as ex:
-            def copy():
+            def copy(ex=ex, parts=parts):
                 list(ex.map(lambda p: np.copyto(p[1], p[0]), parts))
 
             best, _ = _best_seconds(copy, 0.0, min_runs=reps, warmup=1)

@@ -56,12 +56,20 @@ def bench_artifact(artifact: Artifact, run_dir: Path, x_test: np.ndarray, y_test
             row.duration_s = time.perf_counter() - t0
             return row
     row.duration_s = time.perf_counter() - t0
-    stats = latency_stats(out["latencies_ms"])
     row.batch_size = out["batch_size"]
-    row.latency_ms = stats
-    row.throughput = 1000.0 * out["batch_size"] / stats.mean
-    row.peak_rss_mb = out["peak_rss_mb"]
-    row.baseline_rss_mb = out["baseline_rss_mb"]
+    if out.get("latencies_ms"):
+        row.latency_ms = latency_stats(out["latencies_ms"])
+        mean = row.latency_ms.mean
+    else:  # a device tool that reports only its own summary (adb benchmark_model)
+        row.latency_summary = out["latency_summary"]
+        mean = row.latency_summary["avg"]
+    row.throughput = 1000.0 * out["batch_size"] / mean
+    if out.get("device_latencies_ms"):
+        row.device_time_ms = latency_stats(out["device_latencies_ms"])
+    if out.get("energy_per_batch_mj"):
+        row.energy_mj = out["energy_per_batch_mj"] / out["batch_size"]
+    row.peak_rss_mb = out.get("peak_rss_mb")
+    row.baseline_rss_mb = out.get("baseline_rss_mb")
     row.load_ms = out["load_ms"]
     row.first_inference_ms = out["first_inference_ms"]
     row.runtime_version = out["runtime_version"]

@@ -1,19 +1,36 @@
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
 
-from edgekit.cli.options import OutOpt, RecipeArg, SetOpt, log
+from edgekit.cli.options import OutOpt, SetOpt, log
 
 
 def register(app: typer.Typer) -> None:
     @app.command("run")
-    def run(recipe: RecipeArg, out: OutOpt = None, set_: SetOpt = None) -> None:
+    def run(
+        recipe: Annotated[Optional[Path], typer.Argument(help="recipe YAML file (optional with --resume)")] = None,
+        out: OutOpt = None,
+        set_: SetOpt = None,
+        resume: Annotated[Optional[Path], typer.Option(help="finish an interrupted run folder, reusing its "
+                                                            "completed stages")] = None,
+    ) -> None:
         """Run a whole recipe: train, compress, export, verify, bench, gate. Exit 1 if a gate or a target failed."""
         from edgekit import api
+        from edgekit.errors import EdgekitError
         from edgekit.report.gates import format_table
         from edgekit.report.markdown import results_table
 
-        r = api.run(recipe, out, overrides=set_, log=log)
+        if resume is not None:
+            if set_:
+                raise EdgekitError("--set cannot be combined with --resume: the run keeps its recipe")
+            r = api.resume(resume, recipe, log=log)
+        elif recipe is None:
+            raise EdgekitError("give a RECIPE, or --resume RUN_DIR")
+        else:
+            r = api.run(recipe, out, overrides=set_, log=log)
         typer.echo(results_table(r.report))
         if r.report.gates:
             typer.echo("\n" + format_table(r.report.gates))

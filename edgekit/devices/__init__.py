@@ -1,7 +1,8 @@
 """Devices: where a runtime runs. Transports are chosen by the profile's `transport`.
 
 Each transport module provides `run_agent(job, timeout_s, profile)` (run one agent job, return its result dict,
-raise BenchError / DeviceUnreachable) and `check(profile)` (reachable? which runtimes import there?).
+raise BenchError / DeviceUnreachable), `check(profile)` (reachable? which runtimes import there?) and optionally
+`reachable(profile)` (a quick None-or-reason test; transports without it are always reachable).
 """
 
 from __future__ import annotations
@@ -29,9 +30,16 @@ def transport(profile: DeviceProfile):
     return functools.partial(transport_module(profile).run_agent, profile=profile)
 
 
+def reachable(profile: DeviceProfile) -> str | None:
+    """None when the device answers (a quick test, no imports), else why it does not."""
+    fn = getattr(transport_module(profile), "reachable", None)
+    return fn(profile) if fn else None
+
+
 def check(profile: DeviceProfile) -> dict:
     """{'reachable': bool, 'reason'?, 'runtimes': {name: {'importable', 'detail'}}, ...} for the device."""
     return transport_module(profile).check(profile)
 
 
-__all__ = ["DeviceProfile", "TRANSPORTS", "check", "list_profiles", "load_profile", "transport", "transport_module"]
+__all__ = ["DeviceProfile", "TRANSPORTS", "check", "list_profiles", "load_profile", "reachable", "transport",
+           "transport_module"]

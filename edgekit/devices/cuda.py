@@ -19,6 +19,11 @@ def run_agent(job: dict, timeout_s: float, profile=None) -> dict:
     return local.run_agent(_cuda_job(job, profile), timeout_s, profile)
 
 
+def reachable(profile) -> str | None:
+    out = check(profile)
+    return None if out.get("reachable") else out.get("reason", "no usable CUDA device")
+
+
 def check(profile, timeout_s: float = 120.0) -> dict:
     """The local check, with torch counted only when it sees a GPU and ONNX Runtime only with its CUDA EP."""
     out = local.check(profile, timeout_s)

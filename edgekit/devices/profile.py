@@ -46,6 +46,7 @@ class AdbSettings(Strict):
     adb: str = Field("adb", description="adb executable on this machine")
     benchmark_model: str = Field("/data/local/tmp/benchmark_model", description="benchmark_model path on the device")
     workdir: str = Field("/data/local/tmp/edgekit", description="where models are pushed")
+    report_peak_memory: bool = Field(True, description="pass --report_peak_memory_footprint=true (newer builds)")
     extra_flags: list[str] = Field(default_factory=list, description="more benchmark_model flags, e.g. "
                                                                      "--nnapi_accelerator_name=qti-dsp")
 

@@ -118,7 +118,8 @@ def _connection_error(s, stderr: str, during: str) -> DeviceUnreachable:
     if "Permission denied" in text:
         return DeviceUnreachable(f"ssh {_where(s)}: authentication failed ({tail}); edgekit uses keys only: "
                                  f"set identity_file or load the key into ssh-agent")
-    return DeviceUnreachable(f"ssh {_where(s)}: connection failed or dropped {during}: {tail}")
+    what = f"connection failed or dropped {during}" if during else "connection failed"
+    return DeviceUnreachable(f"ssh {_where(s)}: {what}: {tail}")
 
 
 def run_agent(job: dict, timeout_s: float, profile=None) -> dict:
@@ -153,6 +154,20 @@ def run_agent(job: dict, timeout_s: float, profile=None) -> dict:
     if proc.returncode in (97, 98):
         raise BenchError(f"{_where(s)}: could not create or fill a temporary folder under {s.workdir}: {err.strip()}")
     raise _connection_error(s, err or out, f"during the bench of {what} (exit {proc.returncode})")
+
+
+def reachable(profile, timeout_s: float | None = None) -> str | None:
+    """None when `ssh ... true` succeeds, else the reason (host key, authentication, network)."""
+    s = profile.ssh
+    try:
+        proc = subprocess.run(ssh_command(s, "true"), capture_output=True, timeout=timeout_s or s.connect_timeout_s + 20)
+    except subprocess.TimeoutExpired:
+        return f"ssh {_where(s)}: no answer"
+    except FileNotFoundError:
+        return "the `ssh` client is not installed on this machine"
+    if proc.returncode == 0:
+        return None
+    return str(_connection_error(s, proc.stderr.decode(errors="replace"), ""))
 
 
 def check(profile, timeout_s: float = 120.0) -> dict:

@@ -80,6 +80,12 @@ class Result(Record):
     duration_s: float | None = None
     size_bytes: int | None = None
     runtime_version: str | None = None
+    energy_mj: float | None = Field(
+        None, description="energy per inference (one sample) in mJ from RAPL counters; absent where unreadable")
+    latency_summary: dict[str, float] | None = Field(
+        None, description="a device tool's own latency summary in ms (count, min, max, avg, std, p5/median/p95 when "
+                          "printed), for devices that keep no per-run samples (adb benchmark_model)")
+    device_time_ms: LatencyStats | None = Field(None, description="accelerator-side time per batch (CUDA events)")
     samples: str | None = Field(None, description="npz with per-sample predictions, labels and raw latencies")
     samples_sha256: str | None = None
 
@@ -132,6 +138,8 @@ class Report(Record):
     gates: list[GateResult] = Field(default_factory=list)
     cross_parity: list[dict[str, Any]] = Field(
         default_factory=list, description="agreement between artifact pairs (a, b, relation, max_abs, cosine, top1)")
+    profiles: list[dict[str, Any]] = Field(
+        default_factory=list, description="per-layer profiles (`edgekit profile`): times, costs, roofline, flags")
     environment: dict[str, Any] = Field(default_factory=dict)
     errors: list[str] = Field(default_factory=list)
 
