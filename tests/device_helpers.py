@@ -37,11 +37,12 @@ def write_profile(folder: Path, name: str, **fields) -> Path:
 
 def bench_run(tmp_path: Path, splits, onnx_path: Path, names: list[str], devices: list[str], **bench):
     """A pipeline Run whose report holds `names` copies of one ONNX artifact, ready for stage_bench."""
+    from helpers import tiny_recipe
+
     from edgekit import __version__
     from edgekit.export.artifact import describe
     from edgekit.pipeline import Run
     from edgekit.report.schema import Report
-    from helpers import tiny_recipe
 
     run_dir = tmp_path / "run"
     (run_dir / "artifacts").mkdir(parents=True)

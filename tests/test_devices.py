@@ -8,7 +8,7 @@ import pytest
 from device_helpers import bench_run, digits_onnx, save_inputs, write_profile
 
 from edgekit.devices import list_profiles, load_profile
-from edgekit.devices.profile import DeviceProfile, MeasuredPeaks
+from edgekit.devices.profile import DeviceProfile
 from edgekit.errors import RecipeError
 
 SHIPPED = {"host-cpu", "host-cpu-1t", "cuda-gpu", "rpi5", "android-phone", "jetson-orin-nano"}

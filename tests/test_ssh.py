@@ -19,7 +19,6 @@ from device_helpers import bench_run, digits_onnx
 from edgekit.bench.config import BenchConfig
 from edgekit.devices.base import DeviceUnreachable
 from edgekit.devices.profile import DeviceProfile
-from edgekit.errors import BenchError
 
 SSHD = "/usr/sbin/sshd"
 
@@ -292,3 +291,15 @@ def test_shipped_agent_imports_only_numpy_and_the_runtime(onnx_art, splits, tmp_
     result = json.loads((dest / "result.json").read_text())
     assert proc.returncode == 0, (result, proc.stderr[-500:])
     assert len(result["predictions"]) == 16 and result["agent_file"].startswith(str(dest))
+
+
+def test_probe_and_op_profile_run_over_ssh(sshd, onnx_art):
+    from edgekit.bench.profile import profile_artifact
+    from edgekit.devices.probe import probe
+
+    p = sshd.profile(threads=1)
+    m = probe(p, mem_mb=16, gemm={"m": 128, "n": 128, "k": 128}, min_time_s=0.05)
+    assert m.fp32_gflops > 0 and m.int8_gops > 0 and m.mem_bandwidth_gbs > 0
+    d, art = onnx_art
+    prof = profile_artifact(d / art.path, p, runs=10, warmup=2)
+    assert prof["transport"] == "ssh" and prof["layers"] and prof["coverage"] > 0

@@ -27,9 +27,10 @@ def render_table(prof: dict, top: int | None = None) -> str:
         where = str(lay.get("provider", "")).replace("ExecutionProvider", "")[:10]
         kb = ((lay.get("param_bytes") or 0) + (lay.get("act_bytes") or 0)) / 1024
         flag = " !" if lay.get("off_accelerator") else ""
-        lines.append(f"{lay['name'][-44:]:<44} {str(lay.get('op'))[:18]:<18} {where:<10} {_fmt(lay.get('time_ms'), '8.3f')} "
-                     f"{_fmt(100 * lay['share'] if 'share' in lay else None, '6.1f')} "
-                     f"{_fmt((lay.get('flops') or 0) / 1e6, '9.2f')} {_fmt(kb, '8.1f')} {_fmt(lay.get('intensity'), '7.1f')} "
+        lines.append(f"{lay['name'][-44:]:<44} {str(lay.get('op'))[:18]:<18} {where:<10} "
+                     f"{_fmt(lay.get('time_ms'), '8.3f')} {_fmt(100 * lay['share'] if 'share' in lay else None, '6.1f')} "
+                     f"{_fmt((lay.get('flops') or 0) / 1e6, '9.2f')} {_fmt(kb, '8.1f')} "
+                     f"{_fmt(lay.get('intensity'), '7.1f')} "
                      f"{str(lay.get('bound_by', '-'))[:7]:>7} {_fmt(lay.get('bound_ms'), '8.4f')} "
                      f"{_fmt(100 * lay['achieved'] if 'achieved' in lay else None, '5.0f')}%{flag}")
     e2e = prof.get("e2e_ms") or {}

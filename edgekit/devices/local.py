@@ -1,7 +1,8 @@
 """Local transport: each bench runs in a fresh subprocess with the profile's threads and CPU affinity.
 
-Affinity is set in the child before Python starts (so every thread pool a runtime creates inherits it) and again
-by the agent; thread counts go to the runtime and to the OpenMP/BLAS environment variables.
+The agent pins itself (sched_setaffinity) before it imports numpy or a runtime, so every thread pool they create
+inherits the affinity; thread counts go to the runtime and to the OpenMP/BLAS environment variables. (No
+preexec_fn: forking a parent that runs JAX or other threaded libraries that way is unsafe.)
 """
 
 from __future__ import annotations
@@ -26,13 +27,6 @@ def agent_env(job: dict) -> dict:
     return env
 
 
-def _pin(affinity):
-    if not affinity or not hasattr(os, "sched_setaffinity"):
-        return None
-    cpus = list(affinity)
-    return lambda: os.sched_setaffinity(0, cpus)
-
-
 def run_agent(job: dict, timeout_s: float, profile=None) -> dict:
     """Run the bench agent on this machine and return its result dict (raises BenchError on failure)."""
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
@@ -42,12 +36,9 @@ def run_agent(job: dict, timeout_s: float, profile=None) -> dict:
             proc = subprocess.run(
                 [sys.executable, "-m", "edgekit.bench.agent", str(job_path), str(result_path)],
                 capture_output=True, text=True, timeout=timeout_s, env=agent_env(job),
-                preexec_fn=_pin(job.get("affinity")),
             )
         except subprocess.TimeoutExpired as e:
             raise BenchError(f"bench of {job['model']} timed out after {timeout_s:.0f} s") from e
-        except OSError as e:  # e.g. an affinity naming CPUs this machine does not have
-            raise BenchError(f"could not start the bench agent: {e}") from e
         if not result_path.is_file():
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
             raise BenchError(f"bench agent died (exit {proc.returncode}): {' | '.join(tail)}")
@@ -62,8 +53,7 @@ def check(profile, timeout_s: float = 120.0) -> dict:
     from edgekit.devices.base import check_code, parse_check_output, summarize_check, unreachable
 
     try:
-        proc = subprocess.run([sys.executable, "-c", check_code()], capture_output=True, text=True, timeout=timeout_s,
-                              preexec_fn=_pin(profile.affinity))
+        proc = subprocess.run([sys.executable, "-c", check_code()], capture_output=True, text=True, timeout=timeout_s)
     except (subprocess.TimeoutExpired, OSError) as e:
         return unreachable(profile, f"{type(e).__name__}: {e}")
     return summarize_check(profile, parse_check_output(proc.stdout))
