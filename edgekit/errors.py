@@ -56,5 +56,9 @@ class BenchError(EdgekitError):
     """A benchmark could not be run or produced no result."""
 
 
+class DeviceUnreachable(BenchError):
+    """The device could not be reached, or the connection dropped; the bench of other devices goes on."""
+
+
 class GateInputError(EdgekitError):
     """A report given to `edgekit gate` is missing or malformed."""

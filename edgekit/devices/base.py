@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from edgekit.errors import BenchError
+from edgekit.errors import BenchError, DeviceUnreachable  # noqa: F401 (re-exported for transports)
 
 FILE_KEYS = ("model", "model_int8", "inputs")
 """Job keys holding paths of files the agent reads; remote transports copy them and rewrite the paths."""
@@ -38,8 +38,6 @@ for name, mod in %(mods)s.items():
 interpreter (a native extension built for another numpy) loses only the modules after it."""
 
 
-class DeviceUnreachable(BenchError):
-    """The device could not be reached, or the connection dropped; the bench of other devices goes on."""
 
 
 def check_code(modules: dict[str, str] | None = None) -> str:
