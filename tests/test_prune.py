@@ -147,7 +147,7 @@ def test_pipeline_prune_distill_int8_records_each_step(tmp_path):
 
     recipe = tiny_recipe(model=dict(TINY_MODELS["resnet"]), passes=[
         {"name": "prune.structured", "ratio": 0.5},
-        {"name": "distill", "epochs": 2, "compare_baseline": False},
+        {"name": "distill", "epochs": 1, "compare_baseline": False},
         {"name": "quantize.static", "format": "qdq", "activation_type": "uint8", "per_channel": True,
          "tolerance": {"min_cosine": 0.9, "min_top1": 0.7}}], gates={})
     run = run_recipe(recipe, tmp_path / "run", log=lambda m: None)

@@ -12,26 +12,28 @@ import numpy as np
 
 
 def export_temp_onnx(model, x: np.ndarray, path: Path) -> str:
-    """Legacy exporter first (fast); the dynamo exporter for models it cannot trace (PT2E-quantized graphs).
-    Returns the exporter that worked."""
+    """Legacy exporter (fast) for eager models; the dynamo exporter for exported graphs (PT2E-quantized) and for
+    models legacy cannot trace. Returns the exporter that worked."""
+    import logging
+
     import torch
 
     model.eval()
     example = (torch.from_numpy(np.ascontiguousarray(x)),)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            torch.onnx.export(model, example, str(path), dynamo=False, opset_version=18, input_names=["input"],
-                              output_names=["logits"])
-            return "legacy"
-        except Exception:  # the legacy exporter has no symbolic for quantized_decomposed ops
-            import logging
-
-            logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
-            prog = torch.onnx.export(model, example, dynamo=True, opset_version=18, input_names=["input"],
-                                     output_names=["logits"], verbose=False)
-            prog.save(str(path), external_data=False)
-            return "dynamo"
+        if not isinstance(model, torch.fx.GraphModule):  # legacy has no symbolic for PT2E's quantized_decomposed ops
+            try:
+                torch.onnx.export(model, example, str(path), dynamo=False, opset_version=18, input_names=["input"],
+                                  output_names=["logits"])
+                return "legacy"
+            except Exception:  # some models only the dynamo exporter can trace
+                pass
+        logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
+        prog = torch.onnx.export(model, example, dynamo=True, opset_version=18, input_names=["input"],
+                                 output_names=["logits"], verbose=False)
+        prog.save(str(path), external_data=False)
+        return "dynamo"
 
 
 def _stats(lat: list[float]) -> dict:

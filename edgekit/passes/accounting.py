@@ -47,7 +47,7 @@ def graph_stats(gm, input_shape) -> dict:
 def accuracy(model, x: np.ndarray, y: np.ndarray) -> float | None:
     from edgekit.train.trainer import predict
 
-    if len(y) == 0:
+    if len(y) == 0 or (y < 0).all():  # no split, or unlabelled data (labels -1)
         return None
     return float((predict(model, x).argmax(1) == y).mean())
 

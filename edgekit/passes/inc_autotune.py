@@ -17,7 +17,8 @@ from edgekit.passes.torch_config import TorchPassConfig
 
 EXPORT_NOTE = ("INC returns a PT2E GraphModule (X86 inductor quantizer: uint8 activations, int8 weights); it "
                "exports to ONNX only with `exporter: dynamo` (legacy has no symbolic for quantized_decomposed ops) "
-               "and needs a loosened parity tolerance (e.g. max_abs: null, min_cosine: 0.999, min_top1: 0.98)")
+               "and needs a loosened parity tolerance (e.g. max_abs: null, min_cosine: 0.999, min_top1: 0.98); "
+               "the file is a QDQ int8 model whatever the export target's precision label says")
 
 
 class IncCandidate(Strict):
@@ -89,10 +90,9 @@ class Autotune(Pass):
         import torch
         from neural_compressor.torch.export import export
         from neural_compressor.torch.quantization import TuningConfig, autotune
-        from torchao.quantization.pt2e import allow_exported_model_train_eval
 
         from edgekit.passes.accounting import measure
-        from edgekit.passes.qat import drop_unused_tensors
+        from edgekit.passes.qat import allow_train_eval, drop_unused_tensors
 
         t0 = time.perf_counter()
         c, s = self.config, ctx.splits
@@ -121,7 +121,7 @@ class Autotune(Pass):
         if q is None:
             raise PassError(f"quantize.autotune: INC returned no model after {len(scores) - 1} trial(s)")
         drop_unused_tensors(q)
-        allow_exported_model_train_eval(q)
+        allow_train_eval(q)
         baseline, trials = scores[0], scores[1:]
         needed = baseline * (1 - c.tolerable_loss)
         rows = [{"candidate": k.label(), "config": k.model_dump(), "val_accuracy": acc, "meets_target": acc >= needed}

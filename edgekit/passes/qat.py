@@ -17,7 +17,9 @@ from edgekit.passes.torch_config import TorchPassConfig
 
 EXPORT_NOTE = ("export this model with `exporter: dynamo` (the legacy exporter has no symbolic for the "
                "quantized_decomposed ops) and a loosened parity tolerance (e.g. max_abs: null, min_cosine: 0.999, "
-               "min_top1: 0.98): ONNX Runtime's int8 kernels round differently from torch's fake-quant reference")
+               "min_top1: 0.98): ONNX Runtime's int8 kernels round differently from torch's fake-quant reference. The "
+               "file is a QDQ int8 model whatever the export target's precision label says: give the target a `name` "
+               "such as onnx-qat-int8")
 
 
 class QatConfig(TorchPassConfig):
@@ -25,8 +27,10 @@ class QatConfig(TorchPassConfig):
     epochs: int = Field(3, ge=1, description="fine-tuning epochs with fake quantization")
     lr: float | None = Field(None, gt=0, description="default: the recipe's lr (a tenth of it is a common choice)")
     per_channel: bool = True
-    fold_bn: bool = Field(True, description="fold batch-norm into the preceding conv before QAT. Unfolded, torchao's "
-                                            "QAT conv-bn rewrite traces ~100 patterns (about a minute on 2 cores)")
+    simplify: bool = Field(True, description="fold batch-norm into the preceding conv and remove dropout before QAT "
+                                             "(the fine-tune then runs without dropout). Otherwise torchao re-traces "
+                                             "~100 op patterns in convert and some on every train/eval switch: "
+                                             "minutes on 2 cores")
     reduce_range: bool = Field(True, description="7-bit weights (-63..63). ONNX Runtime's x86 int8 conv kernels "
                                                  "saturated with full-range weights here (wrong outputs); turn off "
                                                  "for TFLite/XNNPACK targets")
@@ -63,13 +67,38 @@ def export_for_quantization(model, x):
     return torch.export.export(model.eval(), (x,), dynamic_shapes=({0: batch},)).module()
 
 
-def fold_batchnorm(gm):
-    """Fold eval-mode batch-norm into the preceding conv of an exported graph (what PT2E PTQ does)."""
+def simplify_graph(gm):
+    """Fold eval-mode batch-norm into the preceding conv (what PT2E PTQ does) and remove dropout nodes."""
+    import torch
+
     try:
         from torchao.quantization.pt2e.utils import _fuse_conv_bn_
+
+        _fuse_conv_bn_(gm)
     except ImportError:  # moved in a later torchao: QAT then trains conv-bn unfolded (slower, same result)
-        return gm
-    _fuse_conv_bn_(gm)
+        pass
+    for node in list(gm.graph.nodes):
+        if node.op == "call_function" and node.target in (torch.ops.aten.dropout.default, torch.ops.aten.dropout_.default):
+            node.replace_all_uses_with(node.args[0])
+            gm.graph.erase_node(node)
+    gm.graph.eliminate_dead_code()
+    gm.recompile()
+    return gm
+
+
+def allow_train_eval(gm):
+    """Let the Trainer call train()/eval() on an exported graph. torchao's switch re-traces dropout and batch-norm
+    patterns on every call; a graph that has neither gets a free switch."""
+    import types
+
+    from torchao.quantization.pt2e import allow_exported_model_train_eval
+
+    modal = any(n.op == "call_function" and ("dropout" in str(n.target) or "batch_norm" in str(n.target))
+                for n in gm.graph.nodes)
+    if modal:
+        return allow_exported_model_train_eval(gm)
+    gm.train = types.MethodType(lambda self, mode=True: self, gm)
+    gm.eval = types.MethodType(lambda self: self, gm)
     return gm
 
 
@@ -90,7 +119,6 @@ class Qat(Pass):
 
     def apply(self, model, ctx: PassContext):
         import torch
-        from torchao.quantization.pt2e import allow_exported_model_train_eval
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
 
         from edgekit.passes.accounting import accuracy, measure
@@ -104,12 +132,12 @@ class Qat(Pass):
         x = torch.from_numpy(s.x_train[:8])
         try:
             graph = export_for_quantization(model, x)
-            if c.fold_bn:
-                fold_batchnorm(graph)
+            if c.simplify:
+                simplify_graph(graph)
             prepared = prepare_qat_pt2e(graph, xnnpack_quantizer(c.per_channel, c.reduce_range))
         except Exception as e:  # torch.export and the quantizer raise many types
             raise PassError(f"quantize.qat: PT2E prepare failed: {str(e).strip().splitlines()[0]}") from e
-        allow_exported_model_train_eval(prepared)
+        allow_train_eval(prepared)
         ctx.log(f"  QAT fine-tuning {c.epochs} epochs")
         finetune(prepared, ctx, c.epochs, c.lr)
         try:
@@ -117,11 +145,11 @@ class Qat(Pass):
         except Exception as e:
             raise PassError(f"quantize.qat: PT2E convert failed: {str(e).strip().splitlines()[0]}") from e
         drop_unused_tensors(converted)
-        allow_exported_model_train_eval(converted)
+        allow_train_eval(converted)
         converted.eval()
         after = measure(converted, s)
         after["val_accuracy"] = accuracy(converted, s.x_val, s.y_val)
-        decision = (f"PT2E QAT{' (batch-norm folded)' if c.fold_bn else ''}, int8 "
+        decision = (f"PT2E QAT{' (batch-norm folded, dropout off)' if c.simplify else ''}, int8 "
                     f"{'per-channel' if c.per_channel else 'per-tensor'} weights"
                     f"{' (7-bit range)' if c.reduce_range else ''}, int8 activations, {c.epochs} epochs: test accuracy "
                     f"{before['test_accuracy']:.4f} (fp32) -> {after['test_accuracy']:.4f} (int8 simulated)")
