@@ -65,10 +65,15 @@ _FORMAT = {"qdq": "QDQ", "qoperator": "QOperator"}
 
 def _preprocess(src: Path, dst: Path) -> Path:
     """ORT's recommended pre-processing (shape inference, graph optimization); falls back to the input."""
+    import contextlib
+
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     try:
-        quant_pre_process(str(src), str(dst), skip_symbolic_shape=False)
+        # ORT's symbolic shape inference dumps 'sym_shape_infer_temp.onnx' and its weights into the working
+        # directory when it gives up: run it where that lands in our temporary folder
+        with contextlib.chdir(dst.parent):
+            quant_pre_process(str(src.resolve()), str(dst.resolve()), skip_symbolic_shape=False)
         return dst
     except Exception:  # pre-processing is an optimization: a model it cannot handle is quantized as is
         return src
