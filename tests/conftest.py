@@ -20,3 +20,13 @@ def splits():
 @pytest.fixture(scope="session")
 def cnn(splits):
     return trained_cnn(splits)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_stray_files_in_the_checkout():
+    """Nothing a test runs may litter the repository root (libraries that dump debug files into the cwd)."""
+    root = Path(__file__).parents[1]
+    before = {p.name for p in root.iterdir()}
+    yield
+    stray = sorted({p.name for p in root.iterdir()} - before - {".pytest_cache", "runs", ".edgekit"})
+    assert not stray, f"tests left files in {root}: {stray}"
