@@ -36,7 +36,7 @@ def main() -> None:
     run = api.run(recipe, Path(args.out), log=lambda m: None)
     arts = {a.name: a for a in run.report.artifacts if a.status == "ok" and a.format == "onnx"}
     fp32 = next(a for a in arts.values() if a.precision == "fp32")
-    int8 = next(a for a in arts.values() if a.precision == "int8")
+    int8 = next(a for a in arts.values() if a.precision.startswith("int8"))  # static or dynamic int8
     profile = load_profile("host-cpu")
     env = fingerprint()
     print(f"# {recipe.name}: {run.report.model.get('arch')} {run.report.model.get('params'):,} params; "

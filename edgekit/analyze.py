@@ -27,7 +27,7 @@ def analyze(recipe, checkpoint: Path | None = None, prune_ratio: float = 0.5, th
         recipe = load_recipe(recipe)
     splits = load_data(recipe.data, recipe.seed)
     seed_everything(recipe.seed)
-    model = build_model(recipe.model, splits.input_shape, splits.num_classes)
+    model = build_model(recipe.model, splits.input_shape, splits.num_classes, getattr(splits, "vocab_size", None))
     if isinstance(model, Path):
         raise EdgekitError("analyze needs a PyTorch model; the recipe's model is an .onnx file")
     if checkpoint is not None:

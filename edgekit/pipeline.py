@@ -119,8 +119,8 @@ def stage_data(run: Run) -> None:
         run.log("  data differ from the interrupted run's: nothing is reused")
         run.previous = None
     s = run.report.data
-    run.log(f"  {s['train']} train / {s['val']} val / {s['test']} test, input {tuple(s['input_shape'])}, "
-            f"{s['num_classes']} classes")
+    run.log(f"  {s['train']} train / {s['val']} val / {s['test']} test, input {tuple(s['input_shape'])} "
+            f"{s['input_dtype']}, " + (f"{s['num_classes']} classes" if run.splits.labelled else "unlabelled"))
     run.save("data")
 
 
@@ -130,7 +130,7 @@ def stage_model(run: Run, checkpoint: Path | None = None) -> None:
 
     cfg = run.recipe.model
     seed_everything(run.recipe.seed)  # weight init is part of what the seed fixes
-    run.model = build_model(cfg, run.splits.input_shape, run.splits.num_classes)
+    run.model = build_model(cfg, run.splits.input_shape, run.splits.num_classes, vocab_size=run.splits.vocab_size)
     info: dict[str, Any] = {"arch": cfg.arch}
     if isinstance(run.model, Path):
         info["path"] = str(run.model)
@@ -143,6 +143,7 @@ def stage_model(run: Run, checkpoint: Path | None = None) -> None:
             info["checkpoint"] = str(checkpoint)
         run.model.eval()
         info.update(model_stats(run.model, run.splits.input_shape))
+        info.update(getattr(run.model, "edgekit_info", {}))
     run.report.model = info
     run.log(f"model: {cfg.arch}" + (f", {info['params']:,} params, {info['macs']:,} MACs" if "params" in info else ""))
     run.save("model")
@@ -155,6 +156,11 @@ def stage_train(run: Run) -> None:
     cfg = run.recipe.train
     if cfg is None or isinstance(run.model, Path) or cfg.epochs == 0:
         return
+    if not run.splits.labelled:
+        from edgekit.errors import DataError
+
+        raise DataError(f"{run.splits.source}: the data has no labels to train on; remove `train` (or set "
+                        f"train.epochs: 0) to measure the model's fidelity only")
     ckpt_path = run.run_dir / "model.safetensors"
     prev = run.previous
     if prev is not None and "train" in prev.stages_done and prev.training and ckpt_path.is_file():
@@ -203,13 +209,46 @@ def stage_reference(run: Run) -> None:
         run.reference_logits[split] = predict(x) if len(x) else np.zeros((0, s.num_classes), np.float32)
     from edgekit.report.evidence import save_samples
 
+    run.reference_logits["original_test"] = run.reference_logits["test"]  # bench fidelity metrics compare with it
     preds = run.reference_logits["test"].argmax(1)
-    acc = float((preds == s.y_test).mean())
+    acc = float((preds == s.y_test).mean()) if s.labelled else None
     _, digest = save_samples(run.run_dir / "samples" / "reference.npz", preds, s.y_test)
+    outputs_digest = _save_outputs(run.run_dir / REFERENCE_OUTPUTS, run.reference_logits["test"])
     run.report.reference = {"source": source, "accuracy": acc, "test_samples": int(len(s.y_test)),
-                            "samples": "samples/reference.npz", "samples_sha256": digest}
+                            "samples": "samples/reference.npz", "samples_sha256": digest,
+                            "outputs": REFERENCE_OUTPUTS, "outputs_sha256": outputs_digest}
     run.reference_model = run.model
     run.save("reference")
+
+
+REFERENCE_OUTPUTS = "samples/reference_outputs.npy"
+
+
+def _save_outputs(path: Path, outputs) -> str:
+    import numpy as np
+
+    from edgekit.export.artifact import file_sha256
+    from edgekit.report.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.save(f, np.asarray(outputs, dtype=np.float32))
+    return file_sha256(path)
+
+
+def _reference_outputs(run: Run):
+    """The fp32 reference's test outputs: in memory, else the copy kept in the run folder (`edgekit bench`)."""
+    import numpy as np
+
+    from edgekit.export.artifact import file_sha256
+
+    if "original_test" in run.reference_logits:
+        return run.reference_logits["original_test"]
+    ref = run.report.reference
+    path = run.run_dir / ref.get("outputs", REFERENCE_OUTPUTS)
+    if not path.is_file() or (ref.get("outputs_sha256") and file_sha256(path) != ref["outputs_sha256"]):
+        return None
+    return np.load(path, allow_pickle=False)
 
 
 def _context(run: Run):
@@ -265,7 +304,8 @@ def stage_torch_passes(run: Run) -> None:
                 run.reference_logits[split] = predict(run.model, x)
         ref = run.report.reference
         ref["source"] = f"torch fp32 original model; artifacts are compared with it after {' -> '.join(done)}"
-        ref["accuracy_after_torch_passes"] = float((run.reference_logits["test"].argmax(1) == s.y_test).mean())
+        if s.labelled:
+            ref["accuracy_after_torch_passes"] = float((run.reference_logits["test"].argmax(1) == s.y_test).mean())
     run.save("torch_passes")
 
 
@@ -478,11 +518,14 @@ def stage_bench(run: Run, devices: list[str] | None = None) -> None:
                 record(prev_row)
                 continue
             run.log(f"bench: {art.name} on {profile.name}")
-            row = bench_artifact(art, run.run_dir, run.splits.x_test, run.splits.y_test, profile, cfg,
-                                 keep_samples_dir=run.run_dir / "samples")
+            row = bench_artifact(art, run.run_dir, run.splits.x_test, run.splits.y_test if run.splits.labelled else None,
+                                 profile, cfg, keep_samples_dir=run.run_dir / "samples",
+                                 reference=_reference_outputs(run))
             record(row)
             if row.status == "ok":
                 acc = f"acc {row.accuracy:.4f} " if row.accuracy is not None else ""
+                if row.metrics and row.metrics.get("cosine") is not None:
+                    acc += f"cosine {row.metrics['cosine']:.5f} "
                 lat = row.latency_ms
                 timing = (f"p50 {lat.p50:.3f} ms p90 {lat.p90:.3f} ms ({lat.samples} runs" if lat is not None else
                           f"avg {row.latency_summary['avg']:.3f} ms ({int(row.latency_summary['count'])} runs")

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, TypeVar, Union
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from edgekit.bench.config import BenchConfig
+from edgekit.bench.config import BenchConfig, MetricName
 from edgekit.config_base import Strict
 from edgekit.data.config import DataConfig
 from edgekit.errors import RecipeError
@@ -37,6 +37,10 @@ class GatesConfig(Strict):
     latency_percentile: Literal[50, 90] = Field(50, description="percentile compared by max_latency_regression")
     device_budgets: bool = Field(True, description="also gate on the device profiles' budgets")
     artifacts: list[str] | None = Field(None, description="gate only these artifacts (default: all)")
+    min_metric: dict[MetricName, float] | None = Field(
+        None, description="lower bounds on bench metrics, e.g. {cosine: 0.99, top1_agreement: 0.98, macro_f1: 0.9}")
+    max_metric: dict[MetricName, float] | None = Field(
+        None, description="upper bounds on bench metrics, e.g. {max_abs: 0.05, mse: 0.1}")
 
 
 class Recipe(Strict):
@@ -60,6 +64,10 @@ class Recipe(Strict):
             raise ValueError(f"artifact names must be unique; repeated: {dupes}")
         if self.model.arch == "onnx" and any(e.format != "onnx" for e in self.export):
             raise ValueError("an .onnx model cannot be exported to other formats; remove those export targets")
+        unlabelled = (getattr(self.data, "task", None) == "random" or getattr(self.data, "labels", None) is False
+                      or (self.data.source == "csv" and self.data.label_column is None))
+        if unlabelled and self.train is not None and self.train.epochs > 0:
+            raise ValueError("the data is unlabelled: remove `train` (fidelity metrics need no labels)")
         return self
 
     def to_yaml(self) -> str:
@@ -158,8 +166,8 @@ def _recipe_error(e: ValidationError, root, source: str) -> RecipeError:
 
 def _is_union_tag(part) -> bool:
     """pydantic puts the discriminator value ('quantize.static', 'cnn') into the location; hide it."""
-    tags = {"digits", "fashion-mnist", "npz", "image-folder", "csv", "mlp", "cnn", "resnet", "mobilenet_v2", "factory",
-            "torchscript", "onnx", "torch", "tflite"}
+    tags = {"digits", "fashion-mnist", "npz", "image-folder", "csv", "waveforms", "tokens", "mlp", "cnn", "resnet",
+            "mobilenet_v2", "lstm", "gru", "transformer", "vit", "factory", "torchscript", "onnx", "hf", "torch", "tflite"}
     from edgekit.passes import PASSES
 
     return isinstance(part, str) and (part in tags or part in PASSES)

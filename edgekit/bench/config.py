@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from edgekit.config_base import Strict
+
+MetricName = Literal["accuracy", "top_k_accuracy", "macro_f1", "mse", "mae", "cosine", "max_abs", "mean_abs",
+                     "top1_agreement", "top_k_agreement", "nn_agreement"]
 
 
 class BenchConfig(Strict):
@@ -17,3 +22,8 @@ class BenchConfig(Strict):
     threads: int | None = Field(None, ge=1, description="intra-op threads (default: the device profile's)")
     accuracy: bool = Field(True, description="also run the whole test split for accuracy")
     timeout_s: float = Field(600.0, gt=0, description="kill a bench that runs longer than this")
+    metrics: list[MetricName] | None = Field(
+        None, description="quality metrics on the test split; default: accuracy, top_k_accuracy, macro_f1 with labels, "
+                          "plus cosine, max_abs, top1_agreement vs the fp32 reference (without labels also "
+                          "top_k_agreement and nn_agreement)")
+    top_k: int = Field(5, ge=1, description="k of top_k_accuracy, top_k_agreement and nn_agreement")

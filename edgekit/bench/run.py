@@ -14,6 +14,7 @@ from edgekit.errors import EdgekitError
 from edgekit.export.artifact import artifact_path
 from edgekit.report.schema import Artifact, Result
 from edgekit.runtimes import DEFAULT_RUNTIME
+from edgekit.runtimes.base import as_model_input
 
 
 def resolve_threads(cfg, profile) -> int:
@@ -28,8 +29,11 @@ def resolve_threads(cfg, profile) -> int:
 
 
 def bench_artifact(artifact: Artifact, run_dir: Path, x_test: np.ndarray, y_test: np.ndarray | None, profile, cfg,
-                   runtime: str | None = None, keep_samples_dir: Path | None = None) -> Result:
-    """Run the bench agent for (artifact, device); a failure becomes a failed Result, never an exception."""
+                   runtime: str | None = None, keep_samples_dir: Path | None = None,
+                   reference: np.ndarray | None = None) -> Result:
+    """Run the bench agent for (artifact, device); a failure becomes a failed Result, never an exception.
+
+    `y_test` None means unlabelled data; `reference` (fp32 outputs on x_test) enables the fidelity metrics."""
     from edgekit.devices import transport
 
     rt = runtime or DEFAULT_RUNTIME.get(artifact.format, "?")
@@ -42,12 +46,13 @@ def bench_artifact(artifact: Artifact, run_dir: Path, x_test: np.ndarray, y_test
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="edgekit-inputs-") as tmp:
         inputs = Path(tmp) / "x.npy"
-        np.save(inputs, np.ascontiguousarray(x_test, dtype=np.float32))
+        np.save(inputs, as_model_input(x_test))
         job = {
             "runtime": rt, "model": str(artifact_path(run_dir, artifact)), "threads": threads,
             "providers": profile.providers, "affinity": profile.affinity, "batch_size": cfg.batch_size,
             "warmup": cfg.warmup, "iterations": cfg.iterations, "min_time_s": cfg.min_time_s,
             "max_time_s": cfg.max_time_s, "inputs": str(inputs), "accuracy": cfg.accuracy,
+            "outputs_path": str(Path(tmp) / "outputs.npy"),
         }
         try:
             out = transport(profile)(job, cfg.timeout_s)
@@ -55,6 +60,8 @@ def bench_artifact(artifact: Artifact, run_dir: Path, x_test: np.ndarray, y_test
             row.status, row.error = "failed", str(e)
             row.duration_s = time.perf_counter() - t0
             return row
+        outputs_file = Path(job["outputs_path"])
+        outputs = np.load(outputs_file, allow_pickle=False) if outputs_file.is_file() else None
     row.duration_s = time.perf_counter() - t0
     row.batch_size = out["batch_size"]
     if out.get("latencies_ms"):
@@ -73,15 +80,21 @@ def bench_artifact(artifact: Artifact, run_dir: Path, x_test: np.ndarray, y_test
     row.load_ms = out["load_ms"]
     row.first_inference_ms = out["first_inference_ms"]
     row.runtime_version = out["runtime_version"]
-    if "predictions" in out and y_test is not None and len(y_test):
+    if "predictions" in out and len(x_test):
+        from edgekit.bench.metrics import compute_metrics
+
         preds = np.asarray(out["predictions"])
-        row.accuracy = float((preds == np.asarray(y_test)).mean())
-        row.test_samples = int(len(y_test))
+        row.test_samples = int(len(x_test))
+        if y_test is not None and len(y_test):
+            row.accuracy = float((preds == np.asarray(y_test)).mean())
+        row.metrics = compute_metrics(cfg.metrics, outputs=outputs, predictions=preds, labels=y_test,
+                                      reference=reference, top_k=cfg.top_k) or None
         if keep_samples_dir is not None:
             from edgekit.report.evidence import save_samples
 
-            path, digest = save_samples(keep_samples_dir / f"{artifact.name}@{profile.name}.npz", preds, y_test,
-                                        out["latencies_ms"])
+            labels = y_test if y_test is not None else np.full(len(preds), -1)
+            path, digest = save_samples(keep_samples_dir / f"{artifact.name}@{profile.name}.npz", preds, labels,
+                                        out.get("latencies_ms"))
             row.samples, row.samples_sha256 = str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(
                 path), digest
     return row

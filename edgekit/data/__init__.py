@@ -12,6 +12,8 @@ SOURCES = {
     "npz": "edgekit.data.npz",
     "image-folder": "edgekit.data.image_folder",
     "csv": "edgekit.data.csv",
+    "waveforms": "edgekit.data.synthetic",
+    "tokens": "edgekit.data.synthetic",
 }
 
 

@@ -46,6 +46,11 @@ class FashionMnistData(_DataBase):
     path: Path | None = Field(None, description="folder with the four *-ubyte(.gz) files")
 
 
+Layout = Literal["auto", "features", "images", "sequence", "tokens"]
+LAYOUT_HELP = ("auto: (N, F) features, (N, H, W) or (N, C, H, W) images; sequence: (N, T) or (N, T, F) floats; "
+               "tokens: (N, T) integer ids (kept int64, not normalized)")
+
+
 class NpzData(_DataBase):
     """Arrays in an .npz file: `x`/`y`, or pre-split `x_train`/`y_train`/`x_test`/`y_test`."""
 
@@ -53,6 +58,10 @@ class NpzData(_DataBase):
     path: Path
     x_key: str = "x"
     y_key: str = "y"
+    layout: Layout = Field("auto", description=LAYOUT_HELP)
+    labels: bool | None = Field(None, description="None: use y when the file has it; false: unlabelled (fidelity "
+                                                  "metrics only)")
+    vocab_size: int | None = Field(None, ge=2, description="tokens: the vocabulary (default: largest id + 1)")
 
 
 class ImageFolderData(_DataBase):
@@ -65,14 +74,56 @@ class ImageFolderData(_DataBase):
 
 
 class CsvData(_DataBase):
-    """Tabular CSV with a header row; every column but the label is a float feature."""
+    """CSV with a header row; every column but the label is a feature (or a time step / token of a sequence)."""
 
     source: Literal["csv"]
     path: Path
-    label_column: str = "label"
+    label_column: str | None = Field("label", description="null: unlabelled")
+    layout: Literal["features", "sequence", "tokens"] = Field(
+        "features", description="sequence: each row is a univariate sequence (N, T, 1); tokens: integer ids (N, T)")
+    vocab_size: int | None = Field(None, ge=2)
+
+
+
+
+class WaveformsData(_DataBase):
+    """Synthetic time series, no download: classify the shape of a noisy periodic signal with random frequency,
+    phase and amplitude (and a random offset). x is (N, seq_len, channels) float32."""
+
+    source: Literal["waveforms"]
+    samples: int = Field(2000, ge=20)
+    seq_len: int = Field(64, ge=8)
+    channels: int = Field(1, ge=1, description="channels > 1: each carries the class shape, with its own phase")
+    shapes: list[Literal["sine", "square", "sawtooth", "triangle", "chirp", "pulse"]] = Field(
+        default_factory=lambda: ["sine", "square", "sawtooth", "triangle"], min_length=2)
+    cycles: tuple[float, float] = Field((1.5, 5.0), description="periods per sequence (random in this range)")
+    noise: float = Field(0.3, ge=0, description="std of added Gaussian noise, relative to the unit amplitude")
+
+
+class TokensData(_DataBase):
+    """Synthetic token sequences, no download. x is (N, seq_len) int64 ids in [0, vocab_size).
+
+    majority: `classes` marker tokens are sprinkled among filler tokens; the label is the marker seen most often.
+    contains: binary; 1 when marker A is immediately followed by marker B somewhere (both markers appear in every
+    sequence, so only their order tells: needs position-aware attention or recurrence).
+    random: uniform ids, unlabelled (for fidelity metrics of a model you bring)."""
+
+    source: Literal["tokens"]
+    samples: int = Field(2000, ge=20)
+    seq_len: int = Field(32, ge=4)
+    vocab_size: int = Field(32, ge=4)
+    task: Literal["majority", "contains", "random"] = "majority"
+    classes: int = Field(4, ge=2, description="majority: number of marker tokens (= classes)")
+    normalize: Literal["none"] = "none"
+
+    @model_validator(mode="after")
+    def _room(self):
+        if self.task == "majority" and self.classes >= self.vocab_size:
+            raise ValueError(f"majority needs vocab_size > classes ({self.vocab_size} <= {self.classes})")
+        return self
 
 
 DataConfig = Annotated[
-    Union[DigitsData, FashionMnistData, NpzData, ImageFolderData, CsvData],
+    Union[DigitsData, FashionMnistData, NpzData, ImageFolderData, CsvData, WaveformsData, TokensData],
     Field(discriminator="source"),
 ]

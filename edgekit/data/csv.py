@@ -1,4 +1,5 @@
-"""Tabular CSV with a header; the label column holds class names or integers."""
+"""CSV with a header; the label column (if any) holds class names or integers; rows are features, a univariate
+sequence, or token ids."""
 
 from __future__ import annotations
 
@@ -19,9 +20,9 @@ def load(cfg, seed: int) -> Splits:
             header = next(reader)
         except StopIteration:
             raise DataError(f"{cfg.path}: empty CSV file") from None
-        if cfg.label_column not in header:
+        if cfg.label_column is not None and cfg.label_column not in header:
             raise DataError(f"{cfg.path}: label column '{cfg.label_column}' not in header {header}")
-        li = header.index(cfg.label_column)
+        li = header.index(cfg.label_column) if cfg.label_column is not None else -1
         feats, labels = [], []
         for lineno, row in enumerate(reader, start=2):
             if not row:
@@ -32,13 +33,23 @@ def load(cfg, seed: int) -> Splits:
                 feats.append([float(v) for i, v in enumerate(row) if i != li])
             except ValueError as e:
                 raise DataError(f"{cfg.path}:{lineno}: non-numeric feature: {e}") from e
-            labels.append(row[li].strip())
+            labels.append(row[li].strip() if li >= 0 else "")
     if not labels:
         raise DataError(f"{cfg.path}: no data rows")
+    x = np.array(feats, dtype=np.float64)
+    if cfg.layout == "tokens":
+        if not np.all(x == np.round(x)):
+            raise DataError(f"{cfg.path}: layout tokens needs integer ids in every feature column")
+        x = x.astype(np.int64)
+    elif cfg.layout == "sequence":
+        x = x[:, :, None]
+    common = {"source": f"csv:{cfg.path.name}", "integer_inputs": cfg.layout == "tokens", "vocab_size": cfg.vocab_size}
+    if li < 0:
+        return make_splits(x, None, cfg, seed, **common)
     if all(v.lstrip("-").isdigit() for v in labels):
         y = np.array([int(v) for v in labels])
         names = [str(i) for i in range(int(y.max()) + 1)]
     else:
         names = sorted(set(labels))
         y = np.array([names.index(v) for v in labels])
-    return make_splits(np.array(feats, dtype=np.float32), y, cfg, seed, class_names=names, source=f"csv:{cfg.path.name}")
+    return make_splits(x, y, cfg, seed, class_names=names, **common)

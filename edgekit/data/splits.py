@@ -12,7 +12,8 @@ from edgekit.errors import DataError
 
 @dataclass
 class Splits:
-    """Arrays ready for training and evaluation. Images are NCHW float32; tabular data is (N, F)."""
+    """Arrays ready for training and evaluation. Images are NCHW float32; tabular data is (N, F); sequences are
+    (N, T, F) float32; token ids are (N, T) int64 (not normalized). Unlabelled data has every label -1."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -26,6 +27,8 @@ class Splits:
     normalization: dict = field(default_factory=dict)
     source: str = ""
     augment: object = None
+    vocab_size: int | None = None  # integer inputs: largest token id + 1 (or the source's declared vocabulary)
+    labelled: bool = True
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -51,6 +54,9 @@ class Splits:
             "val": len(self.y_val),
             "test": len(self.y_test),
             "calibration": len(self.x_calib),
+            "input_dtype": str(self.x_train.dtype),
+            **({"vocab_size": self.vocab_size} if self.vocab_size is not None else {}),
+            **({} if self.labelled else {"labelled": False}),
             "normalization": self.normalization,
             "fingerprint": self.fingerprint(),
         }
@@ -58,20 +64,43 @@ class Splits:
 
 def make_splits(
     x: np.ndarray,
-    y: np.ndarray,
+    y: np.ndarray | None,
     cfg,
     seed: int,
     *,
     class_names: list[str] | None = None,
     test: tuple[np.ndarray, np.ndarray] | None = None,
     source: str = "",
+    integer_inputs: bool = False,
+    vocab_size: int | None = None,
 ) -> Splits:
     """Split (x, y) stratified and seeded; normalize with train statistics; draw calibration from train.
 
     If `test` is given (a dataset's official test set) it becomes the test split and only val is carved out.
+    `integer_inputs`: x holds token ids, kept int64 and never normalized; `vocab_size` defaults to max id + 1.
+    `y=None`: unlabelled data (labels -1, random rather than stratified splits); only fidelity metrics apply.
     """
-    x = np.asarray(x, dtype=np.float32)
-    y = np.asarray(y).astype(np.int64)
+    labelled = y is not None
+    if integer_inputs:
+        x = np.asarray(x)
+        if x.dtype.kind not in "iu":
+            raise DataError(f"{source}: integer_inputs needs integer token ids, got {x.dtype}")
+        x = x.astype(np.int64)
+        if test is not None:
+            test = (np.asarray(test[0]).astype(np.int64), test[1])
+        ids = [x] + ([test[0]] if test is not None else [])
+        lo, hi = min(int(a.min()) for a in ids if a.size), max(int(a.max()) for a in ids if a.size)
+        if lo < 0:
+            raise DataError(f"{source}: token ids must be non-negative, found {lo}")
+        if vocab_size is not None and hi >= vocab_size:
+            raise DataError(f"{source}: token id {hi} is outside the vocabulary of {vocab_size}")
+        vocab_size = vocab_size or hi + 1
+    else:
+        x = np.asarray(x, dtype=np.float32)
+        vocab_size = None
+    y = np.asarray(y).astype(np.int64) if labelled else np.full(len(x), -1, dtype=np.int64)
+    if test is not None and test[1] is None:
+        test = (test[0], np.full(len(test[0]), -1, dtype=np.int64))
     if len(x) != len(y):
         raise DataError(f"{source}: {len(x)} samples but {len(y)} labels")
     if len(x) < 10:
@@ -85,6 +114,8 @@ def make_splits(
             tk = rng.choice(len(test[0]), min(n_test, len(test[0])), replace=False)
             test = (test[0][tk], test[1][tk])
     labels = sorted(set(y.tolist()) | (set(np.asarray(test[1]).tolist()) if test is not None else set()))
+    if not labelled:
+        labels = []
     if labels and (labels[0] < 0):
         raise DataError(f"{source}: labels must be non-negative integers, found {labels[0]}")
     num_classes = int(max(labels)) + 1 if labels else 0
@@ -93,21 +124,24 @@ def make_splits(
         val_share = cfg.val_fraction / (1.0 - cfg.test_fraction)
     else:
         x_rest, y_rest = x, y
-        x_test, y_test = np.asarray(test[0], dtype=np.float32), np.asarray(test[1]).astype(np.int64)
+        x_test, y_test = np.asarray(test[0], dtype=x.dtype), np.asarray(test[1]).astype(np.int64)
         val_share = cfg.val_fraction
     if val_share > 0:
         x_train, y_train, x_val, y_val = _stratified_take(x_rest, y_rest, val_share, rng)
     else:
         x_train, y_train, x_val, y_val = x_rest, y_rest, x_rest[:0], y_rest[:0]
-    norm = _fit_normalization(x_train, cfg.normalize)
-    x_train, x_val, x_test = (_apply(a, norm) for a in (x_train, x_val, x_test))
+    kind = "none" if integer_inputs else cfg.normalize
+    norm = _fit_normalization(x_train, kind)
+    if not integer_inputs:
+        x_train, x_val, x_test = (_apply(a, norm) for a in (x_train, x_val, x_test))
     n_cal = min(cfg.calibration_size, len(x_train))
     x_calib = x_train[rng.choice(len(x_train), n_cal, replace=False)]
     names = class_names or [str(i) for i in range(num_classes)]
     return Splits(
         x_train, y_train, x_val, y_val, x_test, y_test, x_calib,
-        num_classes=num_classes, class_names=names, normalization=_describe(norm, cfg.normalize), source=source,
-        augment=cfg.augment,
+        num_classes=num_classes, class_names=names, source=source, augment=cfg.augment, vocab_size=vocab_size,
+        normalization=_describe(norm, kind) if not integer_inputs else {"kind": "none (integer token ids)"},
+        labelled=labelled,
     )
 
 
@@ -133,7 +167,7 @@ def _stratified_take(x, y, fraction, rng):
 def _fit_normalization(x_train: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray] | None:
     if kind == "none":
         return None
-    axes = (0, 2, 3) if x_train.ndim == 4 else (0,)
+    axes = (0, 2, 3) if x_train.ndim == 4 else (0, 1) if x_train.ndim == 3 else (0,)
     if kind == "standard":
         shift = x_train.mean(axis=axes, keepdims=True)
         scale = x_train.std(axis=axes, keepdims=True)

@@ -24,24 +24,31 @@ class OnnxExporter:
         import torch
 
         from edgekit.export.onnx_check import check_onnx_file, op_counts, tensor_specs
+        from edgekit.models.inputs import dynamic_axes, input_spec, torch_dynamic_shapes
+        from edgekit.runtimes.base import as_model_input
 
         logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
         model = model.eval()
+        example = as_model_input(example)
         x = torch.from_numpy(np.ascontiguousarray(example[:2] if cfg.dynamic_batch and len(example) > 1 else example[:1]))
+        spec = input_spec(model, example)
+        name_in = spec.name
+        axes = dynamic_axes(spec, x.ndim, cfg.dynamic_batch)
         with tempfile.TemporaryDirectory() as tmp:
             raw = Path(tmp) / "model.onnx"
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     if cfg.exporter == "dynamo":
-                        dyn = ({0: torch.export.Dim("batch", min=1, max=65536)},) if cfg.dynamic_batch else None
                         torch.onnx.export(model, (x,), str(raw), dynamo=True, opset_version=cfg.opset,
-                                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-                                          dynamic_shapes=dyn, verbose=False)
+                                          input_names=[name_in], output_names=[OUTPUT_NAME],
+                                          dynamic_shapes=torch_dynamic_shapes(spec, x, cfg.dynamic_batch), verbose=False)
                     else:
-                        axes = {INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}} if cfg.dynamic_batch else None
+                        names = {name_in: {i: n for i, (n, _, _) in axes.items()}} if axes else None
+                        if names and 0 in axes:
+                            names[OUTPUT_NAME] = {0: axes[0][0]}
                         torch.onnx.export(model, (x,), str(raw), dynamo=False, opset_version=cfg.opset,
-                                          input_names=[INPUT_NAME], output_names=[OUTPUT_NAME], dynamic_axes=axes)
+                                          input_names=[name_in], output_names=[OUTPUT_NAME], dynamic_axes=names)
             except Exception as e:  # the exporters raise many types; name the model and the cause
                 raise ExportError(f"ONNX export of {type(model).__name__} failed: {_first_line(e)}") from e
             proto = onnx.load(str(raw))  # pulls in side .onnx.data written by the dynamo exporter
@@ -51,7 +58,8 @@ class OnnxExporter:
         return describe(
             name, "onnx", "fp32", path, run_dir,
             inputs=tensor_specs(proto.graph.input), outputs=tensor_specs(proto.graph.output), ops=op_counts(proto),
-            details={"opset": cfg.opset, "exporter": cfg.exporter, "dynamic_batch": cfg.dynamic_batch},
+            details={"opset": cfg.opset, "exporter": cfg.exporter, "dynamic_batch": cfg.dynamic_batch,
+                     "dynamic_axes": {str(i): n for i, (n, _, _) in axes.items()}},
         )
 
 

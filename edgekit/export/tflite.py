@@ -60,7 +60,9 @@ class TfliteExporter:
 
 
 def _fixed_batch(x: np.ndarray, batch: int) -> np.ndarray:
-    return np.ascontiguousarray(np.resize(np.asarray(x, np.float32), (batch, *x.shape[1:])))
+    from edgekit.runtimes.base import as_model_input
+
+    return np.ascontiguousarray(np.resize(as_model_input(x), (batch, *x.shape[1:])))
 
 
 def _version(dist: str) -> str:
@@ -211,6 +213,8 @@ def quantize(fp32: bytes, precision: str, io_dtype: str, calib: np.ndarray, batc
                 sig, name = _signature(fp32)
                 n = max(batch, (len(calib) + batch - 1) // batch * batch)
                 xs = _fixed_batch(calib, n)
+                if xs.dtype.kind in "iu":  # the converter turns int64 token inputs into int32
+                    xs = xs.astype(np.int32)
                 result = qt.calibrate({sig: [{name: xs[i: i + batch]} for i in range(0, n, batch)]})
             out = qt.quantize(result, enable_progress_report=False).quantized_model
     except ExportError:

@@ -6,7 +6,8 @@ import math
 
 
 def count_macs(model, input_shape) -> int:
-    """Multiply-accumulates of one sample through conv, linear and recurrent layers."""
+    """Multiply-accumulates of one sample through conv, linear and recurrent layers (attention's two
+    activation matmuls are not counted)."""
     import torch
     from torch import nn
 
@@ -21,17 +22,31 @@ def count_macs(model, input_shape) -> int:
         nonlocal total
         total += (out.numel() // out.shape[0]) * m.in_features
 
+    def recurrent_hook(m, inp, out):
+        nonlocal total
+        gates = 4 if isinstance(m, nn.LSTM) else 3
+        steps = inp[0].shape[1] if m.batch_first else inp[0].shape[0]
+        dirs = 2 if m.bidirectional else 1
+        for layer in range(m.num_layers):
+            cin = m.input_size if layer == 0 else m.hidden_size * dirs
+            total += steps * dirs * gates * m.hidden_size * (cin + m.hidden_size)
+
     hooks = []
     for m in model.modules():
         if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
             hooks.append(m.register_forward_hook(conv_hook))
         elif isinstance(m, nn.Linear):
             hooks.append(m.register_forward_hook(linear_hook))
+        elif isinstance(m, (nn.LSTM, nn.GRU)):
+            hooks.append(m.register_forward_hook(recurrent_hook))
+    from edgekit.models.inputs import input_spec
+
+    dtype = torch.int64 if input_spec(model).dtype in ("int64", "int32") else torch.float32
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            model(torch.zeros(1, *input_shape))
+            model(torch.zeros(1, *input_shape, dtype=dtype))
     finally:
         for h in hooks:
             h.remove()

@@ -156,11 +156,21 @@ class MobilenetV2(nn.Module):
         return self.head(self.features(x))
 
 
+def _sequence(arch: str):
+    def build(cfg, input_shape, num_classes):
+        from edgekit.models.sequence import SEQUENCE_ZOO
+
+        return SEQUENCE_ZOO[arch](cfg, input_shape, num_classes)
+
+    return build
+
+
 ZOO = {
     "mlp": build_mlp,
     "cnn": Cnn,
     "resnet": Resnet,
     "mobilenet_v2": MobilenetV2,
+    **{arch: _sequence(arch) for arch in ("lstm", "gru", "transformer", "vit")},
 }
 
 

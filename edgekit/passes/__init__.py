@@ -11,6 +11,7 @@ from edgekit.passes.prune_nm import NMPruneConfig
 from edgekit.passes.prune_structured import StructuredPruneConfig
 from edgekit.passes.prune_unstructured import UnstructuredPruneConfig
 from edgekit.passes.qat import QatConfig
+from edgekit.passes.weight_only import WeightOnlyConfig
 
 PASSES = {
     "quantize.static": (StaticQuantConfig, "edgekit.passes.ort_quantize:StaticQuantize"),
@@ -22,6 +23,7 @@ PASSES = {
     "distill": (DistillConfig, "edgekit.passes.distill:Distill"),
     "quantize.qat": (QatConfig, "edgekit.passes.qat:Qat"),
     "quantize.autotune": (AutotuneConfig, "edgekit.passes.inc_autotune:Autotune"),
+    "quantize.weight_only": (WeightOnlyConfig, "edgekit.passes.weight_only:WeightOnly"),
 }
 
 

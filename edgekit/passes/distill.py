@@ -117,7 +117,8 @@ class Distill(Pass):
                 raise PassError("distill: teacher 'reference' needs the model before the passes; none was given")
             return copy.deepcopy(ctx.reference).eval()
         seed_everything(ctx.seed)
-        teacher = build_model(c.teacher, ctx.splits.input_shape, ctx.splits.num_classes)
+        teacher = build_model(c.teacher, ctx.splits.input_shape, ctx.splits.num_classes,
+                              getattr(ctx.splits, "vocab_size", None))
         ctx.log(f"  training teacher {c.teacher.arch}")
         finetune(teacher, ctx)
         return teacher.eval()
@@ -129,7 +130,8 @@ class Distill(Pass):
         if self.config.student is None:
             return copy.deepcopy(model).eval()
         seed_everything(ctx.seed)
-        return build_model(self.config.student, ctx.splits.input_shape, ctx.splits.num_classes).eval()
+        return build_model(self.config.student, ctx.splits.input_shape, ctx.splits.num_classes,
+                           getattr(ctx.splits, "vocab_size", None)).eval()
 
     def apply(self, model, ctx: PassContext):
         from edgekit.passes.accounting import measure

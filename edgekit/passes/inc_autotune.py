@@ -115,7 +115,10 @@ class Autotune(Pass):
         try:
             gm = export(model, example_inputs=(torch.from_numpy(s.x_calib[:8]),), dynamic_shapes=({0: batch},))
             tuning = TuningConfig(config_set=[k.build() for k in c.candidates], tolerable_loss=c.tolerable_loss)
-            q = autotune(gm, tuning, eval_fn=eval_fn, run_fn=calibrate)
+            from edgekit.passes.weight_only import inc_workspace
+
+            with inc_workspace():  # keep INC's nc_workspace/ out of the user's working directory
+                q = autotune(gm, tuning, eval_fn=eval_fn, run_fn=calibrate)
         except Exception as e:  # INC and torch.export raise many types
             raise PassError(f"quantize.autotune: INC failed: {type(e).__name__}: {str(e).strip().splitlines()[0]}") from e
         if q is None:

@@ -111,7 +111,7 @@ def _fidelity(path: Path, ctx: PassContext) -> dict:
     ref = ctx.reference_logits["val" if y is not None else "calib"]
     out = OnnxRuntime().load(path).run(x)
     numbers = compare(ref, out)
-    if y is not None:
+    if y is not None and (y >= 0).all():  # unlabelled data has labels -1
         numbers["val_accuracy"] = float((out.argmax(1) == y).mean())
     return numbers
 
@@ -234,6 +234,10 @@ def make_reader_for(path: Path, x: np.ndarray):
     return make_reader(_input_name(path), x)
 
 
+INTEGER_OPS = ("MatMulInteger", "DynamicQuantizeMatMul", "DynamicQuantizeLSTM", "ConvInteger", "QAttention")
+FLOAT_WEIGHT_OPS = ("MatMul", "Gemm", "Conv", "LSTM", "GRU", "Attention")  # with a float weight: left in float
+
+
 class DynamicQuantize(Pass):
     name = "quantize.dynamic"
     stage = "onnx"
@@ -242,7 +246,7 @@ class DynamicQuantize(Pass):
         from onnxruntime import quantization as q
 
         from edgekit.export.artifact import artifact_path, describe
-        from edgekit.export.onnx_check import check_onnx_file, op_counts, tensor_specs
+        from edgekit.export.onnx_check import check_onnx_file, initializer_bytes, op_counts, tensor_specs
         from edgekit.report.atomic import atomic_path
 
         t0 = time.perf_counter()
@@ -256,12 +260,18 @@ class DynamicQuantize(Pass):
                                    weight_type=getattr(q.QuantType, _QTYPE[c.weight_type]), op_types_to_quantize=c.op_types)
         proto = check_onnx_file(out_path)
         ops = op_counts(proto)
+        nodes = proto.graph.node
+        weights = {i.name for i in proto.graph.initializer}
         art = describe(c.artifact, "onnx", "int8-dynamic", out_path, ctx.run_dir, source=model.name,
                        inputs=tensor_specs(proto.graph.input), outputs=tensor_specs(proto.graph.output), ops=ops,
-                       details={"weight_type": c.weight_type, "op_types": c.op_types})
+                       details={"weight_type": c.weight_type, "op_types": c.op_types,
+                                "quantized_nodes": [n.name or n.output[0] for n in nodes if n.op_type in INTEGER_OPS],
+                                "float_weight_nodes": [n.name or n.output[0] for n in nodes
+                                                       if n.op_type in FLOAT_WEIGHT_OPS and weights & set(n.input)],
+                                "weight_bytes": initializer_bytes(proto)})
         rec = self.record(produced=art.name, duration_s=time.perf_counter() - t0,
                           before={"size_bytes": model.size_bytes}, after={"size_bytes": art.size_bytes})
-        if not any(op in ops for op in ("MatMulInteger", "DynamicQuantizeMatMul", "DynamicQuantizeLSTM", "ConvInteger")):
+        if not any(op in ops for op in INTEGER_OPS):
             rec.notes.append(f"no layer of types {c.op_types} was quantized: the model has none (ops: {sorted(ops)})")
         return art, rec
 

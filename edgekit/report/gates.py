@@ -65,6 +65,10 @@ def evaluate_gates(report: Report, gates, baseline: Report | None = None, run_di
         if gates.max_latency_regression is not None and baseline is not None:
             out.append(_latency_gate(target, r, base, cand_ev, _evidence(baseline_dir, base.samples, base.samples_sha256)
                                      if base else None, gates))
+        for name, thr in (gates.min_metric or {}).items():
+            out.append(metric_gate(target, r, name, thr, lower_bound=True))
+        for name, thr in (gates.max_metric or {}).items():
+            out.append(metric_gate(target, r, name, thr, lower_bound=False))
         if gates.device_budgets:
             out += budget_gates(r, target)
     if not any(g.severity == "error" for g in out) and _has_any(gates):
@@ -140,6 +144,19 @@ def _latency_gate(target, r, base, cand_ev, base_ev, gates) -> GateResult:
                 f"ratio CI [{boot['ci_low']:.3f}, {boot['ci_high']:.3f}] ({sig})"))
 
 
+def metric_gate(target: str, r: Result, name: str, threshold: float, lower_bound: bool) -> GateResult:
+    """`min_metric.NAME` / `max_metric.NAME` on a bench metric; a metric the bench could not measure fails."""
+    gate = f"{'min' if lower_bound else 'max'}_metric.{name}"
+    value = (r.metrics or {}).get(name)
+    if value is None:
+        return GateResult(name=gate, target=target, value=None, threshold=threshold, passed=False,
+                          detail=f"{name} was not measured (it needs labels or reference outputs; measured: "
+                                 f"{sorted(r.metrics or {})})")
+    passed = value >= threshold if lower_bound else value <= threshold
+    return GateResult(name=gate, target=target, value=value, threshold=threshold, passed=passed,
+                      detail=f"{r.test_samples} test samples")
+
+
 def budget_gates(r: Result, target: str) -> list[GateResult]:
     """The device profile's budgets (max latency/size/memory), when the profile is known here."""
     from edgekit.devices import load_profile
@@ -191,7 +208,7 @@ def gates_passed(gates: list[GateResult]) -> bool:
 
 def _has_any(gates) -> bool:
     keys = ("max_accuracy_drop", "max_latency_p90_ms", "max_size_mb", "max_latency_regression", "min_accuracy",
-            "max_class_accuracy_drop")
+            "max_class_accuracy_drop", "min_metric", "max_metric")
     return any(getattr(gates, k) is not None for k in keys)
 
 

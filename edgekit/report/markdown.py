@@ -30,6 +30,13 @@ def results_table(report: Report) -> str:
                    "samples/s", "threads", "size KiB", "peak RSS MB"], rows)
 
 
+def metrics_table(report: Report) -> str:
+    names = sorted({k for r in report.results for k in (r.metrics or {})})
+    rows = [[r.artifact, r.device] + [_f((r.metrics or {}).get(k), ".4g") for k in names]
+            for r in report.results if r.metrics]
+    return _table(["artifact", "device", *names], rows)
+
+
 def cross_parity_table(report: Report) -> str:
     rows = [[r["a"], r["b"], r["relation"], str(r.get("samples", "-")), _f(r.get("max_abs"), ".2e"),
              _f(r.get("cosine"), ".6f"), _f(r.get("top1_agreement")), r.get("error", "")] for r in report.cross_parity]
@@ -50,6 +57,9 @@ def render_markdown(report: Report) -> str:
     if report.reference:
         out += [f"Reference ({report.reference.get('source')}): test accuracy {_f(report.reference.get('accuracy'))}.", ""]
     out += ["## Results", "", results_table(report), ""]
+    if any(r.metrics for r in report.results):
+        out += ["## Metrics", "", "On the test split; fidelity metrics compare with the fp32 reference's outputs.", "",
+                metrics_table(report), ""]
     art_rows = []
     for a in report.artifacts:
         p = a.parity

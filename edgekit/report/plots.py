@@ -115,8 +115,9 @@ def waterfall_plot(report: Report) -> bytes | None:
 
 def all_plots(report: Report, run_dir: Path) -> dict[str, bytes]:
     out = {}
-    for name, fn in (("tradeoff", lambda: tradeoff_plot(report)), ("latency_ecdf", lambda: latency_ecdf_plot(report, run_dir)),
-                     ("waterfall", lambda: waterfall_plot(report))):
+    makers = (("tradeoff", lambda: tradeoff_plot(report)), ("latency_ecdf", lambda: latency_ecdf_plot(report, run_dir)),
+              ("waterfall", lambda: waterfall_plot(report)))
+    for name, fn in makers:
         png = fn()
         if png:
             out[name] = png

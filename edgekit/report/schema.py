@@ -88,6 +88,9 @@ class Result(Record):
     device_time_ms: LatencyStats | None = Field(None, description="accelerator-side time per batch (CUDA events)")
     samples: str | None = Field(None, description="npz with per-sample predictions, labels and raw latencies")
     samples_sha256: str | None = None
+    metrics: dict[str, float] | None = Field(
+        None, description="quality on the test split: label metrics (accuracy, top_k_accuracy, macro_f1, mse, mae) and "
+                          "fidelity to the fp32 reference (cosine, max_abs, mean_abs, top1/top_k_agreement, nn_agreement)")
 
 
 class PassRecord(Record):

@@ -8,8 +8,15 @@ from pathlib import Path
 import numpy as np
 
 
+def as_model_input(x: np.ndarray) -> np.ndarray:
+    """Float arrays become float32; integer arrays (token ids) stay integers, as int64. Contiguous either way."""
+    x = np.asarray(x)
+    return np.ascontiguousarray(x, dtype=np.int64 if x.dtype.kind in "iu" else np.float32)
+
+
 class Session(ABC):
-    """A loaded model. `run` takes and returns float32 arrays; any quantized I/O is handled inside."""
+    """A loaded model. `run` takes float32 (or int64 token id) arrays and returns float32; any quantized I/O and
+    the model's own input dtype (e.g. int32 ids in TFLite) are handled inside."""
 
     static_batch: int | None = None
 
@@ -19,7 +26,7 @@ class Session(ABC):
 
     def run(self, x: np.ndarray) -> np.ndarray:
         """Run any number of samples, splitting into the model's static batch when it has one."""
-        x = np.ascontiguousarray(x, dtype=np.float32)
+        x = as_model_input(x)
         b = self.static_batch
         if b is None or len(x) == b:
             return self.run_batch(x)

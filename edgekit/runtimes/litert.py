@@ -81,7 +81,9 @@ class LiteRtSession(Session):
         self.static_batch = dim0 if dim0 > 0 else None
 
     def run_batch(self, x: np.ndarray) -> np.ndarray:
-        if self.in_dtype.kind in "iu":
+        if self.in_dtype.kind in "iu" and (x.dtype.kind in "iu" or not self.in_scale):
+            x = x.astype(self.in_dtype)  # token ids (int64 ids arrive as the file's int32), not quantized values
+        elif self.in_dtype.kind in "iu":
             info = np.iinfo(self.in_dtype)
             q = np.round(x / (self.in_scale or 1.0) + self.in_zero)
             x = np.clip(q, info.min, info.max).astype(self.in_dtype)

@@ -18,6 +18,10 @@ def _ort():
     return onnxruntime
 
 
+_INPUT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64,
+                 "tensor(int32)": np.int32}
+
+
 class OrtSession(Session):
     def __init__(self, sess, path: Path):
         self.sess, self.path = sess, path
@@ -28,8 +32,9 @@ class OrtSession(Session):
         self.static_batch = dim0 if isinstance(dim0, int) and dim0 > 0 else None
 
     def run_batch(self, x: np.ndarray) -> np.ndarray:
-        if self.input_type == "tensor(float16)":
-            x = x.astype(np.float16)
+        want = _INPUT_DTYPES.get(self.input_type)
+        if want is not None and x.dtype != want:
+            x = x.astype(want)
         out = self.sess.run(None, {self.input_name: x})[0]
         return np.asarray(out, dtype=np.float32)
 

@@ -1,0 +1,129 @@
+"""Quality metrics of an artifact's outputs: with labels (accuracy, top-k, macro-F1, MSE/MAE) and without them,
+as fidelity to the fp32 reference outputs (cosine, max-abs, top-1/top-k agreement, nearest-neighbour agreement).
+
+Every metric is a float where higher or lower is better as its name says; gates (`min_metric`, `max_metric`) take
+any of them by name."""
+
+from __future__ import annotations
+
+import numpy as np
+
+LABEL_METRICS = ("accuracy", "top_k_accuracy", "macro_f1", "mse", "mae")
+FIDELITY_METRICS = ("cosine", "max_abs", "mean_abs", "top1_agreement", "top_k_agreement", "nn_agreement")
+METRICS = LABEL_METRICS + FIDELITY_METRICS
+LOWER_IS_BETTER = ("mse", "mae", "max_abs", "mean_abs")
+NN_MAX_SAMPLES = 2000  # nearest neighbours are O(N^2): rank at most this many samples
+
+
+def _flat(a) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    return a.reshape(len(a), -1)
+
+
+def accuracy(out, y) -> float:
+    return float((_flat(out).argmax(1) == np.asarray(y)).mean())
+
+
+def top_k_accuracy(out, y, k: int) -> float:
+    """Fraction of samples whose label is among the k highest outputs."""
+    o = _flat(out)
+    k = min(k, o.shape[1])
+    top = np.argsort(-o, axis=1, kind="stable")[:, :k]
+    return float((top == np.asarray(y)[:, None]).any(1).mean())
+
+
+def macro_f1(pred, y) -> float:
+    """Unweighted mean of per-class F1 over the classes that occur in the labels or the predictions."""
+    pred, y = np.asarray(pred), np.asarray(y)
+    scores = []
+    for c in np.union1d(pred, y):
+        tp = int(((pred == c) & (y == c)).sum())
+        fp = int(((pred == c) & (y != c)).sum())
+        fn = int(((pred != c) & (y == c)).sum())
+        scores.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def cosine(ref, out) -> float:
+    """Mean per-sample cosine similarity (two all-zero vectors count as 1)."""
+    r, o = _flat(ref), _flat(out)
+    denom = np.linalg.norm(r, axis=1) * np.linalg.norm(o, axis=1)
+    cos = np.where(denom > 0, (r * o).sum(1) / np.maximum(denom, 1e-30), 1.0)
+    return float(cos.mean()) if cos.size else 1.0
+
+
+def top_k_agreement(ref, out, k: int) -> float:
+    """Mean overlap |top-k(ref) ∩ top-k(out)| / k of the k highest outputs per sample (k=1: top-1 agreement)."""
+    r, o = _flat(ref), _flat(out)
+    k = min(k, r.shape[1])
+    tr = np.argsort(-r, axis=1, kind="stable")[:, :k]
+    to = np.argsort(-o, axis=1, kind="stable")[:, :k]
+    return float(np.mean([len(np.intersect1d(a, b)) / k for a, b in zip(tr, to)]))
+
+
+def nearest_neighbours(emb, k: int) -> np.ndarray:
+    """Indices of each sample's k nearest other samples by cosine similarity (ties by index)."""
+    e = _flat(emb)
+    e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-30)
+    sim = e @ e.T
+    np.fill_diagonal(sim, -np.inf)
+    return np.argsort(-sim, axis=1, kind="stable")[:, :k]
+
+
+def nn_agreement(ref, out, k: int) -> float:
+    """Embedding fidelity: mean overlap of each sample's k nearest neighbours under the reference and the artifact
+    (k=1: the fraction of samples whose nearest neighbour is unchanged)."""
+    r, o = _flat(ref)[:NN_MAX_SAMPLES], _flat(out)[:NN_MAX_SAMPLES]
+    k = min(k, len(r) - 1)
+    if k < 1:
+        return 1.0
+    a, b = nearest_neighbours(r, k), nearest_neighbours(o, k)
+    return float(np.mean([len(np.intersect1d(x, z)) / k for x, z in zip(a, b)]))
+
+
+def default_metrics(labelled: bool, has_reference: bool) -> list[str]:
+    names = ["accuracy", "top_k_accuracy", "macro_f1"] if labelled else []
+    if has_reference:
+        names += ["cosine", "max_abs", "top1_agreement"] + ([] if labelled else ["top_k_agreement", "nn_agreement"])
+    return names
+
+
+def compute_metrics(names: list[str] | None, *, outputs=None, predictions=None, labels=None, reference=None,
+                    top_k: int = 5) -> dict[str, float]:
+    """The requested metrics that the evidence allows: label metrics need labels, fidelity metrics the reference
+    outputs; with predictions only (a device that returns no outputs) accuracy, macro-F1 and top-1 agreement."""
+    labelled = labels is not None and len(labels) and np.min(labels) >= 0
+    if names is None:
+        names = default_metrics(bool(labelled), reference is not None)
+    if outputs is not None:
+        predictions = _flat(outputs).argmax(1)
+    out: dict[str, float] = {}
+    n_out = _flat(outputs).shape[1] if outputs is not None else None
+    for name in names:
+        if name in LABEL_METRICS and not labelled:
+            continue
+        if name in FIDELITY_METRICS and reference is None:
+            continue
+        if name == "accuracy" and predictions is not None:
+            out[name] = float((np.asarray(predictions) == labels).mean())
+        elif name == "macro_f1" and predictions is not None:
+            out[name] = macro_f1(predictions, labels)
+        elif name == "top1_agreement" and predictions is not None:
+            out[name] = float((np.asarray(predictions) == _flat(reference).argmax(1)).mean())
+        elif outputs is None:
+            continue
+        elif name == "top_k_accuracy" and n_out > 1:
+            out[name] = top_k_accuracy(outputs, labels, top_k)
+        elif name in ("mse", "mae") and n_out == 1:  # a regression output against numeric targets
+            err = _flat(outputs)[:, 0] - np.asarray(labels, dtype=np.float64)
+            out[name] = float(np.mean(err ** 2) if name == "mse" else np.mean(np.abs(err)))
+        elif name == "cosine":
+            out[name] = cosine(reference, outputs)
+        elif name in ("max_abs", "mean_abs"):
+            diff = np.abs(_flat(reference) - _flat(outputs))
+            out[name] = float(diff.max() if name == "max_abs" else diff.mean()) if diff.size else 0.0
+        elif name == "top_k_agreement" and n_out > 1:
+            out[name] = top_k_agreement(reference, outputs, top_k)
+        elif name == "nn_agreement":
+            out[name] = nn_agreement(reference, outputs, top_k)
+    return out
