@@ -6,15 +6,14 @@ tensors is an ExportError, not a silently fp32 artifact.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
 import re
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from edgekit.environ import patched_environ
 from edgekit.errors import ExportError
 from edgekit.export.artifact import describe
 from edgekit.report.atomic import atomic_path
@@ -77,20 +76,6 @@ def _version(dist: str) -> str:
 QUIET_ENV = {"LITERT_TORCH_SHOW_PROGRESS": "n", "TQDM_DISABLE": "1"}  # litert-torch's and tqdm's progress output
 
 
-@contextlib.contextmanager
-def _env(values: dict):
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def _model_key(model, x: np.ndarray) -> tuple | None:
     """Identity + weights + input shape; None (no caching) when the weights cannot be hashed."""
     h = hashlib.sha1()
@@ -114,7 +99,7 @@ def convert_fp32(model, x: np.ndarray) -> bytes:
         return _CACHE[key]
     logs: list[str] = []
     try:
-        with _env(QUIET_ENV), quiet_stderr(logs), warnings.catch_warnings():
+        with patched_environ(QUIET_ENV), quiet_stderr(logs), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             import litert_torch
             import torch
@@ -202,7 +187,7 @@ def quantize(fp32: bytes, precision: str, io_dtype: str, calib: np.ndarray, batc
     from edgekit.runtimes.litert import quiet_stderr
 
     try:
-        with _env(QUIET_ENV), quiet_stderr(), warnings.catch_warnings():
+        with patched_environ(QUIET_ENV), quiet_stderr(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from ai_edge_quantizer import quantizer
 

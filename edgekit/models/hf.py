@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from pathlib import Path
 
 from edgekit.errors import ModelLoadError
@@ -19,9 +18,9 @@ OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "HF_HUB_DISAB
 @contextlib.contextmanager
 def offline():
     """Hub access off for the duration (every load also passes local_files_only=True), transformers quiet."""
-    saved = {k: os.environ.get(k) for k in OFFLINE_ENV}
-    os.environ.update(OFFLINE_ENV)
-    try:
+    from edgekit.environ import patched_environ
+
+    with patched_environ(OFFLINE_ENV):
         from transformers.utils import logging as hf_logging
 
         level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
@@ -33,12 +32,6 @@ def offline():
             hf_logging.set_verbosity(level)
             if bars:
                 hf_logging.enable_progress_bar()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def check_folder(path: Path) -> Path:
