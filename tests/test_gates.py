@@ -20,9 +20,9 @@ from edgekit.report.significance import bootstrap_accuracy_drop, bootstrap_laten
 N = 600
 
 
-def make_run(folder, preds, labels, lat, env=None, threads=2):
+def make_run(folder, preds, labels, lat, env=None, threads=2, canary=None):
     folder.mkdir(parents=True, exist_ok=True)
-    _, dig = save_samples(folder / "samples" / "a@host-cpu.npz", preds, labels, lat)
+    _, dig = save_samples(folder / "samples" / "a@host-cpu.npz", preds, labels, lat, canary)
     _, ref_dig = save_samples(folder / "samples" / "reference.npz", labels, labels)  # a perfect reference
     row = Result(artifact="a", device="host-cpu", runtime="onnxruntime", threads=threads,
                  accuracy=float((preds == labels).mean()), latency_ms=latency_stats(lat), size_bytes=1000,
@@ -163,3 +163,19 @@ def test_cli_gate_outputs_and_saved_baseline(tmp_path, labels, monkeypatch):
     assert "edgekit gates" in (tmp_path / "summary.md").read_text()
     assert ek("gate", tmp_path / "w", "--baseline", "nope").returncode == 2
     json.loads((tmp_path / "store" / "main" / "report.json").read_text())
+
+
+def test_canary_normalization_separates_a_busy_machine_from_a_slow_model(tmp_path, labels):
+    gates = GatesConfig(max_latency_regression=1.2)
+    base = make_run(tmp_path / "b", labels, labels, lat(1), canary=lat(11, n=60))
+    # the whole machine was 1.5x slower during this run: the model and the canary both slowed down
+    busy = make_run(tmp_path / "busy", labels, labels, lat(2, scale=1.5), canary=lat(12, scale=1.5, n=60))
+    g = evaluate_gates(busy, gates, base, run_dir=tmp_path / "busy", baseline_dir=tmp_path / "b")[0]
+    assert g.passed and "canary" in g.detail and g.value == pytest.approx(1.0, abs=0.1)
+    # the model itself got 1.5x slower on an equally fast machine
+    slow = make_run(tmp_path / "slow", labels, labels, lat(3, scale=1.5), canary=lat(13, n=60))
+    g = evaluate_gates(slow, gates, base, run_dir=tmp_path / "slow", baseline_dir=tmp_path / "b")[0]
+    assert not g.passed and g.ci[0] > 1.2
+    raw = evaluate_gates(busy, gates.model_copy(update={"normalize_latency": False}), base,
+                         run_dir=tmp_path / "busy", baseline_dir=tmp_path / "b")[0]
+    assert not raw.passed  # without the canary the busy machine reads as a regression

@@ -68,6 +68,19 @@ def load_session(job: dict):
     return runtime, runtime.load(job["model"], threads=job.get("threads"), providers=job.get("providers"))
 
 
+CANARY_EVERY = 8
+
+
+def _canary_ms() -> float:
+    """A fixed single-threaded pure-Python workload timed between model runs: how fast this machine is right
+    now. Gates divide latency ratios by canary ratios so two runs made under different machine load compare."""
+    t0 = time.perf_counter_ns()
+    acc = 0
+    for k in range(3000):
+        acc += k * k
+    return (time.perf_counter_ns() - t0) / 1e6
+
+
 def run_job(job: dict) -> dict:
     import numpy as np
 
@@ -90,7 +103,7 @@ def run_job(job: dict) -> dict:
     out["first_inference_ms"] = (time.perf_counter() - t0) * 1e3
     for i in range(job["warmup"]):
         sess.run_batch(batches[i % n_batches])
-    lat, device_lat = [], []
+    lat, device_lat, canary = [], [], []
     energy0 = read_uj() if job.get("energy", True) else None
     start = time.perf_counter()
     i = 0
@@ -101,12 +114,15 @@ def run_job(job: dict) -> dict:
         lat.append((time.perf_counter_ns() - t0) / 1e6)
         if getattr(sess, "last_device_ms", None) is not None:
             device_lat.append(sess.last_device_ms)
+        if i % CANARY_EVERY == 0:
+            canary.append(_canary_ms())
         i += 1
         elapsed = time.perf_counter() - start
         if (i >= job["iterations"] and elapsed >= job["min_time_s"]) or elapsed >= job["max_time_s"]:
             break
     energy = delta_uj(energy0, read_uj()) if energy0 else None
     out["latencies_ms"] = lat
+    out["canary_ms"] = canary
     if device_lat:
         out["device_latencies_ms"] = device_lat
     if energy is not None and energy > 0:

@@ -9,7 +9,7 @@ import numpy as np
 from edgekit.errors import GateInputError
 
 
-def save_samples(path: Path, predictions, labels, latency_ms=None) -> tuple[Path, str]:
+def save_samples(path: Path, predictions, labels, latency_ms=None, canary_ms=None) -> tuple[Path, str]:
     """Write an npz atomically; return its path and sha256 (recorded in the report)."""
     from edgekit.export.artifact import file_sha256
     from edgekit.report.atomic import atomic_path
@@ -18,6 +18,8 @@ def save_samples(path: Path, predictions, labels, latency_ms=None) -> tuple[Path
     arrays = {"predictions": np.asarray(predictions, dtype=np.int32), "labels": np.asarray(labels, dtype=np.int32)}
     if latency_ms is not None:
         arrays["latency_ms"] = np.asarray(latency_ms, dtype=np.float32)
+    if canary_ms is not None and len(canary_ms):
+        arrays["canary_ms"] = np.asarray(canary_ms, dtype=np.float32)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **arrays)

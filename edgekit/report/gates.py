@@ -133,10 +133,15 @@ def _latency_gate(target, r, base, cand_ev, base_ev, gates) -> GateResult:
         ratio = getattr(r.latency_ms, key) / getattr(base.latency_ms, key)
         return GateResult(name="max_latency_regression", target=target, value=ratio, threshold=thr,
                           passed=ratio <= thr, detail=f"{key} ratio (point estimate: no raw latency samples)")
+    canaries = (base_ev.get("canary_ms"), cand_ev.get("canary_ms")) if gates.normalize_latency else (None, None)
     boot = bootstrap_latency_ratio(base_ev["latency_ms"], cand_ev["latency_ms"], percentile=pct,
-                                   confidence=2 * gates.confidence - 1)
+                                   confidence=2 * gates.confidence - 1, base_canary=canaries[0],
+                                   cand_canary=canaries[1])
     failed = boot["ci_low"] > thr
     sig = "significant" if boot["ci_low"] > 1 else "not significant"
+    if boot["normalized"]:
+        sig += (f"; raw ratio {boot['raw_ratio']:.3f} divided by the machine-speed canary ratio "
+                f"{boot['machine_ratio']:.3f}")
     return GateResult(
         name="max_latency_regression", target=target, value=boot["ratio"], threshold=thr, passed=not failed,
         confidence=gates.confidence, ci=[boot["ci_low"], boot["ci_high"]],

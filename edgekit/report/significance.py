@@ -47,22 +47,34 @@ def _block_resample(x: np.ndarray, rng: np.random.Generator, block: int) -> np.n
 
 
 def bootstrap_latency_ratio(base_ms: np.ndarray, cand_ms: np.ndarray, percentile: float = 50.0,
-                            confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> dict:
-    """Ratio candidate/baseline of a latency percentile with a block-bootstrap confidence interval."""
+                            confidence: float = 0.95, resamples: int = 2000, seed: int = 0,
+                            base_canary: np.ndarray | None = None, cand_canary: np.ndarray | None = None) -> dict:
+    """Ratio candidate/baseline of a latency percentile with a block-bootstrap confidence interval.
+
+    With canary samples from both runs (a fixed workload timed between model runs), the ratio is divided by the
+    canaries' median ratio, so a machine that was busier during one run does not read as a model regression."""
     b = np.asarray(base_ms, dtype=np.float64)
     c = np.asarray(cand_ms, dtype=np.float64)
+    norm = base_canary is not None and cand_canary is not None and len(base_canary) and len(cand_canary)
     rng = np.random.default_rng(seed)
-    bb = max(1, int(round(len(b) ** (1 / 3))))
-    cb = max(1, int(round(len(c) ** (1 / 3))))
+
+    def block(x):
+        return max(1, int(round(len(x) ** (1 / 3))))
+
     ratios = np.empty(resamples)
     for i in range(resamples):
-        ratios[i] = np.percentile(_block_resample(c, rng, cb), percentile) / np.percentile(
-            _block_resample(b, rng, bb), percentile)
+        r = np.percentile(_block_resample(c, rng, block(c)), percentile) / np.percentile(
+            _block_resample(b, rng, block(b)), percentile)
+        if norm:
+            r /= np.median(_block_resample(np.asarray(cand_canary, np.float64), rng, block(cand_canary))) / np.median(
+                _block_resample(np.asarray(base_canary, np.float64), rng, block(base_canary)))
+        ratios[i] = r
     alpha = 1.0 - confidence
     lo, hi = np.quantile(ratios, [alpha / 2, 1 - alpha / 2])
-    point = float(np.percentile(c, percentile) / np.percentile(b, percentile))
-    return {"ratio": point, "ci_low": float(lo), "ci_high": float(hi), "percentile": percentile,
-            "confidence": confidence}
+    raw = float(np.percentile(c, percentile) / np.percentile(b, percentile))
+    machine = float(np.median(cand_canary) / np.median(base_canary)) if norm else 1.0
+    return {"ratio": raw / machine, "raw_ratio": raw, "machine_ratio": machine, "normalized": bool(norm),
+            "ci_low": float(lo), "ci_high": float(hi), "percentile": percentile, "confidence": confidence}
 
 
 def per_class_accuracy(labels: np.ndarray, correct: np.ndarray, num_classes: int) -> list[float | None]:
