@@ -35,8 +35,9 @@ class GatesConfig(Strict):
     confidence: float = Field(0.95, gt=0.5, lt=1, description="a drop/regression fails only when it exceeds the "
                                                               "threshold with this (one-sided) confidence")
     latency_percentile: Literal[50, 90] = Field(50, description="percentile compared by max_latency_regression")
-    normalize_latency: bool = Field(True, description="divide latency ratios by the runs' canary ratio (a fixed "
-                                                      "workload timed between model runs) when both runs have one")
+    normalize_latency: bool = Field(False, description="divide latency ratios by the runs' canary ratio (a fixed "
+                                                       "single-thread workload timed between model runs); experimental: "
+                                                       "on a shared 2-core host it did not track multi-thread slowdowns")
     device_budgets: bool = Field(True, description="also gate on the device profiles' budgets")
     artifacts: list[str] | None = Field(None, description="gate only these artifacts (default: all)")
     min_metric: dict[MetricName, float] | None = Field(

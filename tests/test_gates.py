@@ -166,7 +166,7 @@ def test_cli_gate_outputs_and_saved_baseline(tmp_path, labels, monkeypatch):
 
 
 def test_canary_normalization_separates_a_busy_machine_from_a_slow_model(tmp_path, labels):
-    gates = GatesConfig(max_latency_regression=1.2)
+    gates = GatesConfig(max_latency_regression=1.2, normalize_latency=True)
     base = make_run(tmp_path / "b", labels, labels, lat(1), canary=lat(11, n=60))
     # the whole machine was 1.5x slower during this run: the model and the canary both slowed down
     busy = make_run(tmp_path / "busy", labels, labels, lat(2, scale=1.5), canary=lat(12, scale=1.5, n=60))
