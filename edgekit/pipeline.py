@@ -313,7 +313,7 @@ def verify(run: Run, art: Artifact, tolerance, samples: int = 256) -> Artifact:
     """Run the artifact on held-out test inputs in its runtime and compare with the fp32 reference."""
     from edgekit.errors import ExportParityError
     from edgekit.export.artifact import artifact_path
-    from edgekit.export.parity import check, compare
+    from edgekit.export.parity import check, compare, failures
     from edgekit.runtimes import runtime_for
 
     x = run.splits.x_test[:samples]
@@ -322,23 +322,10 @@ def verify(run: Run, art: Artifact, tolerance, samples: int = 256) -> Artifact:
     art.parity = check(art.name, numbers, tolerance, run.report.reference.get("source", "torch fp32"),
                        raise_on_fail=False)
     if not art.parity.passed:
-        err = ExportParityError(art.name, numbers, tolerance.model_dump(),
-                                [f for f in _failures(art.parity)])
+        err = ExportParityError(art.name, numbers, tolerance.model_dump(), failures(numbers, tolerance))
         art.status, art.error = "failed", str(err)
         run.fail(f"parity {art.name}", err)
     return art
-
-
-def _failures(p) -> list[str]:
-    t = p.tolerance
-    out = []
-    if t.get("max_abs") is not None and p.max_abs > t["max_abs"]:
-        out.append(f"max_abs {p.max_abs:.3g} > {t['max_abs']:.3g}")
-    if t.get("min_cosine") is not None and p.cosine < t["min_cosine"]:
-        out.append(f"cosine {p.cosine:.6f} < {t['min_cosine']}")
-    if t.get("min_top1") is not None and p.top1_agreement < t["min_top1"]:
-        out.append(f"top1_agreement {p.top1_agreement:.4f} < {t['min_top1']}")
-    return out
 
 
 def stage_export(run: Run, formats: set[str] | None = None) -> None:

@@ -45,3 +45,20 @@ def test_onnx_pass_without_onnx_export_is_a_recorded_failure(tmp_path):
     run = api.run(recipe, tmp_path / "run", **QUIET)
     assert run.report.passes[0].status == "failed" and "fp32 ONNX" in run.report.errors[0]
     assert run.report.artifacts[0].name == "torch-fp32" and run.report.artifacts[0].status == "ok"
+
+
+def test_user_onnx_model_with_the_wrong_input_shape_names_both_shapes(cnn, splits, tmp_path):
+    from edgekit.errors import ArtifactError
+
+    OnnxExporter().export(cnn, splits.x_test, OnnxExport(format="onnx", exporter="legacy"), tmp_path / "user.onnx",
+                          tmp_path, "u")
+    recipe = tiny_recipe(model={"arch": "onnx", "path": str(tmp_path / "user.onnx")}, train=None, bench=None,
+                         data={"source": "csv", "path": str(_tabular_csv(tmp_path))}, passes=[], gates={})
+    with pytest.raises(ArtifactError, match=r"user.onnx.*expects shape .*got \(\d+, 3\)"):
+        api.run(recipe, tmp_path / "run", **QUIET)
+
+
+def _tabular_csv(folder):
+    rows = ["a,b,c,label"] + [f"{i},{i % 3},{i % 5},{i % 2}" for i in range(60)]
+    (folder / "t.csv").write_text("\n".join(rows))
+    return folder / "t.csv"

@@ -28,16 +28,22 @@ def compare(reference: np.ndarray, output: np.ndarray) -> dict:
     }
 
 
+def failures(numbers: dict, tolerance) -> list[str]:
+    """Each tolerance bound the numbers break, with both values."""
+    out = []
+    if tolerance.max_abs is not None and numbers["max_abs"] > tolerance.max_abs:
+        out.append(f"max_abs {numbers['max_abs']:.3g} > {tolerance.max_abs:.3g}")
+    if tolerance.min_cosine is not None and numbers["cosine"] < tolerance.min_cosine:
+        out.append(f"cosine {numbers['cosine']:.6f} < {tolerance.min_cosine}")
+    if tolerance.min_top1 is not None and numbers["top1_agreement"] < tolerance.min_top1:
+        out.append(f"top1_agreement {numbers['top1_agreement']:.4f} < {tolerance.min_top1}")
+    return out
+
+
 def check(artifact: str, numbers: dict, tolerance, reference: str, raise_on_fail: bool = True) -> Parity:
     """Build the parity record; beyond tolerance raise ExportParityError with the numbers."""
-    failures = []
-    if tolerance.max_abs is not None and numbers["max_abs"] > tolerance.max_abs:
-        failures.append(f"max_abs {numbers['max_abs']:.3g} > {tolerance.max_abs:.3g}")
-    if tolerance.min_cosine is not None and numbers["cosine"] < tolerance.min_cosine:
-        failures.append(f"cosine {numbers['cosine']:.6f} < {tolerance.min_cosine}")
-    if tolerance.min_top1 is not None and numbers["top1_agreement"] < tolerance.min_top1:
-        failures.append(f"top1_agreement {numbers['top1_agreement']:.4f} < {tolerance.min_top1}")
-    parity = Parity(reference=reference, tolerance=tolerance.model_dump(), passed=not failures, **numbers)
-    if failures and raise_on_fail:
-        raise ExportParityError(artifact, numbers, tolerance.model_dump(), failures)
+    failed = failures(numbers, tolerance)
+    parity = Parity(reference=reference, tolerance=tolerance.model_dump(), passed=not failed, **numbers)
+    if failed and raise_on_fail:
+        raise ExportParityError(artifact, numbers, tolerance.model_dump(), failed)
     return parity

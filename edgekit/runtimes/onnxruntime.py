@@ -35,7 +35,13 @@ class OrtSession(Session):
         want = _INPUT_DTYPES.get(self.input_type)
         if want is not None and x.dtype != want:
             x = x.astype(want)
-        out = self.sess.run(None, {self.input_name: x})[0]
+        try:
+            out = self.sess.run(None, {self.input_name: x})[0]
+        except Exception as e:  # ORT raises InvalidArgument/Fail for wrong shapes or types: name both sides
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            want = self.sess.get_inputs()[0].shape
+            raise ArtifactError(f"{self.path}: input '{self.input_name}' expects shape {want} ({self.input_type}), "
+                                f"got {tuple(x.shape)} {x.dtype}: {first}") from e
         return np.asarray(out, dtype=np.float32)
 
     def ops(self) -> dict[str, int]:
