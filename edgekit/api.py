@@ -10,13 +10,16 @@ from edgekit.recipe import Recipe, load_recipe
 
 
 def run(recipe: Recipe | str | Path, out_dir: Path | None = None, overrides: list[str] | None = None,
-        log: Callable[[str], None] = print):
-    """Everything the recipe asks for; returns the pipeline Run."""
-    from edgekit.pipeline import run_recipe
+        log: Callable[[str], None] = print, on_epoch: Callable[[int, float], None] | None = None):
+    """Everything the recipe asks for; returns the pipeline Run. `on_epoch(epoch, val_accuracy)` is called after
+    each training epoch and may raise to stop the run (a search pruning a hopeless trial)."""
+    from edgekit.pipeline import new_run, run_stages
 
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, overrides)
-    return run_recipe(recipe, out_dir, log)
+    run = new_run(recipe, out_dir, log)
+    run.on_epoch = on_epoch
+    return run_stages(run)
 
 
 def resume(run_dir: Path, recipe: Recipe | str | Path | None = None, log: Callable[[str], None] = print):
@@ -84,10 +87,11 @@ def bench(run_dir: Path, devices: list[str] | None = None, log: Callable[[str], 
     return run
 
 
-def gate(report_path: Path, baseline_path: Path | str | None = None, gates=None):
+def gate(report_path: Path, baseline_path: Path | str | None = None, gates=None, log: Callable[[str], None] = print):
     """Evaluate gates (the report's recipe gates unless `gates` is given); returns (results, passed).
 
-    `baseline_path` is a report.json, a run folder, or the name of a baseline saved with `edgekit baseline save`."""
+    `baseline_path` is a report.json, a run folder, or the name of a baseline saved with `edgekit baseline save`.
+    A latency-regression gate times baseline and candidate artifacts interleaved now (`gates.latency_comparison`)."""
     from edgekit.recipe import GatesConfig
     from edgekit.report.baselines import resolve_baseline
     from edgekit.report.gates import evaluate_gates, gates_passed
@@ -100,5 +104,33 @@ def gate(report_path: Path, baseline_path: Path | str | None = None, gates=None)
         baseline, baseline_dir = load_report(found), report_dir(found)
     if gates is None:
         gates = GatesConfig.model_validate(report.recipe.get("gates", {}))
-    results = evaluate_gates(report, gates, baseline, run_dir=report_dir(report_path), baseline_dir=baseline_dir)
+    interleaved = None
+    if baseline is not None and gates.max_latency_regression is not None and gates.latency_comparison == "interleaved":
+        from edgekit.bench.interleaved import interleave_targets
+
+        interleaved = interleave_targets(report, report_dir(report_path), baseline, baseline_dir, gates.artifacts, log)
+    results = evaluate_gates(report, gates, baseline, run_dir=report_dir(report_path), baseline_dir=baseline_dir,
+                             interleaved=interleaved)
     return results, gates_passed(results)
+
+
+def search(recipe: Path, out_dir: Path | None = None, storage: str | None = None, workers: int = 1,
+           trials: int | None = None, study: str | None = None, log: Callable[[str], None] = print) -> dict:
+    """Search a recipe's spaces with Optuna (see edgekit.search); returns the summary written to the folder."""
+    from edgekit.search.run import search as _search
+
+    return _search(recipe, out_dir, storage, workers, trials, study, log)
+
+
+def search_resume(out_dir: Path, workers: int = 1, log: Callable[[str], None] = print) -> dict:
+    """Finish a stopped search: interrupted trials are re-queued with their parameters."""
+    from edgekit.search.run import resume
+
+    return resume(out_dir, workers, log)
+
+
+def search_worker(storage: str, study: str, out_dir: Path, worker_id: int = 1, log: Callable[[str], None] = print) -> int:
+    """Join a running search from any machine that reaches its storage; returns the number of trials run."""
+    from edgekit.search.run import worker
+
+    return worker(storage, study, out_dir, worker_id, log)

@@ -38,6 +38,11 @@ class GatesConfig(Strict):
     normalize_latency: bool = Field(False, description="divide latency ratios by the runs' canary ratio (a fixed "
                                                        "single-thread workload timed between model runs); experimental: "
                                                        "on a shared 2-core host it did not track multi-thread slowdowns")
+    latency_comparison: Literal["interleaved", "recorded"] = Field(
+        "interleaved", description="how max_latency_regression compares with the baseline: `interleaved` times both "
+                                   "artifacts now, alternating, in one process on the device (robust to a machine "
+                                   "busier in one run than the other); `recorded` compares the two runs' saved "
+                                   "samples. Interleaved falls back to recorded when a file or device is missing")
     device_budgets: bool = Field(True, description="also gate on the device profiles' budgets")
     artifacts: list[str] | None = Field(None, description="gate only these artifacts (default: all)")
     min_metric: dict[MetricName, float] | None = Field(
@@ -87,8 +92,8 @@ def default_artifact_name(export_cfg) -> str:
 M = TypeVar("M", bound=BaseModel)
 
 
-def validate_yaml_text(text: str, model: type[M], source: str = "<recipe>", overrides: list[str] | None = None) -> M:
-    """Parse YAML and validate it against `model`; errors name the key path and the line."""
+def parse_yaml_mapping(text: str, source: str = "<recipe>") -> tuple[dict, Any]:
+    """The YAML as data and as a node tree (for line numbers); a syntax error or a non-mapping names the line."""
     try:
         data = yaml.safe_load(text)
         root = compose(text)
@@ -98,6 +103,12 @@ def validate_yaml_text(text: str, model: type[M], source: str = "<recipe>", over
                           line=mark.line + 1 if mark else None) from None
     if not isinstance(data, dict):
         raise RecipeError(f"expected a mapping at the top level, got {type(data).__name__}", path=source, line=1)
+    return data, root
+
+
+def validate_yaml_text(text: str, model: type[M], source: str = "<recipe>", overrides: list[str] | None = None) -> M:
+    """Parse YAML and validate it against `model`; errors name the key path and the line."""
+    data, root = parse_yaml_mapping(text, source)
     for item in overrides or []:
         apply_override(data, item, source)
     try:
@@ -115,7 +126,18 @@ def validate_yaml_file(path: Path, model: type[M], overrides: list[str] | None =
 
 def load_recipe(path: Path | str, overrides: list[str] | None = None) -> Recipe:
     """Load a recipe file. `overrides` are 'dotted.key=value' strings (value parsed as YAML)."""
-    return validate_yaml_file(Path(path), Recipe, overrides)
+    try:
+        return validate_yaml_file(Path(path), Recipe, overrides)
+    except RecipeError as e:
+        try:
+            is_search = "search" in (yaml.safe_load(Path(path).read_text()) or {})
+        except (OSError, yaml.YAMLError, TypeError):
+            is_search = False
+        if is_search:
+            raise RecipeError(f"this is a search recipe (it has a `search:` section and spaces): run it with "
+                              f"`edgekit search {path}`; first problem: {e.message}", path=e.path, key=e.key,
+                              line=e.line) from None
+        raise
 
 
 def dump_recipe(recipe: Recipe) -> str:

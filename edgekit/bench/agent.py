@@ -6,7 +6,7 @@ agent runs on remote devices (the ssh transport copies it there with the runtime
 module level here, in edgekit.runtimes and in the task modules must need nothing beyond numpy and the runtime.
 
 A job's `task` picks what it does: `bench` (default), `probe` (peak GEMM and memory bandwidth) or
-`op_profile` (per-operator times from ONNX Runtime's profiler).
+`op_profile` (per-operator times from ONNX Runtime's profiler) or `paired` (two artifacts timed interleaved).
 """
 
 from __future__ import annotations
@@ -152,6 +152,10 @@ def run_task(job: dict) -> dict:
         from edgekit.bench.agent_opprof import run_op_profile
 
         return run_op_profile(job)
+    if task == "paired":
+        from edgekit.bench.agent_paired import run_paired
+
+        return run_paired(job)
     return run_job(job)
 
 

@@ -18,6 +18,8 @@ def register(app: typer.Typer) -> None:
         max_latency_regression: Annotated[Optional[float], typer.Option(help="override: ratio vs baseline")] = None,
         max_class_accuracy_drop: Annotated[Optional[float], typer.Option(help="override")] = None,
         confidence: Annotated[Optional[float], typer.Option(help="override: one-sided confidence, e.g. 0.95")] = None,
+        latency_comparison: Annotated[Optional[str], typer.Option(
+            help="override: 'interleaved' (time baseline and candidate files now, alternating) or 'recorded'")] = None,
         markdown: Annotated[Optional[Path], typer.Option(help="write a Markdown summary here")] = None,
         junit: Annotated[Optional[Path], typer.Option(help="write JUnit XML here")] = None,
     ) -> None:
@@ -35,11 +37,10 @@ def register(app: typer.Typer) -> None:
         cfg = GatesConfig.model_validate(rep.recipe.get("gates", {}))
         overrides = {"max_accuracy_drop": max_accuracy_drop, "max_latency_p90_ms": max_latency_p90_ms,
                      "max_size_mb": max_size_mb, "max_latency_regression": max_latency_regression,
-                     "max_class_accuracy_drop": max_class_accuracy_drop, "confidence": confidence}
-        for k, v in overrides.items():
-            if v is not None:
-                setattr(cfg, k, v)
-        results, passed = api.gate(report, baseline, cfg)
+                     "max_class_accuracy_drop": max_class_accuracy_drop, "confidence": confidence,
+                     "latency_comparison": latency_comparison}
+        cfg = GatesConfig.model_validate({**cfg.model_dump(), **{k: v for k, v in overrides.items() if v is not None}})
+        results, passed = api.gate(report, baseline, cfg, log=lambda m: typer.echo(m, err=True))
         typer.echo(format_table(results))
         typer.echo("PASS" if passed else "FAIL")
         md = gates_markdown(results, f"edgekit gates: {rep.recipe_name}")

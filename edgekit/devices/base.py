@@ -7,7 +7,7 @@ import json
 
 from edgekit.errors import BenchError, DeviceUnreachable  # noqa: F401 (re-exported for transports)
 
-FILE_KEYS = ("model", "model_int8", "inputs")
+FILE_KEYS = ("model", "model_b", "model_int8", "inputs")
 """Job keys holding paths of files the agent reads; remote transports copy them and rewrite the paths."""
 
 CHECK_MODULES = {"numpy": "numpy", "onnxruntime": "onnxruntime", "litert": "ai_edge_litert",

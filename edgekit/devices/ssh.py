@@ -26,7 +26,7 @@ from edgekit.errors import BenchError
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ("__init__.py", "errors.py", "runtimes/*.py", "bench/__init__.py", "bench/agent.py", "bench/agent_probe.py",
-           "bench/agent_opprof.py", "bench/energy.py", "bench/cuda_agent.py")
+           "bench/agent_opprof.py", "bench/agent_paired.py", "bench/energy.py", "bench/cuda_agent.py")
 RESULT_MARK, NO_RESULT_MARK = "EDGEKIT-RESULT", "EDGEKIT-NORESULT"
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -95,6 +95,8 @@ def pack(job: dict) -> tuple[bytes, dict]:
             tar.add(str(src), arcname=name)
             for side in sorted(src.parent.glob(src.name + ".*")):  # ONNX external data (model.onnx.data)
                 if side.is_file():
+                    if f"files/{side.name}" in tar.getnames():
+                        raise BenchError(f"{side}: two models of one job have external data named {side.name}")
                     tar.add(str(side), arcname=f"files/{side.name}")
             remote_job[key] = name
         data = json.dumps(remote_job).encode()

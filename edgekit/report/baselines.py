@@ -16,11 +16,12 @@ def store_dir() -> Path:
 
 
 def save_baseline(run_dir: Path, name: str = "main", store: Path | None = None) -> Path:
-    """Copy report.json and samples/ of a run into the store, replacing an older baseline of that name."""
+    """Copy report.json, samples/ and the artifact files of a run into the store, replacing an older baseline of
+    that name. The artifacts let a later gate time baseline and candidate side by side on the same machine."""
     from edgekit.report.io import load_report, report_dir
 
     src = report_dir(run_dir)
-    load_report(src)  # refuse to store something that is not a report
+    report = load_report(src)  # refuse to store something that is not a report
     dst = (store or store_dir()) / name
     tmp = dst.with_name(f".{name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -28,6 +29,13 @@ def save_baseline(run_dir: Path, name: str = "main", store: Path | None = None) 
     shutil.copy2(src / "report.json", tmp / "report.json")
     if (src / "samples").is_dir():
         shutil.copytree(src / "samples", tmp / "samples")
+    for art in report.artifacts:
+        rel = Path(art.path)
+        if art.status != "ok" or rel.is_absolute() or ".." in rel.parts or not (src / rel).is_file():
+            continue
+        (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
+        for f in [src / rel, *sorted((src / rel).parent.glob(rel.name + ".*"))]:  # + ONNX external data
+            shutil.copy2(f, tmp / rel.parent / f.name)
     shutil.rmtree(dst, ignore_errors=True)
     os.replace(tmp, dst)
     return dst

@@ -11,7 +11,12 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.report.schema import GateResult, Report, Result
-from edgekit.report.significance import bootstrap_accuracy_drop, bootstrap_latency_ratio, mcnemar_exact
+from edgekit.report.significance import (
+    bootstrap_accuracy_drop,
+    bootstrap_latency_ratio,
+    interleaved_latency_ratio,
+    mcnemar_exact,
+)
 
 COMPARED_PACKAGES = ("torch", "onnxruntime", "onnxruntime-gpu", "ai-edge-litert", "numpy")
 
@@ -27,9 +32,11 @@ def _evidence(run_dir, rel, sha):
 
 
 def evaluate_gates(report: Report, gates, baseline: Report | None = None, run_dir: Path | None = None,
-                   baseline_dir: Path | None = None) -> list[GateResult]:
+                   baseline_dir: Path | None = None, interleaved: dict | None = None) -> list[GateResult]:
     """One GateResult per (gate, artifact@device). Accuracy is compared with the fp32 reference of the same run,
-    or with the same artifact@device in `baseline` when one is given."""
+    or with the same artifact@device in `baseline` when one is given. `interleaved` maps (artifact, device) to
+    an interleaved timing of baseline and candidate (bench/interleaved.py), or to why there is none; the
+    latency-regression gate uses it in preference to the two recorded runs."""
     out: list[GateResult] = []
     base_rows = {(r.artifact, r.device): r for r in baseline.results if r.status == "ok"} if baseline else {}
     ref_ev = _evidence(run_dir, report.reference.get("samples"), report.reference.get("samples_sha256"))
@@ -63,8 +70,15 @@ def evaluate_gates(report: Report, gates, baseline: Report | None = None, run_di
             out.append(GateResult(name="max_size_mb", target=target, value=mb, threshold=gates.max_size_mb,
                                   passed=mb <= gates.max_size_mb))
         if gates.max_latency_regression is not None and baseline is not None:
-            out.append(_latency_gate(target, r, base, cand_ev, _evidence(baseline_dir, base.samples, base.samples_sha256)
-                                     if base else None, gates))
+            inter = (interleaved or {}).get((r.artifact, r.device))
+            if inter is not None and not isinstance(inter, str):
+                out.append(_interleaved_gate(target, r, base, inter, gates))
+            else:
+                g = _latency_gate(target, r, base, cand_ev, _evidence(baseline_dir, base.samples, base.samples_sha256)
+                                  if base else None, gates)
+                if inter:
+                    g.detail = f"{g.detail}; recorded runs compared ({inter})"
+                out.append(g)
         for name, thr in (gates.min_metric or {}).items():
             out.append(metric_gate(target, r, name, thr, lower_bound=True))
         for name, thr in (gates.max_metric or {}).items():
@@ -147,6 +161,25 @@ def _latency_gate(target, r, base, cand_ev, base_ev, gates) -> GateResult:
         confidence=gates.confidence, ci=[boot["ci_low"], boot["ci_high"]],
         detail=(f"{key} {getattr(r.latency_ms, key):.4f} ms vs baseline {getattr(base.latency_ms, key):.4f} ms; "
                 f"ratio CI [{boot['ci_low']:.3f}, {boot['ci_high']:.3f}] ({sig})"))
+
+
+def _interleaved_gate(target, r, base, inter, gates) -> GateResult:
+    thr, pct = gates.max_latency_regression, gates.latency_percentile
+    key = "p50" if pct == 50 else "p90"
+    st = interleaved_latency_ratio(inter.base_ms, inter.cand_ms, inter.per_round, percentile=pct,
+                                   confidence=2 * gates.confidence - 1)
+    failed = st["ci_low"] > thr
+    sig = ("significantly slower" if st["ci_low"] > 1 else "significantly faster" if st["ci_high"] < 1
+           else "no significant change")
+    recorded = ""
+    if base is not None and base.latency_ms is not None and r.latency_ms is not None:
+        recorded = f"; the recorded runs' ratio was {getattr(r.latency_ms, key) / getattr(base.latency_ms, key):.3f}"
+    return GateResult(
+        name="max_latency_regression", target=target, value=st["ratio"], threshold=thr, passed=not failed,
+        confidence=gates.confidence, ci=[st["ci_low"], st["ci_high"]],
+        detail=(f"{key} {st['cand']:.4f} ms vs baseline {st['base']:.4f} ms, timed interleaved now on {inter.device} "
+                f"({st['rounds']} rounds x {inter.per_round} runs each); ratio CI [{st['ci_low']:.3f}, "
+                f"{st['ci_high']:.3f}] ({sig}){recorded}"))
 
 
 def metric_gate(target: str, r: Result, name: str, threshold: float, lower_bound: bool) -> GateResult:

@@ -77,6 +77,27 @@ def bootstrap_latency_ratio(base_ms: np.ndarray, cand_ms: np.ndarray, percentile
             "ci_low": float(lo), "ci_high": float(hi), "percentile": percentile, "confidence": confidence}
 
 
+def interleaved_latency_ratio(base_ms: np.ndarray, cand_ms: np.ndarray, per_round: int, percentile: float = 50.0,
+                              confidence: float = 0.95, resamples: int = 2000, seed: int = 0) -> dict:
+    """Ratio candidate/baseline of a latency percentile from interleaved timing (bench/agent_paired.py).
+
+    Sample i of either side was timed in round i // per_round; rounds are resampled together for both sides, so
+    a slow spell of the machine, which hit both sides in the same rounds, moves numerator and denominator alike
+    and the interval reflects only the model difference."""
+    k = int(per_round)
+    rounds = min(len(base_ms), len(cand_ms)) // k
+    b = np.asarray(base_ms, np.float64)[: rounds * k].reshape(rounds, k)
+    c = np.asarray(cand_ms, np.float64)[: rounds * k].reshape(rounds, k)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, rounds, size=(resamples, rounds))
+    ratios = np.array([np.percentile(c[i], percentile) / np.percentile(b[i], percentile) for i in idx])
+    alpha = 1.0 - confidence
+    lo, hi = np.quantile(ratios, [alpha / 2, 1 - alpha / 2])
+    return {"ratio": float(np.percentile(c, percentile) / np.percentile(b, percentile)), "ci_low": float(lo),
+            "ci_high": float(hi), "percentile": percentile, "confidence": confidence, "rounds": rounds,
+            "base": float(np.percentile(b, percentile)), "cand": float(np.percentile(c, percentile))}
+
+
 def per_class_accuracy(labels: np.ndarray, correct: np.ndarray, num_classes: int) -> list[float | None]:
     out: list[float | None] = []
     for k in range(num_classes):
