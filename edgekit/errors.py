@@ -13,7 +13,7 @@ class RecipeError(EdgekitError):
     """A recipe (or device profile) is malformed: names the key path and the YAML line."""
 
     def __init__(self, message: str, *, path: str | None = None, key: str | None = None, line: int | None = None):
-        self.path, self.key, self.line = path, key, line
+        self.path, self.key, self.line, self.message = path, key, line, message
         where = ""
         if path:
             where = f"{path}:{line}: " if line else f"{path}: "

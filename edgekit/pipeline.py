@@ -34,6 +34,7 @@ class Run:
     reference_logits: dict[str, Any] = field(default_factory=dict)
     previous: Report | None = None  # the report of an interrupted run being resumed
     reused: set[str] = field(default_factory=set)  # artifact names taken over from `previous`
+    on_epoch: Callable[[int, float], None] | None = None  # training progress hook (search pruning)
 
     def save(self, stage: str | None = None) -> None:
         from edgekit.report.io import save_report
@@ -174,7 +175,7 @@ def stage_train(run: Run) -> None:
         return
     run.log(f"train: {cfg.epochs} epochs, {cfg.optimizer.name} lr {cfg.optimizer.lr}")
     t0 = time.perf_counter()
-    trainer = Trainer(cfg, run.splits, seed=run.recipe.seed)
+    trainer = Trainer(cfg, run.splits, seed=run.recipe.seed, on_epoch=run.on_epoch)
     hist = trainer.fit(run.model)
     test_loss, test_acc = trainer.evaluate(run.model, run.splits.x_test, run.splits.y_test)
     ckpt = save_checkpoint(run.model, run.run_dir / "model.safetensors",

@@ -18,9 +18,9 @@ def _root(debug: bool = typer.Option(False, "--debug", help="show tracebacks for
 
 
 def _register() -> None:
-    from edgekit.cli import analyze, bench, compare, devices, export, gate, profile, recipe, run, train
+    from edgekit.cli import analyze, bench, compare, devices, export, gate, profile, recipe, run, search, train
 
-    for mod in (run, train, export, bench, gate, compare, recipe, devices, analyze, profile):
+    for mod in (run, train, export, bench, gate, compare, recipe, devices, analyze, profile, search):
         mod.register(app)
 
 

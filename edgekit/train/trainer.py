@@ -119,8 +119,10 @@ class Trainer:
     `loss_fn(model, xb, yb) -> loss` can be replaced (distillation, QAT) while keeping the loop.
     """
 
-    def __init__(self, cfg, splits, seed: int = 0, loss_fn: Callable | None = None, log: Callable | None = None):
+    def __init__(self, cfg, splits, seed: int = 0, loss_fn: Callable | None = None, log: Callable | None = None,
+                 on_epoch: Callable[[int, float], None] | None = None):
         self.cfg, self.splits, self.seed = cfg, splits, seed
+        self.on_epoch = on_epoch  # (epoch, val_accuracy) after each epoch; may raise to stop (a search pruning)
         self.criterion = make_loss(cfg, splits.num_classes, splits.y_train)
         self.loss_fn = loss_fn or (lambda model, xb, yb: self.criterion(model(xb), yb))
         self.log = log or (lambda msg: None)
@@ -186,6 +188,8 @@ class Trainer:
             hist.val_loss.append(val_loss)
             hist.val_accuracy.append(val_acc)
             bar(epoch, f"loss {hist.train_loss[-1]:.4f} val_loss {val_loss:.4f} val_acc {val_acc:.4f}")
+            if self.on_epoch is not None:
+                self.on_epoch(epoch, val_acc)
             if cfg.early_stopping is not None and len(self.splits.y_val):
                 if val_loss < best_loss - cfg.early_stopping.min_delta:
                     best_loss, bad_epochs, hist.best_epoch = val_loss, 0, epoch

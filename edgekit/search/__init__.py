@@ -1,0 +1,1 @@
+"""Search: find the best compression recipe for a budget with Optuna (spaces, strategies, storage, results)."""

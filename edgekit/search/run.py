@@ -1,0 +1,95 @@
+"""Start, join and resume searches. A search folder holds search.yaml (the recipe as given), search.json (storage
+URL and study name), study.db (the default SQLite storage), trials/ (one edgekit run per trial) and the summary."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from edgekit.errors import EdgekitError, RecipeError
+from edgekit.report.atomic import atomic_write_text
+from edgekit.search.config import SearchConfig
+from edgekit.search.space import SearchSpec, parse_search_text
+
+
+def load_search(path: Path, trials: int | None = None) -> tuple[SearchSpec, SearchConfig, str]:
+    from pydantic import ValidationError
+
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError("file not found", path=str(path))
+    text = path.read_text()
+    spec = parse_search_text(text, source=str(path))
+    try:
+        cfg = SearchConfig.model_validate({**spec.search, **({"trials": trials} if trials else {})})
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = "search." + ".".join(str(p) for p in err["loc"])
+        raise RecipeError(f"{key}: {err['msg']}", path=str(path), key=key) from None
+    return spec, cfg, text
+
+
+def search(recipe: Path, out_dir: Path | None = None, storage: str | None = None, workers: int = 1,
+           trials: int | None = None, study: str | None = None, log: Callable[[str], None] = print) -> dict:
+    """Run a search from a search recipe; returns the summary (also written to the search folder)."""
+    from edgekit.search.study import open_study
+
+    spec, cfg, text = load_search(recipe, trials)
+    name = study or cfg.study or spec.template.get("name", "search")
+    if out_dir is None:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out_dir = Path(spec.template.get("output_dir", "runs")) / f"{name}-search-{stamp}"
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    storage = storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
+    atomic_write_text(out_dir / "search.yaml", text)
+    atomic_write_text(out_dir / "search.json", json.dumps({"storage": storage, "study": name}, indent=2))
+    st = open_study(spec, cfg, storage, name, text)
+    log(f"search '{name}': {cfg.trials} trials, strategy {cfg.strategy}, {len(spec.spaces)} spaces, storage {storage}")
+    return _work(st, spec, cfg, out_dir, storage, name, workers, log)
+
+
+def resume(out_dir: Path, workers: int = 1, log: Callable[[str], None] = print) -> dict:
+    """Continue a search whose process was stopped: interrupted trials are re-queued, the budget is finished."""
+    from edgekit.search.study import fail_orphans, open_study
+
+    out_dir = Path(out_dir)
+    state = out_dir / "search.json"
+    if not state.is_file():
+        raise EdgekitError(f"{out_dir}: not a search folder (no search.json)")
+    info = json.loads(state.read_text())
+    spec, cfg, text = load_search(out_dir / "search.yaml")
+    st = open_study(spec, cfg, info["storage"], info["study"], text)
+    fail_orphans(st, log)
+    return _work(st, spec, cfg, out_dir, info["storage"], info["study"], workers, log)
+
+
+def worker(storage: str, study: str, out_dir: Path, worker_id: int = 1, log: Callable[[str], None] = print) -> int:
+    """Join a study from any machine that reaches its storage; runs trials until the budget is used."""
+    from edgekit.search.study import join_study, run_worker
+
+    st, spec, cfg = join_study(storage, study, worker_id)
+    return run_worker(st, spec, cfg, Path(out_dir), log)
+
+
+def _work(st, spec, cfg, out_dir: Path, storage: str, name: str, workers: int, log) -> dict:
+    from edgekit.search.results import write_summary
+    from edgekit.search.study import run_worker
+
+    procs = [subprocess.Popen([sys.executable, "-m", "edgekit", "search-worker", "--storage", storage, "--study", name,
+                               "--out", str(out_dir), "--worker-id", str(i)]) for i in range(1, workers)]
+    try:
+        run_worker(st, spec, cfg, out_dir, log)
+    finally:
+        codes = [p.wait() for p in procs]
+    if any(codes):
+        log(f"search: worker exit codes {codes}")
+    summary = write_summary(st, spec, cfg, out_dir)
+    log(f"search: {summary['complete']} complete ({summary['feasible']} meeting the constraints), "
+        f"{summary['pruned']} pruned, {summary['failed']} failed; Pareto front: trials {summary['pareto_front']}; "
+        f"best: {summary['best']}; {out_dir / 'summary.md'}")
+    return summary
