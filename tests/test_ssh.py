@@ -303,3 +303,19 @@ def test_probe_and_op_profile_run_over_ssh(sshd, onnx_art):
     d, art = onnx_art
     prof = profile_artifact(d / art.path, p, runs=10, warmup=2)
     assert prof["transport"] == "ssh" and prof["layers"] and prof["coverage"] > 0
+
+
+def test_interleaved_timing_runs_over_ssh(sshd, onnx_art, splits, tmp_path):
+    """The latency gate's paired job ships both model files and times them alternately on the device."""
+    import shutil
+
+    from edgekit.bench.interleaved import PER_ROUND, Side, bench_interleaved
+
+    d, art = onnx_art
+    other = tmp_path / "candidate.onnx"
+    shutil.copy(d / art.path, other)
+    cfg = BenchConfig(warmup=1, iterations=20, min_time_s=0.0, threads=1)
+    out = bench_interleaved(Side(d / art.path, "onnxruntime", 1), Side(other, "onnxruntime", 1), splits.x_test,
+                            sshd.profile(threads=1), cfg)
+    assert out.rounds >= 30 and len(out.base_ms) == len(out.cand_ms) == out.rounds * PER_ROUND
+    assert list((sshd.root / "remote").iterdir()) == []
