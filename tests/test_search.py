@@ -188,3 +188,17 @@ def test_killed_search_resumes_without_losing_the_trial(tmp_path):
     retried = [r for r in summary["rows"] if r["retry_of"] == killed_running.number]
     assert len(retried) == 1 and retried[0]["params"] == killed_running.params
     assert any(r["number"] == killed_running.number and r["state"] == "fail" for r in summary["rows"])
+
+
+def test_constraints_can_come_from_a_device_profile_budget():
+    from edgekit.devices import load_profile
+    from edgekit.search.study import all_constraints, constraint_values
+
+    cfg = SearchConfig(objectives=[{"metric": "accuracy", "direction": "maximize"}], budgets_from="rpi5",
+                       constraints=[{"metric": "accuracy", "min": 0.9}])
+    b = load_profile("rpi5").budgets
+    cons = {(c.metric, c.max, c.min) for c in all_constraints(cfg)}
+    assert ("latency_p90_ms", b.max_latency_ms, None) in cons and ("accuracy", None, 0.9) in cons
+    fast = constraint_values(cfg, {"accuracy": 0.95, "latency_p90_ms": b.max_latency_ms / 2, "peak_rss_mb": 10})
+    slow = constraint_values(cfg, {"accuracy": 0.95, "latency_p90_ms": b.max_latency_ms * 2, "peak_rss_mb": 10})
+    assert all(v <= 0 for v in fast) and any(v > 0 for v in slow)
