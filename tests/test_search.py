@@ -202,3 +202,13 @@ def test_constraints_can_come_from_a_device_profile_budget():
     fast = constraint_values(cfg, {"accuracy": 0.95, "latency_p90_ms": b.max_latency_ms / 2, "peak_rss_mb": 10})
     slow = constraint_values(cfg, {"accuracy": 0.95, "latency_p90_ms": b.max_latency_ms * 2, "peak_rss_mb": 10})
     assert all(v <= 0 for v in fast) and any(v > 0 for v in slow)
+
+
+def test_hopeless_trials_are_pruned_after_the_first_epochs(tmp_path):
+    text = search_text(trials=2).replace("  seed: 0\n", "  seed: 0\n  prune: {after_epochs: 1, min_val_accuracy: 0.999}\n")
+    recipe = tmp_path / "search.yaml"
+    recipe.write_text(text)
+    summary = api.search(recipe, tmp_path / "s", **QUIET)
+    assert summary["pruned"] == 2 and summary["complete"] == 0 and not summary["constraints_met"]
+    assert all("after 1 epochs" in r["pruned_because"] for r in summary["rows"])
+    assert not (tmp_path / "s" / "best.yaml").exists()
