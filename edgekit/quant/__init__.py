@@ -1,0 +1,1 @@
+"""Post-training quantization transforms: BN folding, CLE, bias correction, AdaRound, streaming calibrators."""
