@@ -73,3 +73,18 @@ def test_dynamic_on_conv_only_model_notes_nothing_quantized(onnx_fp32):
     art, rec = get_pass(DynamicQuantConfig(name="quantize.dynamic", artifact="dyn-default", op_types=["LSTM"])).apply(
         src, ctx)
     assert any("no layer" in n for n in rec.notes)
+
+
+def test_static_records_saturation_safe_weights_and_bias_correction(onnx_fp32):
+    src, ctx = onnx_fp32
+    cfg = StaticQuantConfig(name="quantize.static", artifact="q-fixes", format="qdq", activation_type="uint8",
+                            per_channel=True, saturation_safe=True, bias_correction=True)
+    art, rec = get_pass(cfg).apply(src, ctx)
+    assert art.details["saturation_safe"] and art.details["bias_correction"]
+    row = rec.candidates[0]
+    assert "layers_rescaled" in row["saturation_safe"] and row["bias_correction"]["layers_corrected"] >= 1
+    assert "Bias correction of" in rec.decision
+    off = cfg.model_copy(update={"artifact": "q-nofix", "saturation_safe": False, "bias_correction": False})
+    art, rec = get_pass(off).apply(src, ctx)
+    assert not art.details["saturation_safe"] and not art.details["bias_correction"]
+    assert "saturation_safe" not in rec.candidates[0] and "bias_correction" not in rec.candidates[0]

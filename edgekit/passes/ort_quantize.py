@@ -36,6 +36,12 @@ class StaticQuantConfig(Strict):
     speed_margin: float = Field(0.05, ge=0, description="auto: latencies closer than this fraction are a tie, "
                                                         "which the more faithful candidate wins")
     select_time_s: float = Field(0.5, gt=0, description="auto: timing budget per candidate")
+    saturation_safe: Literal["auto", True, False] = Field(
+        "auto", description="QDQ U8S8: re-scale int8 weights so the int16 pair sums of x86 kernels without VNNI "
+                            "cannot saturate (auto: on such CPUs; see edgekit.quant.onnx_rewrite)")
+    bias_correction: Literal["auto", True, False] = Field(
+        "auto", description="QDQ: remove each layer's weight-rounding shift dW E[x] through its bias, measured on "
+                            "the calibration data (auto: kept when it raises validation cosine)")
     tolerance: Tolerance = Field(default_factory=lambda: Tolerance(min_cosine=0.98, min_top1=0.9))
 
 
@@ -166,8 +172,10 @@ class StaticQuantize(Pass):
                 cand = tmp / f"{fmt}-{act}-{'pc' if pc else 'pt'}.onnx"
                 try:
                     self.quantize(pre, cand, fmt, act, pc, ctx)
+                    sat = self._saturation_safe(cand, pre, fmt, act, pc)
                     row = {"format": fmt, "activation_type": act, "weight_type": self.config.weight_type,
-                           "per_channel": pc, **_fidelity(cand, ctx), "size_bytes": cand.stat().st_size}
+                           "per_channel": pc, **({"saturation_safe": sat} if sat else {}),
+                           **_fidelity(cand, ctx), "size_bytes": cand.stat().st_size}
                     if len(combos) > 1:
                         row["latency_ms_p50"] = _time_session(cand, x_time, threads, self.config.select_time_s)
                     row["_path"] = cand
@@ -178,6 +186,7 @@ class StaticQuantize(Pass):
             if not ok:
                 raise PassError(f"quantize.static: every candidate failed: {[r['error'] for r in rows]}")
             chosen, decision = self._choose(ok, fp32_ms)
+            decision += self._bias_correct(chosen, pre, ctx)
             with atomic_path(out_path) as tmp_out:
                 tmp_out.write_bytes(Path(chosen["_path"]).read_bytes())
         for r in rows:
@@ -189,6 +198,8 @@ class StaticQuantize(Pass):
             inputs=tensor_specs(proto.graph.input), outputs=tensor_specs(proto.graph.output), ops=op_counts(proto),
             details={"format": chosen["format"], "activation_type": chosen["activation_type"],
                      "weight_type": self.config.weight_type, "per_channel": chosen["per_channel"],
+                     "saturation_safe": bool(chosen.get("saturation_safe")),
+                     "bias_correction": bool(chosen.get("bias_correction", {}).get("kept")),
                      "calibration": self.config.calibration, "calibration_samples": int(len(ctx.splits.x_calib))},
         )
         rec = self.record(
@@ -200,13 +211,50 @@ class StaticQuantize(Pass):
             rec.after["latency_ms_p50_selection"] = chosen["latency_ms_p50"]
         return art, rec
 
+    def _saturation_safe(self, cand: Path, pre: Path, fmt: str, act: str, per_channel: bool) -> dict | None:
+        """Rewrite the candidate's weights in place on saturation-safe scales when that applies here."""
+        from edgekit.quant.onnx_rewrite import cpu_saturates_u8s8, saturation_safe
+
+        c = self.config
+        applies = fmt == "qdq" and act == "uint8" and c.weight_type == "int8" and per_channel and not c.reduce_range
+        if c.saturation_safe is False or not applies or (c.saturation_safe == "auto" and not cpu_saturates_u8s8()):
+            return None
+        return saturation_safe(cand, pre, cand)
+
+    def _bias_correct(self, chosen: dict, pre: Path, ctx: PassContext) -> str:
+        """Bias correction of the chosen QDQ candidate; `auto` keeps it only when validation cosine improves."""
+        from edgekit.quant.onnx_rewrite import bias_correct
+
+        c = self.config
+        if c.bias_correction is False or chosen["format"] != "qdq":
+            return ""
+        path = Path(chosen["_path"])
+        fixed = path.with_name(path.stem + "-bc.onnx")
+        x = ctx.splits.x_calib[: c.calibration_size] if c.calibration_size else ctx.splits.x_calib
+        stats = bias_correct(path, pre, x, fixed)
+        if not stats["layers_corrected"]:
+            return ""
+        after = _fidelity(fixed, ctx)
+        chosen["bias_correction"] = {**stats, "cosine_before": chosen["cosine"], "cosine_after": after["cosine"],
+                                     "top1_agreement_before": chosen["top1_agreement"],
+                                     "top1_agreement_after": after["top1_agreement"]}
+        kept = c.bias_correction is True or after["cosine"] > chosen["cosine"]
+        chosen["bias_correction"]["kept"] = kept
+        if kept:
+            chosen.update({k: v for k, v in after.items()})
+            chosen["_path"] = fixed
+        before = chosen["bias_correction"]["cosine_before"]
+        return (f" Bias correction of {stats['layers_corrected']} layers: validation cosine {before:.4f} -> "
+                f"{after['cosine']:.4f}, {'kept' if kept else 'not kept'}.")
+
     def _choose(self, ok: list[dict], fp32_ms: float | None) -> tuple[dict, str]:
         """Fastest candidate among the faithful ones; near-equal speeds go to the more faithful."""
         c = self.config
 
         def label(r):
             act = "U8S8" if r["activation_type"] == "uint8" else "S8S8"
-            return f"{r['format'].upper()} {act} {'per-channel' if r['per_channel'] else 'per-tensor'}"
+            safe = ", saturation-safe weights" if r.get("saturation_safe") else ""
+            return f"{r['format'].upper()} {act} {'per-channel' if r['per_channel'] else 'per-tensor'}{safe}"
 
         if len(ok) == 1:
             return ok[0], f"{label(ok[0])} as configured"
