@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 
 from edgekit.passes.distill import DistillConfig
+from edgekit.passes.equalize import EqualizeConfig
 from edgekit.passes.inc_autotune import AutotuneConfig
 from edgekit.passes.ort_quantize import DynamicQuantConfig, Fp16Config, StaticQuantConfig
 from edgekit.passes.prune_nm import NMPruneConfig
@@ -21,6 +22,7 @@ PASSES = {
     "prune.unstructured": (UnstructuredPruneConfig, "edgekit.passes.prune_unstructured:UnstructuredPrune"),
     "prune.nm": (NMPruneConfig, "edgekit.passes.prune_nm:NMPrune"),
     "distill": (DistillConfig, "edgekit.passes.distill:Distill"),
+    "equalize": (EqualizeConfig, "edgekit.passes.equalize:Equalize"),
     "quantize.qat": (QatConfig, "edgekit.passes.qat:Qat"),
     "quantize.autotune": (AutotuneConfig, "edgekit.passes.inc_autotune:Autotune"),
     "quantize.weight_only": (WeightOnlyConfig, "edgekit.passes.weight_only:WeightOnly"),
