@@ -172,6 +172,28 @@ def interleaved_latency(sessions: dict, x1: np.ndarray, iters: int, warmup: int 
     return {k: (float(np.percentile(v, 50)), float(np.percentile(v, 90))) for k, v in ts.items()}
 
 
+def edgekit_static(fp32: Path, out: Path, xc: np.ndarray, xv: np.ndarray, threads: int) -> Path:
+    """The product path: edgekit's own quantize.static pass (QDQ U8S8 per-channel; saturation_safe and
+    bias_correction on auto, i.e. decided on this CPU and by validation cosine) on the fp32 ONNX file."""
+    from types import SimpleNamespace
+
+    from edgekit.export.artifact import describe
+    from edgekit.passes import get_pass
+    from edgekit.passes.base import PassContext
+    from edgekit.passes.ort_quantize import StaticQuantConfig
+
+    sess = session(fp32, threads)
+    refs = {"val": run_all(sess, xv), "calib": run_all(sess, xc)}
+    splits = SimpleNamespace(x_calib=xc, x_val=xv, y_val=np.full(len(xv), -1))  # unlabelled validation images
+    (out / "artifacts").mkdir(exist_ok=True)
+    ctx = PassContext(splits=splits, run_dir=out, reference_logits=refs, log=log)
+    cfg = StaticQuantConfig(name="quantize.static", artifact="edgekit-int8", format="qdq", activation_type="uint8",
+                            per_channel=True)
+    art, rec = get_pass(cfg).apply(describe("onnx-fp32", "onnx", "fp32", fp32, out), ctx)
+    log("  " + (rec.decision or ""))
+    return out / art.path
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--calib", type=int, default=100)
@@ -215,7 +237,8 @@ def main(argv: list[str] | None = None) -> None:
     random.Random(0).shuffle(rest)
     cal = rest[:a.calib]
     ev = fb + rest[a.calib:a.calib + max(a.eval - len(fb), 0)]
-    xc, xe, le = x[cal], x[ev], labels[ev]
+    val = rest[a.calib + max(a.eval - len(fb), 0):][:64]  # for edgekit's own pass: never the evaluation images
+    xc, xe, le, xv = x[cal], x[ev], labels[ev], x[val]
     log(f"images: {len(x)}; calibration {len(cal)}, evaluation {len(ev)} ({int((le >= 0).sum())} labelled)")
     tmp = tempfile.TemporaryDirectory() if a.out is None else None
     out = Path(tmp.name) if tmp else a.out
@@ -228,6 +251,8 @@ def main(argv: list[str] | None = None) -> None:
     models["ort-default"] = quantize(models["fp32"], out / "ort_default.onnx", xc)
     models["ort-pc-u8s8"] = quantize(models["fp32"], out / "ort_pc.onnx", xc, **pc_u8s8())
     models["ort-pc-u8s8-rr"] = quantize(models["fp32"], out / "ort_pc_rr.onnx", xc, **pc_u8s8(reduce_range=True))
+    log("edgekit quantize.static (saturation_safe / bias_correction: auto) ...")
+    models["edgekit quantize.static"] = edgekit_static(models["fp32"], out, xc, xv, a.threads)
 
     layers = quant_layers(fp)
     points = act_points(fp)

@@ -88,3 +88,18 @@ def test_static_records_saturation_safe_weights_and_bias_correction(onnx_fp32):
     art, rec = get_pass(off).apply(src, ctx)
     assert not art.details["saturation_safe"] and not art.details["bias_correction"]
     assert "saturation_safe" not in rec.candidates[0] and "bias_correction" not in rec.candidates[0]
+
+
+def test_static_quantizes_a_fixed_batch_model(cnn, splits, tmp_path):
+    """User ONNX files often fix the batch at 1: calibration and bias correction feed whole batches of that size."""
+    (tmp_path / "artifacts").mkdir()
+    art = OnnxExporter().export(cnn, splits.x_test, OnnxExport(format="onnx", exporter="legacy", dynamic_batch=False),
+                                tmp_path / "artifacts" / "fixed.onnx", tmp_path, "fixed")
+    assert art.inputs[0].shape[0] == 1
+    refs = {"val": predict(cnn, splits.x_val), "calib": predict(cnn, splits.x_calib)}
+    ctx = PassContext(splits=splits, run_dir=tmp_path, reference=cnn, reference_logits=refs, log=lambda m: None)
+    cfg = StaticQuantConfig(name="quantize.static", artifact="fixed-int8", format="qdq", activation_type="uint8",
+                            per_channel=True, bias_correction=True)
+    q, rec = get_pass(cfg).apply(art, ctx)
+    out = get_runtime("onnxruntime").load(tmp_path / q.path).run(splits.x_test)
+    assert compare(predict(cnn, splits.x_test), out)["cosine"] > 0.98 and q.details["bias_correction"]

@@ -277,9 +277,10 @@ class StaticQuantize(Pass):
 
 
 def make_reader_for(path: Path, x: np.ndarray):
-    from edgekit.passes.onnx_calibration import make_reader
+    from edgekit.passes.onnx_calibration import make_reader, static_batch
 
-    return make_reader(_input_name(path), x)
+    fixed = static_batch(path)
+    return make_reader(_input_name(path), x, batch=fixed, drop_last=True) if fixed else make_reader(_input_name(path), x)
 
 
 INTEGER_OPS = ("MatMulInteger", "DynamicQuantizeMatMul", "DynamicQuantizeLSTM", "ConvInteger", "QAttention")

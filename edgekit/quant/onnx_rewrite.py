@@ -150,6 +150,10 @@ def _input_means(path: Path, names: list[str], x: np.ndarray, batch: int = 8) ->
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every tensor observable
     sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
     feed = sess.get_inputs()[0].name
+    fixed = sess.get_inputs()[0].shape[0]
+    if isinstance(fixed, int) and fixed > 0:  # a fixed-batch model: whole batches of its size only
+        batch = fixed
+        x = x[: len(x) - len(x) % fixed] if len(x) >= fixed else x
     sums: dict[str, np.ndarray] = {}
     count: dict[str, int] = {}
     for i in range(0, len(x), batch):
