@@ -65,3 +65,14 @@ def test_autotune_returns_best_candidate_when_target_unreachable(cnn, splits, tm
 def test_autotune_stops_at_first_candidate_meeting_target(cnn, splits, tmp_path):
     _, rec = run_pass({"name": "quantize.autotune", "tolerable_loss": 0.5}, cnn, splits, tmp_path)
     assert len(rec.candidates) == 1 and rec.candidates[0]["chosen"] and rec.candidates[0]["meets_target"]
+
+
+def test_label_free_qat_matches_the_fp32_model_without_reading_labels(cnn, splits, tmp_path):
+    """Wrong labels everywhere: label-free QAT still tracks the fp32 model, because it only learns from it."""
+    rng = np.random.default_rng(0)
+    few = dataclasses.replace(splits, x_train=splits.x_train[:256], y_train=rng.permutation(splits.y_train[:256]))
+    q, rec = run_pass({"name": "quantize.qat", "epochs": 1, "label_free": True}, cnn, few, tmp_path)
+    x = torch.from_numpy(splits.x_test)
+    with torch.no_grad():
+        agree = (q(x).argmax(1) == cnn(x).argmax(1)).float().mean().item()
+    assert agree > 0.95 and "label-free" in rec.decision

@@ -47,6 +47,8 @@ def kd_loss(student_logits, teacher_logits, labels, T: float, alpha: float):
 
     soft = F.kl_div(F.log_softmax(student_logits / T, dim=1), F.log_softmax(teacher_logits / T, dim=1),
                     reduction="batchmean", log_target=True)
+    if labels is None or alpha >= 1.0:  # pure matching: labels are not needed (label-free QAT)
+        return T * T * soft
     return alpha * T * T * soft + (1 - alpha) * F.cross_entropy(student_logits, labels)
 
 

@@ -34,6 +34,10 @@ class QatConfig(TorchPassConfig):
     reduce_range: bool = Field(True, description="7-bit weights (-63..63). ONNX Runtime's x86 int8 conv kernels "
                                                  "saturated with full-range weights here (wrong outputs); turn off "
                                                  "for TFLite/XNNPACK targets")
+    label_free: bool = Field(False, description="fine-tune to match the fp32 model's outputs (KL divergence at "
+                                                "`temperature`, the fp32 model as teacher) instead of the labels: "
+                                                "for users who have inputs but no labels")
+    temperature: float = Field(2.0, gt=0, description="label_free: softmax temperature of the matching loss")
 
 
 def xnnpack_quantizer(per_channel: bool, reduce_range: bool, is_qat: bool = True):
@@ -113,6 +117,22 @@ def drop_unused_tensors(gm) -> None:
                 delattr(module, attr)
 
 
+def _match_teacher(fp32_model, temperature: float):
+    """Loss for label-free QAT: KL(student || fp32 teacher) at `temperature`; the labels are never read."""
+    import torch
+
+    from edgekit.passes.distill import kd_loss
+
+    teacher = copy.deepcopy(fp32_model).eval()
+
+    def loss(model, xb, yb):
+        with torch.no_grad():
+            target = teacher(xb)
+        return kd_loss(model(xb), target, None, temperature, alpha=1.0)
+
+    return loss
+
+
 class Qat(Pass):
     name = "quantize.qat"
     stage = "torch"
@@ -138,8 +158,8 @@ class Qat(Pass):
         except Exception as e:  # torch.export and the quantizer raise many types
             raise PassError(f"quantize.qat: PT2E prepare failed: {str(e).strip().splitlines()[0]}") from e
         allow_train_eval(prepared)
-        ctx.log(f"  QAT fine-tuning {c.epochs} epochs")
-        finetune(prepared, ctx, c.epochs, c.lr)
+        ctx.log(f"  QAT fine-tuning {c.epochs} epochs" + (" matching the fp32 outputs" if c.label_free else ""))
+        finetune(prepared, ctx, c.epochs, c.lr, loss_fn=_match_teacher(model, c.temperature) if c.label_free else None)
         try:
             converted = convert_pt2e(prepared)
         except Exception as e:
@@ -149,7 +169,8 @@ class Qat(Pass):
         converted.eval()
         after = measure(converted, s)
         after["val_accuracy"] = accuracy(converted, s.x_val, s.y_val)
-        decision = (f"PT2E QAT{' (batch-norm folded, dropout off)' if c.simplify else ''}, int8 "
+        decision = (f"PT2E QAT{' (batch-norm folded, dropout off)' if c.simplify else ''}"
+                    f"{', label-free (fp32 model as teacher)' if c.label_free else ''}, int8 "
                     f"{'per-channel' if c.per_channel else 'per-tensor'} weights"
                     f"{' (7-bit range)' if c.reduce_range else ''}, int8 activations, {c.epochs} epochs: test accuracy "
                     f"{before['test_accuracy']:.4f} (fp32) -> {after['test_accuracy']:.4f} (int8 simulated)")
