@@ -103,3 +103,43 @@ def test_static_quantizes_a_fixed_batch_model(cnn, splits, tmp_path):
     q, rec = get_pass(cfg).apply(art, ctx)
     out = get_runtime("onnxruntime").load(tmp_path / q.path).run(splits.x_test)
     assert compare(predict(cnn, splits.x_test), out)["cosine"] > 0.98 and q.details["bias_correction"]
+
+
+def test_fallback_keeps_sensitive_layers_in_float_until_bounds_hold(onnx_fp32):
+    from edgekit.passes.ort_quantize import FallbackConfig
+
+    src, ctx = onnx_fp32
+    base = dict(name="quantize.static", format="qdq", activation_type="int8", per_channel=False,
+                saturation_safe=False, bias_correction=False)
+    # unreachable bounds: every step is tried and reported, the most faithful is kept, and the pass says so
+    cfg = StaticQuantConfig(**base, artifact="q-fb", fallback=FallbackConfig(max_layers=2, min_cosine=1.0))
+    art, rec = get_pass(cfg).apply(src, ctx)
+    steps = [r for r in rec.candidates if "float_nodes" in r]
+    assert [len(r["float_nodes"]) for r in steps] == [1, 2] and all(r["latency_ms_p50"] > 0 for r in steps)
+    assert "No fallback met the bounds" in rec.decision
+    assert steps[1]["cosine"] >= steps[0]["cosine"] - 0.01 or art.details["float_nodes"]
+    # bounds the all-int8 model already meets: nothing is kept in float
+    easy = cfg.model_copy(update={"artifact": "q-fb-easy", "fallback": FallbackConfig(min_cosine=0.5)})
+    art, rec = get_pass(easy).apply(src, ctx)
+    assert art.details["float_nodes"] == [] and "not needed" in rec.decision
+
+
+def test_sensitivity_ranking_names_quantized_layers(onnx_fp32, tmp_path):
+    from edgekit.passes.ort_quantize import _preprocess, make_reader_for
+    from edgekit.quant.onnx_rewrite import sensitivity_ranking
+
+    src, ctx = onnx_fp32
+    from onnxruntime import quantization as q
+
+    pre = _preprocess(ctx.run_dir / src.path, tmp_path / "pre.onnx")
+    q.quantize_static(str(pre), str(tmp_path / "q.onnx"), make_reader_for(pre, ctx.splits.x_calib),
+                      quant_format=q.QuantFormat.QDQ, per_channel=False)
+    ranked = sensitivity_ranking(tmp_path / "q.onnx", pre, ctx.splits.x_val[:16])
+    assert len(ranked) >= 2 and all(isinstance(n, str) and np_isfinite(e) for n, e in ranked)
+    assert ranked == sorted(ranked, key=lambda r: -r[1])
+
+
+def np_isfinite(v) -> bool:
+    import math
+
+    return math.isfinite(v)

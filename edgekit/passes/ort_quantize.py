@@ -15,6 +15,15 @@ from edgekit.errors import PassError
 from edgekit.passes.base import Pass, PassContext
 
 
+class FallbackConfig(Strict):
+    """Mixed precision: when the chosen int8 model misses these bounds on the validation split, keep the most
+    sensitive layers in float, one more at a time, until it meets them (each step timed and reported)."""
+
+    max_layers: int = Field(3, ge=1, description="at most this many layers in float")
+    min_cosine: float | None = Field(None, gt=0, le=1)
+    min_top1: float | None = Field(None, gt=0, le=1)
+
+
 class StaticQuantConfig(Strict):
     """Static INT8 (calibrated activations). `auto` picks the format by measuring candidates on this host."""
 
@@ -42,6 +51,8 @@ class StaticQuantConfig(Strict):
     bias_correction: Literal["auto", True, False] = Field(
         "auto", description="QDQ: remove each layer's weight-rounding shift dW E[x] through its bias, measured on "
                             "the calibration data (auto: kept when it raises validation cosine)")
+    fallback: FallbackConfig | None = Field(None, description="keep the most sensitive layers in float until "
+                                                               "these validation bounds are met")
     tolerance: Tolerance = Field(default_factory=lambda: Tolerance(min_cosine=0.98, min_top1=0.9))
 
 
@@ -136,7 +147,8 @@ class StaticQuantize(Pass):
             combos = [k for k in combos if k[:2] != ("qoperator", "int8")]
         return combos
 
-    def quantize(self, src: Path, dst: Path, fmt: str, act: str, per_channel: bool, ctx: PassContext) -> None:
+    def quantize(self, src: Path, dst: Path, fmt: str, act: str, per_channel: bool, ctx: PassContext,
+                 float_nodes: list[str] | None = None) -> None:
         from onnxruntime import quantization as q
 
         c = self.config
@@ -147,7 +159,7 @@ class StaticQuantize(Pass):
             quant_format=getattr(q.QuantFormat, _FORMAT[fmt]),
             per_channel=per_channel, reduce_range=c.reduce_range,
             activation_type=getattr(q.QuantType, _QTYPE[act]), weight_type=getattr(q.QuantType, _QTYPE[c.weight_type]),
-            nodes_to_exclude=c.exclude_nodes or None,
+            nodes_to_exclude=[*c.exclude_nodes, *(float_nodes or [])] or None,
             calibrate_method=getattr(q.CalibrationMethod, _CALIB[c.calibration]), extra_options=extra,
         )
 
@@ -187,6 +199,9 @@ class StaticQuantize(Pass):
                 raise PassError(f"quantize.static: every candidate failed: {[r['error'] for r in rows]}")
             chosen, decision = self._choose(ok, fp32_ms)
             decision += self._bias_correct(chosen, pre, ctx)
+            if self.config.fallback is not None:
+                chosen, note = self._fallback(chosen, pre, tmp, ctx, rows, threads, x_time)
+                decision += note
             with atomic_path(out_path) as tmp_out:
                 tmp_out.write_bytes(Path(chosen["_path"]).read_bytes())
         for r in rows:
@@ -200,6 +215,7 @@ class StaticQuantize(Pass):
                      "weight_type": self.config.weight_type, "per_channel": chosen["per_channel"],
                      "saturation_safe": bool(chosen.get("saturation_safe")),
                      "bias_correction": bool(chosen.get("bias_correction", {}).get("kept")),
+                     "float_nodes": [*self.config.exclude_nodes, *chosen.get("float_nodes", [])],
                      "calibration": self.config.calibration, "calibration_samples": int(len(ctx.splits.x_calib))},
         )
         rec = self.record(
@@ -246,6 +262,54 @@ class StaticQuantize(Pass):
         before = chosen["bias_correction"]["cosine_before"]
         return (f" Bias correction of {stats['layers_corrected']} layers: validation cosine {before:.4f} -> "
                 f"{after['cosine']:.4f}, {'kept' if kept else 'not kept'}.")
+
+    def _fallback(self, chosen: dict, pre: Path, tmp: Path, ctx: PassContext, rows: list, threads, x_time):
+        """Greedy mixed precision: float for the k layers that add the most error, k = 1, 2, ... until the
+        bounds hold; every step is a candidate row with its fidelity and latency."""
+        from edgekit.quant.onnx_rewrite import sensitivity_ranking
+
+        fb, c = self.config.fallback, self.config
+
+        def meets(r):
+            return ((fb.min_cosine is None or r["cosine"] >= fb.min_cosine)
+                    and (fb.min_top1 is None or r["top1_agreement"] >= fb.min_top1))
+
+        if meets(chosen):
+            return chosen, " Mixed-precision fallback not needed: the int8 model meets its bounds."
+        x = ctx.splits.x_val if len(ctx.splits.x_val) else ctx.splits.x_calib
+        ranked = [n for n, _ in sensitivity_ranking(Path(chosen["_path"]), pre, x[:32])]
+        base_ms = chosen.get("latency_ms_p50") or _time_session(Path(chosen["_path"]), x_time, threads, c.select_time_s)
+        best, steps = chosen, []
+        for k in range(1, min(fb.max_layers, len(ranked)) + 1):
+            cand = tmp / f"fallback-{k}.onnx"
+            fmt, act, pc = chosen["format"], chosen["activation_type"], chosen["per_channel"]
+            try:
+                self.quantize(pre, cand, fmt, act, pc, ctx, float_nodes=ranked[:k])
+                sat = self._saturation_safe(cand, pre, fmt, act, pc)
+                row = {"format": fmt, "activation_type": act, "weight_type": c.weight_type, "per_channel": pc,
+                       **({"saturation_safe": sat} if sat else {}), "float_nodes": ranked[:k], **_fidelity(cand, ctx),
+                       "size_bytes": cand.stat().st_size, "_path": cand}
+                self._bias_correct(row, pre, ctx)
+                row["latency_ms_p50"] = _time_session(Path(row["_path"]), x_time, threads, c.select_time_s)
+            except Exception as e:  # a graph ORT cannot quantize with these exclusions: stop adding layers
+                rows.append({"format": fmt, "float_nodes": ranked[:k], "error": f"{type(e).__name__}: {e}"})
+                break
+            rows.append(row)
+            steps.append(row)
+            if meets(row):
+                best = row
+                break
+            if row["cosine"] > best["cosine"]:
+                best = row
+        trail = "; ".join(f"{len(r['float_nodes'])} float: cosine {r['cosine']:.4f}, agreement "
+                          f"{r['top1_agreement']:.3f}, {r['latency_ms_p50']:.3f} ms" for r in steps)
+        head = f" Mixed precision from all-int8 (cosine {chosen['cosine']:.4f}, {base_ms:.3f} ms): {trail}."
+        if best is chosen or not meets(best):
+            head += (" No fallback met the bounds; kept the most faithful" +
+                     (f" ({len(best.get('float_nodes', []))} layers in float)." if best is not chosen else " (all int8)."))
+        else:
+            head += f" Kept {', '.join(best['float_nodes'])} in float."
+        return best, head
 
     def _choose(self, ok: list[dict], fp32_ms: float | None) -> tuple[dict, str]:
         """Fastest candidate among the faithful ones; near-equal speeds go to the more faithful."""

@@ -200,3 +200,64 @@ def bias_correct(qdq: Path, fp32: Path, x_calib: np.ndarray, out: Path, rounds: 
         current = out
     mags = [float(np.abs(v).mean()) for v in shifts.values()]
     return {"layers_corrected": len(layers), "mean_abs_shift": float(np.mean(mags)) if mags else 0.0}
+
+
+def _outputs(path: Path, names: list[str], x: np.ndarray, batch: int = 8) -> dict[str, np.ndarray]:
+    """The named intermediate tensors for inputs `x` (graph optimizations off, so every tensor exists)."""
+    import onnx
+    import onnxruntime as ort
+
+    m = onnx.load(str(path))
+    have = {o.name for o in m.graph.output}
+    m.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in names if n not in have)
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    if isinstance(inp.shape[0], int) and inp.shape[0] > 0:
+        batch = inp.shape[0]
+        x = x[: max(batch, len(x) - len(x) % batch)]
+    parts: dict[str, list] = {n: [] for n in names}
+    for i in range(0, len(x), batch):
+        for n, a in zip(names, sess.run(names, {inp.name: x[i: i + batch]})):
+            parts[n].append(a.astype(np.float32))
+    return {n: np.concatenate(v) for n, v in parts.items()}
+
+
+def sensitivity_ranking(qdq: Path, fp32: Path, x: np.ndarray) -> list[tuple[str, float]]:
+    """Quantized Conv/Gemm nodes ranked by the error each adds: relative error of its output against the fp32
+    model's, minus that of its input (so error inherited from upstream layers is not blamed on it)."""
+    import onnx
+
+    q = onnx.load(str(qdq), load_external_data=False).graph
+    f = onnx.load(str(fp32), load_external_data=False).graph
+    f_tensors = {i.name for i in f.input} | {o for n in f.node for o in n.output}
+    producers = {o: n for n in q.node for o in n.output}
+
+    def float_name(t: str) -> str | None:
+        """The fp32 tensor a QDQ tensor stands for: through DequantizeLinear <- QuantizeLinear to the original
+        name; ORT renames a quantized graph output X to X_QuantizeLinear_Input and fuses Conv+Relu (the conv
+        then outputs the Relu's tensor)."""
+        dq = producers.get(t)
+        if dq is not None and dq.op_type == "DequantizeLinear":
+            qn = producers.get(dq.input[0])
+            t = qn.input[0] if qn is not None and qn.op_type == "QuantizeLinear" else t
+        t = t[: -len("_QuantizeLinear_Input")] if t.endswith("_QuantizeLinear_Input") else t
+        return t if t in f_tensors else None
+
+    pairs = []  # (node, q_in, f_in, q_out, f_out)
+    for la in _layers(q):
+        out = next(n.output[0] for n in q.node if n.name == la.node)
+        f_in, f_out = float_name(la.input), float_name(out)
+        if f_in is not None and f_out is not None:
+            pairs.append((la.node, la.input, f_in, out, f_out))
+    if not pairs:
+        return []
+    qa = _outputs(qdq, sorted({p[1] for p in pairs} | {p[3] for p in pairs}), x)
+    fa = _outputs(fp32, sorted({p[2] for p in pairs} | {p[4] for p in pairs}), x)
+
+    def rel(a, b):
+        return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-12))
+
+    scores = [(node, rel(qa[q_out], fa[f_out]) - rel(qa[q_in], fa[f_in])) for node, q_in, f_in, q_out, f_out in pairs]
+    return sorted(scores, key=lambda s: -s[1])
