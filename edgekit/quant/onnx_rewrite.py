@@ -136,29 +136,32 @@ def saturation_safe(qdq: Path, fp32: Path, out: Path) -> dict:
     return {"layers_rescaled": changed, "channels_rescaled": channels}
 
 
-def _input_means(path: Path, names: list[str], x: np.ndarray, batch: int = 8) -> dict[str, np.ndarray]:
-    """Per-channel (axis 1) mean of the named intermediate tensors, streamed over `x` in batches."""
+def _stream(path: Path, names: list[str], x: np.ndarray, batch: int = 8):
+    """Yield the named intermediate tensors batch by batch (graph optimizations off, so every tensor exists;
+    a fixed-batch model gets whole batches of its size)."""
     import onnx
     import onnxruntime as ort
 
     m = onnx.load(str(path))
     have = {o.name for o in m.graph.output}
-    for n in names:
-        if n not in have:
-            m.graph.output.append(onnx.helper.make_empty_tensor_value_info(n))
+    m.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in names if n not in have)
     so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL  # keep every tensor observable
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    feed = sess.get_inputs()[0].name
-    fixed = sess.get_inputs()[0].shape[0]
-    if isinstance(fixed, int) and fixed > 0:  # a fixed-batch model: whole batches of its size only
-        batch = fixed
-        x = x[: len(x) - len(x) % fixed] if len(x) >= fixed else x
+    inp = sess.get_inputs()[0]
+    if isinstance(inp.shape[0], int) and inp.shape[0] > 0:
+        batch = inp.shape[0]
+        x = x[: max(batch, len(x) - len(x) % batch)]
+    for i in range(0, len(x), batch):
+        yield dict(zip(names, sess.run(names, {inp.name: x[i: i + batch]})))
+
+
+def _input_means(path: Path, names: list[str], x: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-channel (axis 1) mean of the named intermediate tensors, streamed over `x`."""
     sums: dict[str, np.ndarray] = {}
     count: dict[str, int] = {}
-    for i in range(0, len(x), batch):
-        outs = sess.run(names, {feed: x[i: i + batch]})
-        for n, a in zip(names, outs):
+    for outs in _stream(path, names, x):
+        for n, a in outs.items():
             a = a.astype(np.float64)
             v = a.reshape(a.shape[0], a.shape[1], -1) if a.ndim > 2 else a.reshape(a.shape[0], a.shape[1], 1)
             sums[n] = sums.get(n, 0) + v.sum(axis=(0, 2))
@@ -202,24 +205,11 @@ def bias_correct(qdq: Path, fp32: Path, x_calib: np.ndarray, out: Path, rounds: 
     return {"layers_corrected": len(layers), "mean_abs_shift": float(np.mean(mags)) if mags else 0.0}
 
 
-def _outputs(path: Path, names: list[str], x: np.ndarray, batch: int = 8) -> dict[str, np.ndarray]:
-    """The named intermediate tensors for inputs `x` (graph optimizations off, so every tensor exists)."""
-    import onnx
-    import onnxruntime as ort
-
-    m = onnx.load(str(path))
-    have = {o.name for o in m.graph.output}
-    m.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in names if n not in have)
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    inp = sess.get_inputs()[0]
-    if isinstance(inp.shape[0], int) and inp.shape[0] > 0:
-        batch = inp.shape[0]
-        x = x[: max(batch, len(x) - len(x) % batch)]
+def _outputs(path: Path, names: list[str], x: np.ndarray) -> dict[str, np.ndarray]:
+    """The named intermediate tensors for inputs `x`, concatenated."""
     parts: dict[str, list] = {n: [] for n in names}
-    for i in range(0, len(x), batch):
-        for n, a in zip(names, sess.run(names, {inp.name: x[i: i + batch]})):
+    for outs in _stream(path, names, x):
+        for n, a in outs.items():
             parts[n].append(a.astype(np.float32))
     return {n: np.concatenate(v) for n, v in parts.items()}
 
