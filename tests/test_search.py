@@ -162,8 +162,9 @@ def test_killed_search_resumes_without_losing_the_trial(tmp_path):
     recipe.write_text(search_text(trials=3))
     out = tmp_path / "s"
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    log = open(tmp_path / "search.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "edgekit", "search", str(recipe), "--out", str(out)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=log, stderr=subprocess.STDOUT)
     storage = f"sqlite:///{(out / 'study.db').resolve()}"
     deadline = time.time() + 240
     killed_running = None
@@ -171,8 +172,9 @@ def test_killed_search_resumes_without_losing_the_trial(tmp_path):
         time.sleep(0.5)
         if not (out / "study.db").is_file() or not (out / "search.json").is_file():
             continue
-        try:
-            trials = optuna.load_study(study_name="tiny", storage=storage).trials
+        try:  # never create tables here: the search process does that
+            st = optuna.storages.RDBStorage(storage, skip_table_creation=True, skip_compatibility_check=True)
+            trials = optuna.load_study(study_name="tiny", storage=st).trials
         except Exception:
             continue
         done = [t for t in trials if t.state.name == "COMPLETE"]
@@ -182,7 +184,9 @@ def test_killed_search_resumes_without_losing_the_trial(tmp_path):
             proc.send_signal(signal.SIGKILL)
             break
     proc.wait()
-    assert killed_running is not None, "the search never had a finished and a running trial at once"
+    log.close()
+    assert killed_running is not None, ("the search never had a finished and a running trial at once: "
+                                        + (tmp_path / "search.log").read_text()[-1500:])
     summary = api.search_resume(out, **QUIET)
     _check_study(summary, out, 3)
     retried = [r for r in summary["rows"] if r["retry_of"] == killed_running.number]

@@ -47,8 +47,10 @@ def search(recipe: Path, out_dir: Path | None = None, storage: str | None = None
     out_dir.mkdir(parents=True, exist_ok=True)
     storage = storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
     atomic_write_text(out_dir / "search.yaml", text)
-    atomic_write_text(out_dir / "search.json", json.dumps({"storage": storage, "study": name}, indent=2))
     st = open_study(spec, cfg, storage, name, text)
+    # written once the study exists: a process that sees search.json finds the storage's tables ready (two
+    # processes creating Optuna's tables in one empty database at once fail)
+    atomic_write_text(out_dir / "search.json", json.dumps({"storage": storage, "study": name}, indent=2))
     log(f"search '{name}': {cfg.trials} trials, strategy {cfg.strategy}, {len(spec.spaces)} spaces, storage {storage}")
     return _work(st, spec, cfg, out_dir, storage, name, workers, log)
 
