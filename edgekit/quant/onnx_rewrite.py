@@ -235,12 +235,24 @@ def sensitivity_ranking(qdq: Path, fp32: Path, x: np.ndarray) -> list[tuple[str,
         t = t[: -len("_QuantizeLinear_Input")] if t.endswith("_QuantizeLinear_Input") else t
         return t if t in f_tensors else None
 
+    consumers: dict[str, list] = {}
+    for n in q.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+
+    def as_seen(t: str) -> str:
+        """What the next layer reads: ORT folds a Relu/Clip after a conv into the QuantizeLinear's range, so the
+        conv's own output is pre-activation; the DequantizeLinear after it carries the activated values."""
+        qn = next((c for c in consumers.get(t, []) if c.op_type == "QuantizeLinear"), None)
+        dq = next((c for c in consumers.get(qn.output[0], []) if c.op_type == "DequantizeLinear"), None) if qn else None
+        return dq.output[0] if dq is not None else t
+
     pairs = []  # (node, q_in, f_in, q_out, f_out)
     for la in _layers(q):
         out = next(n.output[0] for n in q.node if n.name == la.node)
         f_in, f_out = float_name(la.input), float_name(out)
         if f_in is not None and f_out is not None:
-            pairs.append((la.node, la.input, f_in, out, f_out))
+            pairs.append((la.node, la.input, f_in, as_seen(out), f_out))
     if not pairs:
         return []
     qa = _outputs(qdq, sorted({p[1] for p in pairs} | {p[3] for p in pairs}), x)
