@@ -158,17 +158,23 @@ def metrics(y: np.ndarray, ref: np.ndarray, labels: np.ndarray) -> dict:
                 n_conf=int(conf.sum()), acc=float((y[lab].argmax(1) == labels[lab]).mean()), n_lab=int(lab.sum()))
 
 
-def interleaved_latency(sessions: dict, x1: np.ndarray, iters: int, warmup: int = 10) -> dict:
+def interleaved_latency(sessions: dict, x1: np.ndarray, iters: int, warmup: int = 10, block: int = 10) -> dict:
+    """Rounds of `block` runs per model, models in turn (reversed every other round). Blocks, not single runs:
+    an ORT session's intra-op threads spin for a while after each run, and with many sessions in one process
+    per-run alternation measured every model 3-4x slower than it runs alone."""
     names = {k: s.get_inputs()[0].name for k, s in sessions.items()}
     for k, s in sessions.items():
         for _ in range(warmup):
             s.run(None, {names[k]: x1})
     ts = {k: [] for k in sessions}
-    for _ in range(iters):
-        for k, s in sessions.items():
-            t = time.perf_counter()
-            s.run(None, {names[k]: x1})
-            ts[k].append(1e3 * (time.perf_counter() - t))
+    order = list(sessions)
+    for r in range(max(1, iters // block)):
+        for k in order if r % 2 == 0 else order[::-1]:
+            s = sessions[k]
+            for _ in range(block):
+                t = time.perf_counter()
+                s.run(None, {names[k]: x1})
+                ts[k].append(1e3 * (time.perf_counter() - t))
     return {k: (float(np.percentile(v, 50)), float(np.percentile(v, 90))) for k, v in ts.items()}
 
 
