@@ -216,3 +216,19 @@ def test_hopeless_trials_are_pruned_after_the_first_epochs(tmp_path):
     assert summary["pruned"] == 2 and summary["complete"] == 0 and not summary["constraints_met"]
     assert all("after 1 epochs" in r["pruned_because"] for r in summary["rows"])
     assert not (tmp_path / "s" / "best.yaml").exists()
+
+
+def test_bad_storage_and_missing_search_folder_are_clear_errors(tmp_path):
+    recipe = tmp_path / "search.yaml"
+    recipe.write_text(search_text(trials=1))
+
+    def ek(*args):
+        return subprocess.run([sys.executable, "-m", "edgekit", *map(str, args)], capture_output=True, text=True,
+                              timeout=120)
+
+    p = ek("search", recipe, "--out", tmp_path / "s", "--storage", "nosuchdb://x/y")
+    assert p.returncode == 2 and "cannot open search storage nosuchdb://x/y" in p.stderr, p.stderr
+    p = ek("search", "--resume", tmp_path / "nothing")
+    assert p.returncode == 2 and "not a search folder" in p.stderr, p.stderr
+    p = ek("search-worker", "--storage", f"sqlite:///{tmp_path / 'empty.db'}", "--study", "nope")
+    assert p.returncode == 2 and "no search study named 'nope'" in p.stderr, p.stderr
