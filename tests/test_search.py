@@ -232,3 +232,13 @@ def test_bad_storage_and_missing_search_folder_are_clear_errors(tmp_path):
     assert p.returncode == 2 and "not a search folder" in p.stderr, p.stderr
     p = ek("search-worker", "--storage", f"sqlite:///{tmp_path / 'empty.db'}", "--study", "nope")
     assert p.returncode == 2 and "no search study named 'nope'" in p.stderr, p.stderr
+
+
+def test_grid_search_runs_each_point_once_and_stops_at_the_grid_size(tmp_path):
+    text = search_text(trials=5, strategy="grid").replace("log: true", "step: 0.027")  # lr grid: 0.003, 0.03
+    recipe = tmp_path / "search.yaml"
+    recipe.write_text(text)
+    summary = api.search(recipe, tmp_path / "s", **QUIET)  # 2 widths x 2 learning rates = 4 points < 5 trials
+    done = [r for r in summary["rows"] if r["state"] == "complete"]
+    assert len(done) == 4 and summary["trials_requested"] == 4
+    assert len({(str(r["params"]["model.hidden"]), r["params"]["train.optimizer.lr"]) for r in done}) == 4

@@ -30,6 +30,8 @@ def load_search(path: Path, trials: int | None = None) -> tuple[SearchSpec, Sear
         err = e.errors()[0]
         key = "search." + ".".join(str(p) for p in err["loc"])
         raise RecipeError(f"{key}: {err['msg']}", path=str(path), key=key) from None
+    if cfg.strategy == "grid":  # a grid has only so many points: more trials would repeat them
+        cfg.trials = min(cfg.trials, len(spec.grid_points()))
     return spec, cfg, text
 
 

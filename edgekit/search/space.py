@@ -76,6 +76,16 @@ class SearchSpec:
     search: dict
     source: str = "<recipe>"
 
+    def grid_points(self, seed: int = 0) -> list[dict[str, Any]]:
+        """Every combination of the spaces' grid values, in a seeded order."""
+        import itertools
+        import random
+
+        paths = [s.path for s in self.spaces]
+        points = [dict(zip(paths, combo)) for combo in itertools.product(*(s.grid() for s in self.spaces))]
+        random.Random(seed).shuffle(points)
+        return points
+
     def resolve(self, values: dict[str, Any]) -> dict:
         """The template with each space's path set to `values[path]`."""
         data = copy.deepcopy(self.template)

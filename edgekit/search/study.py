@@ -112,13 +112,7 @@ def join_study(storage_url: str, name: str, worker: int):
 def _enqueue_grid(study, spec: SearchSpec, cfg: SearchConfig) -> None:
     """Every grid point as a queued trial, in a seeded order: a queued trial is taken by one worker only, which
     keeps distributed grid search free of duplicates."""
-    import itertools
-    import random
-
-    grids = [s.grid() for s in spec.spaces]
-    points = [dict(zip([s.path for s in spec.spaces], combo)) for combo in itertools.product(*grids)]
-    random.Random(cfg.seed).shuffle(points)
-    for p in points[: cfg.trials]:
+    for p in spec.grid_points(cfg.seed)[: cfg.trials]:
         study.enqueue_trial(p)
 
 
@@ -146,7 +140,7 @@ def fail_orphans(study, log: Callable[[str], None]) -> int:
 
     n = 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+        study.tell(t.number, state=TrialState.FAIL)  # its process is gone (the user asked to resume)
         study.enqueue_trial(t.params, user_attrs={"retry_of": t.number}, skip_if_exists=False)
         log(f"search: trial {t.number} was interrupted; re-queued with the same parameters")
         n += 1
