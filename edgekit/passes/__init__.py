@@ -12,10 +12,12 @@ from edgekit.passes.prune_nm import NMPruneConfig
 from edgekit.passes.prune_structured import StructuredPruneConfig
 from edgekit.passes.prune_unstructured import UnstructuredPruneConfig
 from edgekit.passes.qat import QatConfig
+from edgekit.passes.quant_auto import AutoQuantConfig
 from edgekit.passes.weight_only import WeightOnlyConfig
 
 PASSES = {
     "quantize.static": (StaticQuantConfig, "edgekit.passes.ort_quantize:StaticQuantize"),
+    "quantize.auto": (AutoQuantConfig, "edgekit.passes.quant_auto:AutoQuantize"),
     "quantize.dynamic": (DynamicQuantConfig, "edgekit.passes.ort_quantize:DynamicQuantize"),
     "quantize.fp16": (Fp16Config, "edgekit.passes.ort_quantize:Fp16"),
     "prune.structured": (StructuredPruneConfig, "edgekit.passes.prune_structured:StructuredPrune"),

@@ -21,6 +21,7 @@ class PassContext:
     train: Any = None
     bench: Any = None
     reference: Any = None  # the torch model before any pass (or the user's ONNX file)
+    model: Any = None  # the torch model the fp32 ONNX artifact was exported from (after torch passes), if any
     reference_logits: dict[str, Any] = field(default_factory=dict)  # split name -> fp32 reference logits
     log: Callable[[str], None] = print
     cache: dict[str, Any] = field(default_factory=dict)

@@ -30,37 +30,48 @@ class EqualizeConfig(TorchPassConfig):
     calibration_batches: int = Field(8, ge=1)
 
 
+def equalize_model(model, x_calib, c: EqualizeConfig):
+    """A BN-folded copy of `model` and its equalized version (c's settings), with the conv pairs found."""
+    import copy
+
+    import torch
+
+    from edgekit.quant.equalize import absorb_high_bias, channel_extrema, equalize, find_pairs
+    from edgekit.quant.fold import fold_batchnorm
+    from edgekit.runtimes.base import as_model_input
+
+    model = fold_batchnorm(copy.deepcopy(model).eval())
+    x = as_model_input(x_calib)
+    batches = [torch.from_numpy(x[i: i + 32]) for i in range(0, min(len(x), 32 * c.calibration_batches), 32)]
+    pairs = find_pairs(model)
+    acts = sorted({p.act for p in pairs if p.act})
+    ext = channel_extrema(model, acts, batches)
+    amax = {k: v[1].clone() for k, v in ext.items()}
+    out = equalize(model, iterations=c.iterations, relu6=c.relu6, act_max=amax, margin=c.margin, pairs=pairs)
+    if c.high_bias_absorption:
+        amin = {}
+        for k, (lo, hi) in ext.items():  # minima scale with their channel like the maxima did
+            f = amax[k] / hi.clamp_min(1e-12)
+            amin[k] = lo * torch.where(hi > 0, f, torch.ones_like(f))
+        out = absorb_high_bias(out, amin, amax, pairs=pairs)
+    return model, out, pairs
+
+
 class Equalize(Pass):
     name = "equalize"
     stage = "torch"
 
     def apply(self, model, ctx: PassContext):
-        import copy
-
         import torch
 
         from edgekit.passes.accounting import measure
-        from edgekit.quant.equalize import absorb_high_bias, channel_extrema, equalize, find_pairs, ratio_spread
-        from edgekit.quant.fold import fold_batchnorm
+        from edgekit.quant.equalize import ratio_spread
         from edgekit.runtimes.base import as_model_input
 
         t0 = time.perf_counter()
         c = self.config
-        model = fold_batchnorm(copy.deepcopy(model).eval())
-        x = as_model_input(ctx.splits.x_calib)
-        batches = [torch.from_numpy(x[i: i + 32]) for i in range(0, min(len(x), 32 * c.calibration_batches), 32)]
-        pairs = find_pairs(model)
-        acts = sorted({p.act for p in pairs if p.act})
-        ext = channel_extrema(model, acts, batches)
-        amax = {k: v[1].clone() for k, v in ext.items()}
+        model, out, pairs = equalize_model(model, ctx.splits.x_calib, c)
         before = {**measure(model, ctx.splits), "pairs": len(pairs), "ratio_spread": ratio_spread(model, pairs)}
-        out = equalize(model, iterations=c.iterations, relu6=c.relu6, act_max=amax, margin=c.margin, pairs=pairs)
-        if c.high_bias_absorption:
-            amin = {}
-            for k, (lo, hi) in ext.items():  # minima scale with their channel like the maxima did
-                f = amax[k] / hi.clamp_min(1e-12)
-                amin[k] = lo * torch.where(hi > 0, f, torch.ones_like(f))
-            out = absorb_high_bias(out, amin, amax, pairs=pairs)
         xv = as_model_input(ctx.splits.x_val if len(ctx.splits.x_val) else ctx.splits.x_calib)[:256]
         with torch.no_grad():  # exact for `skip`; `calibrated` is exact only inside the calibrated ranges
             xt = torch.from_numpy(xv)

@@ -183,14 +183,9 @@ class StaticQuantize(Pass):
             for fmt, act, pc in combos:
                 cand = tmp / f"{fmt}-{act}-{'pc' if pc else 'pt'}.onnx"
                 try:
-                    self.quantize(pre, cand, fmt, act, pc, ctx)
-                    sat = self._saturation_safe(cand, pre, fmt, act, pc)
-                    row = {"format": fmt, "activation_type": act, "weight_type": self.config.weight_type,
-                           "per_channel": pc, **({"saturation_safe": sat} if sat else {}),
-                           **_fidelity(cand, ctx), "size_bytes": cand.stat().st_size}
+                    row = self.build(pre, cand, fmt, act, pc, ctx)
                     if len(combos) > 1:
                         row["latency_ms_p50"] = _time_session(cand, x_time, threads, self.config.select_time_s)
-                    row["_path"] = cand
                 except Exception as e:  # one failing candidate must not lose the others
                     row = {"format": fmt, "activation_type": act, "per_channel": pc, "error": f"{type(e).__name__}: {e}"}
                 rows.append(row)
@@ -226,6 +221,17 @@ class StaticQuantize(Pass):
             rec.before["latency_ms_p50_selection"] = fp32_ms
             rec.after["latency_ms_p50_selection"] = chosen["latency_ms_p50"]
         return art, rec
+
+    def build(self, pre: Path, cand: Path, fmt: str, act: str, per_channel: bool, ctx: PassContext,
+              float_nodes: list[str] | None = None) -> dict:
+        """Quantize `pre` into `cand` (saturation-safe weights where that applies) and measure its fidelity on the
+        validation split: one candidate row, its file under the private key `_path`."""
+        self.quantize(pre, cand, fmt, act, per_channel, ctx, float_nodes=float_nodes)
+        sat = self._saturation_safe(cand, pre, fmt, act, per_channel)
+        return {"format": fmt, "activation_type": act, "weight_type": self.config.weight_type,
+                "per_channel": per_channel, **({"saturation_safe": sat} if sat else {}),
+                **({"float_nodes": list(float_nodes)} if float_nodes else {}),
+                **_fidelity(cand, ctx), "size_bytes": cand.stat().st_size, "_path": cand}
 
     def _saturation_safe(self, cand: Path, pre: Path, fmt: str, act: str, per_channel: bool) -> dict | None:
         """Rewrite the candidate's weights in place on saturation-safe scales when that applies here."""
@@ -263,16 +269,20 @@ class StaticQuantize(Pass):
         return (f" Bias correction of {stats['layers_corrected']} layers: validation cosine {before:.4f} -> "
                 f"{after['cosine']:.4f}, {'kept' if kept else 'not kept'}.")
 
-    def _fallback(self, chosen: dict, pre: Path, tmp: Path, ctx: PassContext, rows: list, threads, x_time):
+    def _fallback(self, chosen: dict, pre: Path, tmp: Path, ctx: PassContext, rows: list, threads, x_time,
+                  meets=None):
         """Greedy mixed precision: float for the k layers that add the most error, k = 1, 2, ... until the
-        bounds hold; every step is a candidate row with its fidelity and latency."""
+        bounds hold (`meets(row)`, default: the fallback config's); every step is a candidate row with its
+        fidelity and latency."""
         from edgekit.quant.onnx_rewrite import sensitivity_ranking
 
         fb, c = self.config.fallback, self.config
 
-        def meets(r):
+        def within_bounds(r):
             return ((fb.min_cosine is None or r["cosine"] >= fb.min_cosine)
                     and (fb.min_top1 is None or r["top1_agreement"] >= fb.min_top1))
+
+        meets = meets or within_bounds
 
         if meets(chosen):
             return chosen, " Mixed-precision fallback not needed: the int8 model meets its bounds."
@@ -284,11 +294,7 @@ class StaticQuantize(Pass):
             cand = tmp / f"fallback-{k}.onnx"
             fmt, act, pc = chosen["format"], chosen["activation_type"], chosen["per_channel"]
             try:
-                self.quantize(pre, cand, fmt, act, pc, ctx, float_nodes=ranked[:k])
-                sat = self._saturation_safe(cand, pre, fmt, act, pc)
-                row = {"format": fmt, "activation_type": act, "weight_type": c.weight_type, "per_channel": pc,
-                       **({"saturation_safe": sat} if sat else {}), "float_nodes": ranked[:k], **_fidelity(cand, ctx),
-                       "size_bytes": cand.stat().st_size, "_path": cand}
+                row = self.build(pre, cand, fmt, act, pc, ctx, float_nodes=ranked[:k])
                 self._bias_correct(row, pre, ctx)
                 row["latency_ms_p50"] = _time_session(Path(row["_path"]), x_time, threads, c.select_time_s)
             except Exception as e:  # a graph ORT cannot quantize with these exclusions: stop adding layers

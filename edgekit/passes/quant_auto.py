@@ -1,0 +1,241 @@
+"""quantize.auto: try INT8 schemes in a sensible order, measure each one's fidelity and its speed side by side with
+fp32 on this host, and keep the fastest that meets the target; when none does, keep the most faithful and say so.
+
+The ladder (default `schemes`) goes from the plainest to the most elaborate: per-tensor U8S8, per-tensor after
+cross-layer equalization, per-channel U8S8, per-channel S8S8, QOperator, percentile calibration, bias correction.
+If no scheme meets the target, the most faithful one gets mixed precision: its most sensitive layers are kept in
+float, one more at a time (up to `max_float_layers`). Every candidate is a row in the report (scheme, fidelity,
+p50/p90/p99, size); an int8 model slower than fp32 is never returned without a warning in the report.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from edgekit.config_base import Strict, Tolerance
+from edgekit.errors import PassError
+from edgekit.passes.base import Pass, PassContext
+
+
+class Scheme(Strict):
+    """One candidate: the quantize.static settings it uses (weights int8)."""
+
+    format: Literal["qdq", "qoperator"] = "qdq"
+    activation_type: Literal["uint8", "int8"] = "uint8"
+    per_channel: bool = True
+    calibration: Literal["minmax", "entropy", "percentile"] = "minmax"
+    percentile: float = Field(99.999, gt=90, le=100)
+    bias_correction: bool = False
+    equalize: bool = Field(False, description="cross-layer equalization of the torch model first (needs a torch "
+                                              "model; see the `equalize` pass)")
+
+    def label(self) -> str:
+        act = "U8S8" if self.activation_type == "uint8" else "S8S8"
+        parts = [self.format.upper(), act, "per-channel" if self.per_channel else "per-tensor", self.calibration
+                 + (f" {self.percentile:g}" if self.calibration == "percentile" else "")]
+        parts += ["CLE"] * self.equalize + ["bias-corrected"] * self.bias_correction
+        return " ".join(parts)
+
+
+def default_schemes() -> list[Scheme]:
+    return [Scheme(per_channel=False), Scheme(per_channel=False, equalize=True), Scheme(),
+            Scheme(activation_type="int8"), Scheme(format="qoperator"), Scheme(calibration="percentile"),
+            Scheme(bias_correction=True)]
+
+
+class AutoQuantConfig(Strict):
+    """Measured choice of a static INT8 scheme for the fp32 ONNX model on this host."""
+
+    name: Literal["quantize.auto"]
+    artifact: str = "onnx-int8"
+    target: Tolerance = Field(default_factory=lambda: Tolerance(min_cosine=0.99, min_top1=0.95),
+                              description="fidelity to fp32 on the validation split a candidate must keep")
+    max_accuracy_drop: float | None = Field(None, ge=0, le=1, description="and, with labels, at most this drop "
+                                                                          "of validation accuracy from fp32")
+    schemes: list[Scheme] = Field(default_factory=default_schemes, min_length=1, description="tried in order")
+    max_float_layers: int = Field(3, ge=0, description="when no scheme meets the target: keep up to this many of "
+                                                       "the most faithful scheme's most sensitive layers in float")
+    reduce_range: bool = False
+    saturation_safe: Literal["auto", True, False] = "auto"
+    calibration_size: int | None = Field(None, ge=1)
+    exclude_nodes: list[str] = Field(default_factory=list, description="ONNX node names always kept in float")
+    speed_margin: float = Field(0.05, ge=0, description="latencies closer than this fraction are a tie, which the "
+                                                        "more faithful candidate wins")
+    time_s: float = Field(3.0, gt=0, description="seconds of side-by-side timing of fp32 and all candidates")
+    tolerance: Tolerance = Field(default_factory=lambda: Tolerance(min_cosine=0.98, min_top1=0.9),
+                                 description="parity of the chosen artifact on the test split (run check)")
+
+
+def _time_x(ctx: PassContext) -> np.ndarray:
+    bs = getattr(ctx.bench, "batch_size", 1)
+    return np.ascontiguousarray(np.resize(ctx.splits.x_calib[:bs], (bs, *ctx.splits.x_calib.shape[1:])))
+
+
+class AutoQuantize(Pass):
+    name = "quantize.auto"
+    stage = "onnx"
+
+    def _static(self, s: Scheme):
+        from edgekit.passes.ort_quantize import FallbackConfig, StaticQuantConfig, StaticQuantize
+
+        c = self.config
+        fb = FallbackConfig(max_layers=max(c.max_float_layers, 1))  # bounds: the target, via _misses
+        return StaticQuantize(StaticQuantConfig(
+            name="quantize.static", artifact=c.artifact, format=s.format, activation_type=s.activation_type,
+            weight_type="int8", per_channel=s.per_channel, reduce_range=c.reduce_range, calibration=s.calibration,
+            percentile=s.percentile, calibration_size=c.calibration_size, exclude_nodes=c.exclude_nodes,
+            saturation_safe=c.saturation_safe, bias_correction=s.bias_correction, fallback=fb))
+
+    def _misses(self, row: dict, ctx: PassContext) -> list[str]:
+        from edgekit.export.parity import failures
+
+        c = self.config
+        out = failures(row, c.target)
+        if c.max_accuracy_drop is not None and "val_accuracy" in row:
+            fp32 = float((ctx.reference_logits["val"].argmax(1) == ctx.splits.y_val).mean())
+            if fp32 - row["val_accuracy"] > c.max_accuracy_drop:
+                out.append(f"accuracy drop {fp32 - row['val_accuracy']:.4f} > {c.max_accuracy_drop}")
+        return out
+
+    def _equalized_source(self, ctx: PassContext, tmp: Path) -> Path:
+        """The torch model after BN folding + cross-layer equalization, exported and pre-processed."""
+        from edgekit.bench.quick import export_temp_onnx
+        from edgekit.passes.equalize import EqualizeConfig, equalize_model
+        from edgekit.passes.ort_quantize import _preprocess
+
+        if ctx.model is None:
+            raise PassError("equalize needs the PyTorch model; this recipe's model is an ONNX file")
+        cached = tmp / "cle-pre.onnx"
+        if not cached.exists():
+            _, model, _ = equalize_model(ctx.model, ctx.splits.x_calib, EqualizeConfig(name="equalize"))
+            export_temp_onnx(model, ctx.splits.x_calib[:1], tmp / "cle.onnx")
+            _preprocess(tmp / "cle.onnx", cached)
+            if not cached.exists():
+                cached.write_bytes((tmp / "cle.onnx").read_bytes())
+        return cached
+
+    def _candidate(self, s: Scheme, pre: Path, tmp: Path, ctx: PassContext, i: int) -> dict:
+        head = {"scheme": s.label(), "stage": "ladder", "settings": s.model_dump()}
+        try:
+            src = self._equalized_source(ctx, tmp) if s.equalize else pre
+            q = self._static(s)
+            row = q.build(src, tmp / f"cand-{i}.onnx", s.format, s.activation_type, s.per_channel, ctx)
+            if s.bias_correction:
+                q._bias_correct(row, src, ctx)
+            return {**head, **row, "_pre": src}
+        except Exception as e:  # one failing scheme must not lose the others
+            return {**head, "error": f"{type(e).__name__}: {e}"}
+
+    def apply(self, model, ctx: PassContext):
+        from edgekit.bench.blocks import time_in_blocks
+        from edgekit.export.artifact import artifact_path, describe
+        from edgekit.export.onnx_check import check_onnx_file, op_counts, tensor_specs
+        from edgekit.passes.ort_quantize import _preprocess
+        from edgekit.report.atomic import atomic_path
+
+        t_start = time.perf_counter()
+        c = self.config
+        src = artifact_path(ctx.run_dir, model)
+        out_path = ctx.run_dir / "artifacts" / f"{c.artifact}.onnx"
+        threads = getattr(ctx.bench, "threads", None)
+        x_time = _time_x(ctx)
+        with tempfile.TemporaryDirectory(prefix="edgekit-auto-") as tmp:
+            tmp = Path(tmp)
+            pre = _preprocess(src, tmp / "pre.onnx")
+            rows = []
+            for i, s in enumerate(c.schemes):
+                ctx.log(f"  [{i + 1}/{len(c.schemes)}] {s.label()}")
+                rows.append(self._candidate(s, pre, tmp, ctx, i))
+            ok = [r for r in rows if "_path" in r]
+            if not ok:
+                raise PassError(f"quantize.auto: every scheme failed: {[r['error'] for r in rows]}")
+            for r in ok:
+                r["misses"] = self._misses(r, ctx)
+            if c.max_float_layers and not any(not r["misses"] for r in ok):
+                rows += self._mixed_precision(max(ok, key=_faithfulness), tmp, ctx, threads, x_time)
+                ok = [r for r in rows if "_path" in r]
+            ctx.log(f"  timing fp32 and {len(ok)} candidates side by side ...")
+            lat = time_in_blocks({"fp32": src, **{str(i): Path(r["_path"]) for i, r in enumerate(ok)}}, x_time,
+                                 threads, min_time_s=c.time_s)
+            fp32 = lat.pop("fp32")
+            for i, r in enumerate(ok):
+                r.update({f"latency_ms_{k}": v for k, v in lat[str(i)].items() if k != "runs"})
+                r["speedup_vs_fp32"] = fp32["p50"] / r["latency_ms_p50"]
+                r["meets_target"] = not r["misses"]
+            chosen, decision = self._choose(ok, fp32)
+            with atomic_path(out_path) as tmp_out:
+                tmp_out.write_bytes(Path(chosen["_path"]).read_bytes())
+        for r in rows:
+            r.pop("_path", None)
+            r.pop("_pre", None)
+            r["chosen"] = r is chosen
+        proto = check_onnx_file(out_path)
+        slower = chosen["latency_ms_p50"] > fp32["p50"]
+        art = describe(
+            c.artifact, "onnx", "int8", out_path, ctx.run_dir, source=model.name,
+            inputs=tensor_specs(proto.graph.input), outputs=tensor_specs(proto.graph.output), ops=op_counts(proto),
+            details={"scheme": chosen["scheme"], **chosen["settings"], "weight_type": "int8",
+                     "saturation_safe": bool(chosen.get("saturation_safe")),
+                     "bias_correction": bool(chosen.get("bias_correction", {}).get("kept")),
+                     "float_nodes": [*c.exclude_nodes, *chosen.get("float_nodes", [])],
+                     "meets_target": chosen["meets_target"], "slower_than_fp32": slower,
+                     "calibration_samples": int(len(ctx.splits.x_calib[: c.calibration_size]))},
+        )
+        rec = self.record(produced=art.name, duration_s=time.perf_counter() - t_start, decision=decision,
+                          candidates=rows, before={"size_bytes": model.size_bytes, "latency_ms_p50_selection":
+                                                   fp32["p50"], "latency_ms_p90_selection": fp32["p90"]},
+                          after={"size_bytes": art.size_bytes, "latency_ms_p50_selection": chosen["latency_ms_p50"],
+                                 "latency_ms_p90_selection": chosen["latency_ms_p90"]})
+        if not chosen["meets_target"]:
+            rec.notes.append("WARNING: no candidate met the target; the artifact is the most faithful one tried")
+        if slower:
+            rec.notes.append(f"WARNING: the chosen int8 model is slower than fp32 on this host "
+                             f"({chosen['latency_ms_p50']:.3f} vs {fp32['p50']:.3f} ms p50)")
+        return art, rec
+
+    def _mixed_precision(self, best: dict, tmp: Path, ctx: PassContext, threads, x_time) -> list[dict]:
+        """quantize.static's greedy fallback on the most faithful scheme; each step is a row."""
+        s = Scheme(**best["settings"])
+        steps: list[dict] = []
+        ctx.log(f"  no scheme met the target: mixed precision on {s.label()}")
+        q = self._static(s)
+        q._fallback(best, best["_pre"], tmp, ctx, steps, threads, x_time, meets=lambda r: not self._misses(r, ctx))
+        out = []
+        for r in steps:
+            row = {"scheme": f"{s.label()} + {len(r.get('float_nodes', []))} float", "stage": "fallback",
+                   "settings": s.model_dump(), **r, "_pre": best["_pre"]}
+            if "_path" in row:
+                row["misses"] = self._misses(row, ctx)
+            out.append(row)
+        return out
+
+    def _choose(self, ok: list[dict], fp32: dict) -> tuple[dict, str]:
+        c = self.config
+        meeting = [r for r in ok if r["meets_target"]]
+        table = "; ".join(f"{r['scheme']}: cosine {r['cosine']:.4f}, agreement {r['top1_agreement']:.3f}, "
+                          f"{r['latency_ms_p50']:.3f} ms ({r['speedup_vs_fp32']:.2f}x)" for r in ok)
+        if meeting:
+            fastest = min(r["latency_ms_p50"] for r in meeting)
+            tied = [r for r in meeting if r["latency_ms_p50"] <= fastest * (1 + c.speed_margin)]
+            chosen = max(tied, key=_faithfulness)
+            why = (f"chose {chosen['scheme']}: the fastest (within {c.speed_margin:.0%}) of the {len(meeting)} of "
+                   f"{len(ok)} candidates meeting the target on the validation split.")
+        else:
+            chosen = max(ok, key=_faithfulness)
+            why = (f"no candidate met the target ({'; '.join(chosen['misses'])} for the best); kept the most "
+                   f"faithful: {chosen['scheme']}.")
+        why += f" Measured side by side on this host (fp32 {fp32['p50']:.3f} ms p50): {table}."
+        if chosen["latency_ms_p50"] > fp32["p50"]:
+            why += " WARNING: the chosen int8 model is slower than fp32 on this host."
+        return chosen, why
+
+
+def _faithfulness(r: dict) -> tuple:
+    """Most accurate first: validation accuracy where labelled, then top-1 agreement, then cosine."""
+    return (r.get("val_accuracy", 0.0), r["top1_agreement"], r["cosine"])

@@ -1,0 +1,92 @@
+"""quantize.auto: every scheme tried is a measured row; the fastest one meeting the target wins; when none meets it
+the most faithful is returned and the report says so."""
+
+import numpy as np
+import pytest
+
+from edgekit.config_base import Tolerance
+from edgekit.export.config import OnnxExport
+from edgekit.export.onnx import OnnxExporter
+from edgekit.passes import get_pass
+from edgekit.passes.base import PassContext
+from edgekit.passes.quant_auto import AutoQuantConfig, Scheme
+from edgekit.runtimes import get_runtime
+from edgekit.train.trainer import predict
+
+FAST = dict(time_s=0.2, schemes=[Scheme(per_channel=False), Scheme()])
+
+
+@pytest.fixture(scope="module")
+def onnx_fp32(cnn, splits, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("auto")
+    (run_dir / "artifacts").mkdir()
+    art = OnnxExporter().export(cnn, splits.x_test, OnnxExport(format="onnx", exporter="legacy"),
+                                run_dir / "artifacts" / "onnx-fp32.onnx", run_dir, "onnx-fp32")
+    refs = {"val": predict(cnn, splits.x_val), "calib": predict(cnn, splits.x_calib), "test": predict(cnn, splits.x_test)}
+    ctx = PassContext(splits=splits, run_dir=run_dir, reference=cnn, model=cnn, reference_logits=refs,
+                      log=lambda m: None)
+    return art, ctx
+
+
+def _faithful_key(r):
+    return (r.get("val_accuracy", 0.0), r["top1_agreement"], r["cosine"])
+
+
+def test_unreachable_target_returns_most_faithful_candidate_and_says_so(onnx_fp32, splits):
+    src, ctx = onnx_fp32
+    cfg = AutoQuantConfig(name="quantize.auto", artifact="auto-unreachable", target=Tolerance(max_abs=1e-9),
+                          max_float_layers=1, **FAST)
+    art, rec = get_pass(cfg).apply(src, ctx)
+    rows = [r for r in rec.candidates if "error" not in r]
+    assert [r["stage"] for r in rows] == ["ladder", "ladder", "fallback"]  # 2 schemes, then 1 layer kept float
+    assert all(r["latency_ms_p50"] > 0 and r["latency_ms_p90"] >= r["latency_ms_p50"] and r["size_bytes"] > 0
+               for r in rows)
+    assert not any(r["meets_target"] for r in rows) and all(r["misses"] for r in rows)
+    chosen = next(r for r in rec.candidates if r["chosen"])
+    assert _faithful_key(chosen) == max(_faithful_key(r) for r in rows)
+    assert "no candidate met the target" in rec.decision and "max_abs" in rec.decision
+    assert any("no candidate met" in n for n in rec.notes)
+    assert art.details["meets_target"] is False and art.details["scheme"] == chosen["scheme"]
+    # the artifact written is the chosen candidate: same fidelity on the validation split
+    out = get_runtime("onnxruntime").load(ctx.run_dir / art.path).run(splits.x_val)
+    assert np.mean(out.argmax(1) == ctx.reference_logits["val"].argmax(1)) == pytest.approx(chosen["top1_agreement"])
+
+
+def test_reachable_target_picks_the_fastest_meeting_it(onnx_fp32):
+    src, ctx = onnx_fp32
+    cfg = AutoQuantConfig(name="quantize.auto", artifact="auto-reachable", target=Tolerance(min_cosine=0.9),
+                          **FAST)
+    art, rec = get_pass(cfg).apply(src, ctx)
+    rows = [r for r in rec.candidates if "error" not in r]
+    assert len(rows) == 2 and all(r["stage"] == "ladder" for r in rows)  # met: no mixed precision tried
+    chosen = next(r for r in rows if r["chosen"])
+    meeting = [r for r in rows if r["meets_target"]]
+    assert chosen["meets_target"] and chosen["cosine"] >= 0.9
+    assert chosen["latency_ms_p50"] <= min(r["latency_ms_p50"] for r in meeting) * (1 + cfg.speed_margin) + 1e-9
+    assert rec.decision.startswith("chose") and "fp32" in rec.decision
+    assert art.details["slower_than_fp32"] == (chosen["speedup_vs_fp32"] < 1)
+    assert any("slower than fp32" in n for n in rec.notes) == art.details["slower_than_fp32"]
+
+
+def test_equalize_scheme_needs_a_torch_model_and_a_failing_scheme_loses_nothing(onnx_fp32):
+    src, ctx = onnx_fp32
+    schemes = [Scheme(per_channel=False, equalize=True), Scheme()]
+    cfg = AutoQuantConfig(name="quantize.auto", artifact="auto-cle", target=Tolerance(min_cosine=0.9), time_s=0.2,
+                          schemes=schemes)
+    _, rec = get_pass(cfg).apply(src, ctx)
+    cle = rec.candidates[0]
+    assert "error" not in cle and cle["settings"]["equalize"] and cle["cosine"] > 0.9
+    no_torch = PassContext(**{**ctx.__dict__, "model": None})
+    _, rec = get_pass(cfg.model_copy(update={"artifact": "auto-cle-onnx-only"})).apply(src, no_torch)
+    assert "needs the PyTorch model" in rec.candidates[0]["error"]
+    assert rec.candidates[1]["chosen"] and rec.candidates[1]["latency_ms_p50"] > 0
+
+
+def test_bias_corrected_scheme_records_its_effect(onnx_fp32):
+    src, ctx = onnx_fp32
+    cfg = AutoQuantConfig(name="quantize.auto", artifact="auto-bc", target=Tolerance(min_cosine=0.9), time_s=0.2,
+                          schemes=[Scheme(bias_correction=True)])
+    art, rec = get_pass(cfg).apply(src, ctx)
+    bc = rec.candidates[0]["bias_correction"]
+    assert bc["layers_corrected"] > 0 and bc["kept"] is True and "cosine_after" in bc
+    assert art.details["bias_correction"] is True
