@@ -90,3 +90,22 @@ def test_bias_corrected_scheme_records_its_effect(onnx_fp32):
     bc = rec.candidates[0]["bias_correction"]
     assert bc["layers_corrected"] > 0 and bc["kept"] is True and "cosine_after" in bc
     assert art.details["bias_correction"] is True
+
+
+def test_recipe_with_quantize_auto_runs_end_to_end_with_cle_from_the_trained_model(tmp_path):
+    import json
+
+    from helpers import tiny_recipe
+
+    from edgekit import api
+
+    passes = [{"name": "quantize.auto", "time_s": 0.2, "target": {"min_cosine": 0.9},
+               "schemes": [{"per_channel": False, "equalize": True}, {}],
+               "tolerance": {"min_cosine": 0.9, "min_top1": 0.7}}]
+    api.run(tiny_recipe(passes=passes, bench=None, gates={}), tmp_path / "run", log=lambda m: None)
+    rep = json.loads((tmp_path / "run" / "report.json").read_text())
+    rec = next(p for p in rep["passes"] if p["name"] == "quantize.auto")
+    assert rec["status"] == "ok" and len(rec["candidates"]) == 2
+    assert all("error" not in r for r in rec["candidates"])  # the pipeline hands the pass its torch model
+    art = next(a for a in rep["artifacts"] if a["name"] == "onnx-int8")
+    assert art["status"] == "ok" and art["parity"]["passed"] and art["details"]["scheme"]

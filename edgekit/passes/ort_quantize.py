@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import tempfile
 import time
 from pathlib import Path
@@ -82,8 +84,6 @@ _FORMAT = {"qdq": "QDQ", "qoperator": "QOperator"}
 
 def _preprocess(src: Path, dst: Path) -> Path:
     """ORT's recommended pre-processing (shape inference, graph optimization); falls back to the input."""
-    import contextlib
-
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     try:
@@ -154,14 +154,16 @@ class StaticQuantize(Pass):
         c = self.config
         x = ctx.splits.x_calib[: c.calibration_size] if c.calibration_size else ctx.splits.x_calib
         extra = {"CalibPercentile": c.percentile} if c.calibration == "percentile" else {}
-        q.quantize_static(
-            str(src), str(dst), make_reader_for(src, x),
-            quant_format=getattr(q.QuantFormat, _FORMAT[fmt]),
-            per_channel=per_channel, reduce_range=c.reduce_range,
-            activation_type=getattr(q.QuantType, _QTYPE[act]), weight_type=getattr(q.QuantType, _QTYPE[c.weight_type]),
-            nodes_to_exclude=[*c.exclude_nodes, *(float_nodes or [])] or None,
-            calibrate_method=getattr(q.CalibrationMethod, _CALIB[c.calibration]), extra_options=extra,
-        )
+        with contextlib.redirect_stdout(io.StringIO()):  # ORT prints its histogram calibrators' progress
+            q.quantize_static(
+                str(src), str(dst), make_reader_for(src, x),
+                quant_format=getattr(q.QuantFormat, _FORMAT[fmt]),
+                per_channel=per_channel, reduce_range=c.reduce_range,
+                activation_type=getattr(q.QuantType, _QTYPE[act]),
+                weight_type=getattr(q.QuantType, _QTYPE[c.weight_type]),
+                nodes_to_exclude=[*c.exclude_nodes, *(float_nodes or [])] or None,
+                calibrate_method=getattr(q.CalibrationMethod, _CALIB[c.calibration]), extra_options=extra,
+            )
 
     def apply(self, model, ctx: PassContext):
         from edgekit.export.artifact import artifact_path, describe
