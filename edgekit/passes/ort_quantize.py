@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from edgekit.config_base import Strict, Tolerance
 from edgekit.errors import PassError
@@ -37,7 +37,11 @@ class StaticQuantConfig(Strict):
     per_channel: Literal["auto", True, False] = Field(
         "auto", description="auto tries per-channel and per-tensor weights; per-channel wins ties")
     reduce_range: bool = False
-    calibration: Literal["minmax", "entropy", "percentile"] = "minmax"
+    calibration: Literal["minmax", "entropy", "percentile", "mse"] = "minmax"
+    calibrator: Literal["edgekit", "onnxruntime"] = Field(
+        "edgekit", description="who computes entropy/percentile/mse ranges: edgekit's streaming calibrators "
+                               "(bounded memory, progress with ETA; handed to ORT as tensor range overrides) or ORT's "
+                               "own (keeps all activations in memory; no mse)")
     percentile: float = Field(99.999, gt=90, le=100)
     calibration_size: int | None = Field(None, ge=1, description="default: all of the data's calibration subset")
     exclude_nodes: list[str] = Field(default_factory=list, description="ONNX node names kept in float")
@@ -56,6 +60,12 @@ class StaticQuantConfig(Strict):
     fallback: FallbackConfig | None = Field(None, description="keep the most sensitive layers in float until "
                                                                "these validation bounds are met")
     tolerance: Tolerance = Field(default_factory=lambda: Tolerance(min_cosine=0.98, min_top1=0.9))
+
+    @model_validator(mode="after")
+    def _mse_needs_edgekit(self):
+        if self.calibration == "mse" and self.calibrator == "onnxruntime":
+            raise ValueError("calibration: mse exists only in edgekit's calibrators (calibrator: edgekit)")
+        return self
 
 
 class DynamicQuantConfig(Strict):
@@ -78,7 +88,7 @@ class Fp16Config(Strict):
 
 
 _QTYPE = {"int8": "QInt8", "uint8": "QUInt8"}
-_CALIB = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}
+_CALIB = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"}  # ORT's own calibrators
 _FORMAT = {"qdq": "QDQ", "qoperator": "QOperator"}
 
 
@@ -153,7 +163,14 @@ class StaticQuantize(Pass):
 
         c = self.config
         x = ctx.splits.x_calib[: c.calibration_size] if c.calibration_size else ctx.splits.x_calib
-        extra = {"CalibPercentile": c.percentile} if c.calibration == "percentile" else {}
+        method = c.calibration
+        if c.calibration != "minmax" and c.calibrator == "edgekit" and fmt == "qdq":
+            extra, method = _streamed_ranges(src, x, c, ctx), "minmax"  # ORT's own pass is then a cheap MinMax
+        elif c.calibration == "mse":
+            raise PassError("calibration: mse needs format: qdq (ORT's QOperator quantizer misapplies tensor range "
+                            "overrides: measured cosine 0.07 with ranges that work in QDQ)")
+        else:  # ORT's own calibrator (its QOperator quantizer misapplies range overrides, so those use it too)
+            extra = {"CalibPercentile": c.percentile} if c.calibration == "percentile" else {}
         with contextlib.redirect_stdout(io.StringIO()):  # ORT prints its histogram calibrators' progress
             q.quantize_static(
                 str(src), str(dst), make_reader_for(src, x),
@@ -162,7 +179,7 @@ class StaticQuantize(Pass):
                 activation_type=getattr(q.QuantType, _QTYPE[act]),
                 weight_type=getattr(q.QuantType, _QTYPE[c.weight_type]),
                 nodes_to_exclude=[*c.exclude_nodes, *(float_nodes or [])] or None,
-                calibrate_method=getattr(q.CalibrationMethod, _CALIB[c.calibration]), extra_options=extra,
+                calibrate_method=getattr(q.CalibrationMethod, _CALIB[method]), extra_options=extra,
             )
 
     def apply(self, model, ctx: PassContext):
@@ -346,6 +363,26 @@ class StaticQuantize(Pass):
         if fp32_ms is not None and chosen["latency_ms_p50"] > fp32_ms:
             why += " WARNING: the int8 model is slower than fp32 on this host."
         return chosen, why
+
+
+def _streamed_ranges(src: Path, x: np.ndarray, c: StaticQuantConfig, ctx: PassContext) -> dict:
+    """ORT range overrides from edgekit's streaming calibrator `c.calibration` (cached per model and settings:
+    quantize.auto and the fallback quantize the same model many times)."""
+    from edgekit.quant.onnx_calibrate import calibrate_onnx, range_overrides
+
+    key = ("ranges", str(src), src.stat().st_mtime_ns, c.calibration, c.percentile, len(x))
+    if key not in ctx.cache:
+        kw = {"percentile": c.percentile} if c.calibration == "percentile" else {}
+        last = [0.0]
+
+        def progress(done, total, eta):
+            if time.perf_counter() - last[0] > 10 or done == total:
+                last[0] = time.perf_counter()
+                ctx.log(f"  calibrating ({c.calibration}, streamed): {done}/{total} samples"
+                        + (f", ETA {eta:.0f} s" if eta is not None and done < total else ""))
+
+        ctx.cache[key] = range_overrides(calibrate_onnx(src, x, c.calibration, progress=progress, **kw))
+    return ctx.cache[key]
 
 
 def make_reader_for(path: Path, x: np.ndarray):

@@ -2,7 +2,8 @@
 fp32 on this host, and keep the fastest that meets the target; when none does, keep the most faithful and say so.
 
 The ladder (default `schemes`) goes from the plainest to the most elaborate: per-tensor U8S8, per-tensor after
-cross-layer equalization, per-channel U8S8, per-channel S8S8, QOperator, percentile calibration, bias correction.
+cross-layer equalization, per-channel U8S8, per-channel S8S8, QOperator, percentile and MSE calibration (edgekit's
+streaming calibrators), bias correction.
 If no scheme meets the target, the most faithful one gets mixed precision: its most sensitive layers are kept in
 float, one more at a time (up to `max_float_layers`). Every candidate is a row in the report (scheme, fidelity,
 p50/p90/p99, size); an int8 model slower than fp32 is never returned without a warning in the report.
@@ -29,7 +30,7 @@ class Scheme(Strict):
     format: Literal["qdq", "qoperator"] = "qdq"
     activation_type: Literal["uint8", "int8"] = "uint8"
     per_channel: bool = True
-    calibration: Literal["minmax", "entropy", "percentile"] = "minmax"
+    calibration: Literal["minmax", "entropy", "percentile", "mse"] = "minmax"
     percentile: float = Field(99.999, gt=90, le=100)
     bias_correction: bool = False
     equalize: bool = Field(False, description="cross-layer equalization of the torch model first (needs a torch "
@@ -46,7 +47,7 @@ class Scheme(Strict):
 def default_schemes() -> list[Scheme]:
     return [Scheme(per_channel=False), Scheme(per_channel=False, equalize=True), Scheme(),
             Scheme(activation_type="int8"), Scheme(format="qoperator"), Scheme(calibration="percentile"),
-            Scheme(bias_correction=True)]
+            Scheme(calibration="mse"), Scheme(bias_correction=True)]
 
 
 class AutoQuantConfig(Strict):

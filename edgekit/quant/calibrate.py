@@ -179,18 +179,24 @@ class EntropyCalibrator:
         self.levels, self.stride = levels, stride
         self.hist = StreamingHistogram(bins)
         self._neg = False
+        self._absmax_neg = 0.0  # largest magnitude of the negative values seen: the range never goes beyond it
 
     def update(self, x: Any) -> None:
         a = _np(x)
         self._neg = self._neg or bool(a.size and a.min() < 0)
-        self.hist.update(np.abs(a))
+        if a.size:
+            self._absmax_neg = max(self._absmax_neg, float(-a.min()))
+        # exact zeros (half of a post-ReLU tensor) are exact on every grid, which includes 0 by construction: left
+        # in, their spike dominates the divergence and pulls the threshold far below the data's real spread
+        self.hist.update(np.abs(a[a != 0]))
 
     def compute_range(self) -> tuple[float, float]:
         h = self.hist
         counts = h.counts
         if counts.sum() == 0:
             raise ValueError("no data observed")
-        nb, lv = h.bins, self.levels
+        nb = h.bins
+        lv = self.levels if self._neg else 2 * self.levels  # non-negative data gets both halves of the 8-bit grid
         best_kl, best_i = math.inf, nb
         for i in range(lv, nb + 1, self.stride):
             p = counts[:i].copy()
@@ -209,8 +215,8 @@ class EntropyCalibrator:
             kl = float(np.sum(pn * np.log(pn / qn)))
             if kl < best_kl:
                 best_kl, best_i = kl, i
-        t = h.origin + best_i * h.width
-        return (-t if self._neg else 0.0), t
+        t = min(h.origin + best_i * h.width, h.max)  # the grown histogram's last bins may lie beyond the data
+        return (max(-t, -self._absmax_neg) if self._neg else 0.0), t
 
 
 METHODS: dict[str, Callable[..., Any]] = {

@@ -1,0 +1,69 @@
+"""edgekit's streaming calibrators on ONNX models: ranges match a reference computation over all activations,
+and quantize.static hands them to ONNX Runtime (the QDQ scales are ours), for QDQ only."""
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from edgekit.export.config import OnnxExport
+from edgekit.export.onnx import OnnxExporter
+from edgekit.passes import get_pass
+from edgekit.passes.base import PassContext
+from edgekit.passes.ort_quantize import StaticQuantConfig, _preprocess
+from edgekit.quant.onnx_calibrate import activation_tensors, calibrate_onnx
+from edgekit.quant.onnx_rewrite import _stream
+from edgekit.train.trainer import predict
+
+
+@pytest.fixture(scope="module")
+def model(cnn, splits, tmp_path_factory):
+    d = tmp_path_factory.mktemp("cal")
+    (d / "artifacts").mkdir()
+    art = OnnxExporter().export(cnn, splits.x_test, OnnxExport(format="onnx", exporter="legacy"),
+                                d / "artifacts" / "m.onnx", d, "m")
+    pre = _preprocess(d / "artifacts" / "m.onnx", d / "pre.onnx")
+    refs = {"val": predict(cnn, splits.x_val), "calib": predict(cnn, splits.x_calib)}
+    return art, pre, PassContext(splits=splits, run_dir=d, reference_logits=refs, log=lambda m: None)
+
+
+def test_streamed_percentile_matches_numpy_over_all_activations(model, splits):
+    _, pre, _ = model
+    x = splits.x_calib[:64]
+    names = activation_tensors(pre)
+    assert names[0] == "input" and "logits" in names and len(names) >= 6
+    got = calibrate_onnx(pre, x, "percentile", batch=8, percentile=99.0)
+    full = {n: [] for n in names}
+    for outs in _stream(pre, names, x, batch=64):
+        for n, a in outs.items():
+            full[n].append(a.ravel())
+    for n in names:
+        a = np.concatenate(full[n])
+        lo, hi = got[n]
+        bin_w = float(a.max() - min(a.min(), 0)) / 1024  # the streaming histogram's bins are at most 2x finer
+        lo_ok, hi_ok = np.percentile(a, [98.8, 99.2])  # a sparse tensor (pooled features) has gaps between values
+        assert lo_ok - bin_w <= hi <= hi_ok + bin_w, (n, hi, lo_ok, hi_ok)
+        assert lo <= 0 <= hi
+
+
+def test_static_uses_the_streamed_ranges_in_qdq(model, splits):
+    art, pre, ctx = model
+    cfg = StaticQuantConfig(name="quantize.static", artifact="q-mse", format="qdq", activation_type="uint8",
+                            per_channel=True, calibration="mse", bias_correction=False, calibration_size=64)
+    out, rec = get_pass(cfg).apply(art, ctx)
+    ranges = calibrate_onnx(pre, splits.x_calib[:64], "mse")
+    g = onnx.load(str(ctx.run_dir / out.path)).graph
+    init = {i.name: numpy_helper.to_array(i) for i in g.initializer}
+    checked = 0
+    for node in g.node:
+        if node.op_type == "QuantizeLinear" and node.input[0] in ranges and node.input[1] in init:
+            lo, hi = ranges[node.input[0]]
+            assert float(init[node.input[1]]) == pytest.approx((hi - lo) / 255, rel=1e-5), node.input[0]
+            checked += 1
+    assert checked >= 3
+    assert rec.candidates[0]["cosine"] > 0.99
+
+
+def test_mse_with_qoperator_is_a_clear_error():
+    with pytest.raises(ValueError, match="mse"):
+        StaticQuantConfig(name="quantize.static", calibration="mse", calibrator="onnxruntime")
