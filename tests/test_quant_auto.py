@@ -109,3 +109,15 @@ def test_recipe_with_quantize_auto_runs_end_to_end_with_cle_from_the_trained_mod
     assert all("error" not in r for r in rec["candidates"])  # the pipeline hands the pass its torch model
     art = next(a for a in rep["artifacts"] if a["name"] == "onnx-int8")
     assert art["status"] == "ok" and art["parity"]["passed"] and art["details"]["scheme"]
+
+
+def test_adaround_scheme_lowers_layer_error_and_is_recorded(onnx_fp32):
+    src, ctx = onnx_fp32
+    cfg = AutoQuantConfig(name="quantize.auto", artifact="auto-ada", target=Tolerance(min_cosine=0.9), time_s=0.2,
+                          schemes=[Scheme(adaround=True)])
+    art, rec = get_pass(cfg).apply(src, ctx)
+    ada = rec.candidates[0]["adaround"]
+    assert ada["layers"] >= 2 and ada["kept"] is True  # every per-channel layer of the tiny CNN
+    assert all(e1 <= e0 for e0, e1 in zip(ada["mse_nearest"], ada["mse_adaround"]))
+    assert sum(ada["mse_adaround"]) < sum(ada["mse_nearest"])
+    assert art.details["adaround"] is True and "AdaRound" in art.details["scheme"]

@@ -26,6 +26,15 @@ class FallbackConfig(Strict):
     min_top1: float | None = Field(None, gt=0, le=1)
 
 
+class AdaRoundOptions(Strict):
+    """AdaRound (learned weight rounding, edgekit.quant.onnx_adaround) on the chosen QDQ per-channel model."""
+
+    layers: int = Field(8, ge=0, description="the N layers adding the most error (0: every layer)")
+    iters: int = Field(300, ge=10)
+    samples: int = Field(32, ge=1, description="calibration samples it learns from")
+    keep: Literal["auto", "always"] = Field("auto", description="auto: kept only if validation cosine rises")
+
+
 class StaticQuantConfig(Strict):
     """Static INT8 (calibrated activations). `auto` picks the format by measuring candidates on this host."""
 
@@ -57,6 +66,7 @@ class StaticQuantConfig(Strict):
     bias_correction: Literal["auto", True, False] = Field(
         "auto", description="QDQ: remove each layer's weight-rounding shift dW E[x] through its bias, measured on "
                             "the calibration data (auto: kept when it raises validation cosine)")
+    adaround: AdaRoundOptions | None = Field(None, description="learned rounding of the weights (QDQ per-channel)")
     fallback: FallbackConfig | None = Field(None, description="keep the most sensitive layers in float until "
                                                                "these validation bounds are met")
     tolerance: Tolerance = Field(default_factory=lambda: Tolerance(min_cosine=0.98, min_top1=0.9))
@@ -212,6 +222,7 @@ class StaticQuantize(Pass):
             if not ok:
                 raise PassError(f"quantize.static: every candidate failed: {[r['error'] for r in rows]}")
             chosen, decision = self._choose(ok, fp32_ms)
+            decision += self._adaround(chosen, pre, ctx)
             decision += self._bias_correct(chosen, pre, ctx)
             if self.config.fallback is not None:
                 chosen, note = self._fallback(chosen, pre, tmp, ctx, rows, threads, x_time)
@@ -229,6 +240,7 @@ class StaticQuantize(Pass):
                      "weight_type": self.config.weight_type, "per_channel": chosen["per_channel"],
                      "saturation_safe": bool(chosen.get("saturation_safe")),
                      "bias_correction": bool(chosen.get("bias_correction", {}).get("kept")),
+                     "adaround": bool(chosen.get("adaround", {}).get("kept")),
                      "float_nodes": [*self.config.exclude_nodes, *chosen.get("float_nodes", [])],
                      "calibration": self.config.calibration, "calibration_samples": int(len(ctx.splits.x_calib))},
         )
@@ -261,6 +273,44 @@ class StaticQuantize(Pass):
         if c.saturation_safe is False or not applies or (c.saturation_safe == "auto" and not cpu_saturates_u8s8()):
             return None
         return saturation_safe(cand, pre, cand)
+
+    def _adaround(self, chosen: dict, pre: Path, ctx: PassContext) -> str:
+        """AdaRound the chosen QDQ per-channel candidate's most sensitive layers; `keep: auto` keeps it only when
+        validation cosine rises."""
+        from edgekit.quant.adaround import AdaRoundConfig
+        from edgekit.quant.onnx_adaround import adaround_onnx
+        from edgekit.quant.onnx_rewrite import sensitivity_ranking
+
+        a = self.config.adaround
+        if a is None or chosen["format"] != "qdq" or not chosen["per_channel"]:
+            return ""
+        path = Path(chosen["_path"])
+        x = ctx.splits.x_calib[: a.samples]
+        nodes = None
+        if a.layers:
+            xv = ctx.splits.x_val if len(ctx.splits.x_val) else ctx.splits.x_calib
+            nodes = [n for n, _ in sensitivity_ranking(path, pre, xv[:32])][: a.layers]
+        t0 = time.perf_counter()
+
+        def progress(i, n, node, e0, e1):
+            ctx.log(f"  AdaRound {i}/{n} {node}: output MSE {e0:.3g} -> {e1:.3g} "
+                    f"(ETA {(time.perf_counter() - t0) / i * (n - i):.0f} s)")
+
+        fixed = path.with_name(path.stem + "-ada.onnx")
+        stats = adaround_onnx(path, pre, x, fixed, nodes, AdaRoundConfig(iters=a.iters), progress=progress)
+        if not stats["layers"]:
+            return " AdaRound: no layer it can round (per-tensor or asymmetric pads)."
+        after = _fidelity(fixed, ctx)
+        kept = a.keep == "always" or after["cosine"] > chosen["cosine"]
+        chosen["adaround"] = {**stats, "cosine_before": chosen["cosine"], "cosine_after": after["cosine"],
+                              "top1_agreement_before": chosen["top1_agreement"],
+                              "top1_agreement_after": after["top1_agreement"], "kept": kept}
+        before = chosen["cosine"]
+        if kept:
+            chosen.update(after)
+            chosen["_path"] = fixed
+        return (f" AdaRound of {stats['layers']} layers ({a.iters} iterations, {len(x)} samples): validation cosine "
+                f"{before:.4f} -> {after['cosine']:.4f}, {'kept' if kept else 'not kept'}.")
 
     def _bias_correct(self, chosen: dict, pre: Path, ctx: PassContext) -> str:
         """Bias correction of the chosen QDQ candidate; `auto` keeps it only when validation cosine improves."""
@@ -314,6 +364,7 @@ class StaticQuantize(Pass):
             fmt, act, pc = chosen["format"], chosen["activation_type"], chosen["per_channel"]
             try:
                 row = self.build(pre, cand, fmt, act, pc, ctx, float_nodes=ranked[:k])
+                self._adaround(row, pre, ctx)
                 self._bias_correct(row, pre, ctx)
                 row["latency_ms_p50"] = _time_session(Path(row["_path"]), x_time, threads, c.select_time_s)
             except Exception as e:  # a graph ORT cannot quantize with these exclusions: stop adding layers

@@ -3,7 +3,7 @@ fp32 on this host, and keep the fastest that meets the target; when none does, k
 
 The ladder (default `schemes`) goes from the plainest to the most elaborate: per-tensor U8S8, per-tensor after
 cross-layer equalization, per-channel U8S8, per-channel S8S8, QOperator, percentile and MSE calibration (edgekit's
-streaming calibrators), bias correction.
+streaming calibrators), bias correction, AdaRound + bias correction.
 If no scheme meets the target, the most faithful one gets mixed precision: its most sensitive layers are kept in
 float, one more at a time (up to `max_float_layers`). Every candidate is a row in the report (scheme, fidelity,
 p50/p90/p99, size); an int8 model slower than fp32 is never returned without a warning in the report.
@@ -33,6 +33,7 @@ class Scheme(Strict):
     calibration: Literal["minmax", "entropy", "percentile", "mse"] = "minmax"
     percentile: float = Field(99.999, gt=90, le=100)
     bias_correction: bool = False
+    adaround: bool = Field(False, description="AdaRound the 8 layers adding the most error (QDQ per-channel)")
     equalize: bool = Field(False, description="cross-layer equalization of the torch model first (needs a torch "
                                               "model; see the `equalize` pass)")
 
@@ -40,14 +41,14 @@ class Scheme(Strict):
         act = "U8S8" if self.activation_type == "uint8" else "S8S8"
         parts = [self.format.upper(), act, "per-channel" if self.per_channel else "per-tensor", self.calibration
                  + (f" {self.percentile:g}" if self.calibration == "percentile" else "")]
-        parts += ["CLE"] * self.equalize + ["bias-corrected"] * self.bias_correction
+        parts += ["CLE"] * self.equalize + ["AdaRound"] * self.adaround + ["bias-corrected"] * self.bias_correction
         return " ".join(parts)
 
 
 def default_schemes() -> list[Scheme]:
     return [Scheme(per_channel=False), Scheme(per_channel=False, equalize=True), Scheme(),
             Scheme(activation_type="int8"), Scheme(format="qoperator"), Scheme(calibration="percentile"),
-            Scheme(calibration="mse"), Scheme(bias_correction=True)]
+            Scheme(calibration="mse"), Scheme(bias_correction=True), Scheme(adaround=True, bias_correction=True)]
 
 
 class AutoQuantConfig(Strict):
@@ -83,7 +84,7 @@ class AutoQuantize(Pass):
     stage = "onnx"
 
     def _static(self, s: Scheme):
-        from edgekit.passes.ort_quantize import FallbackConfig, StaticQuantConfig, StaticQuantize
+        from edgekit.passes.ort_quantize import AdaRoundOptions, FallbackConfig, StaticQuantConfig, StaticQuantize
 
         c = self.config
         fb = FallbackConfig(max_layers=max(c.max_float_layers, 1))  # bounds: the target, via _misses
@@ -91,7 +92,8 @@ class AutoQuantize(Pass):
             name="quantize.static", artifact=c.artifact, format=s.format, activation_type=s.activation_type,
             weight_type="int8", per_channel=s.per_channel, reduce_range=c.reduce_range, calibration=s.calibration,
             percentile=s.percentile, calibration_size=c.calibration_size, exclude_nodes=c.exclude_nodes,
-            saturation_safe=c.saturation_safe, bias_correction=s.bias_correction, fallback=fb))
+            saturation_safe=c.saturation_safe, bias_correction=s.bias_correction, fallback=fb,
+            adaround=AdaRoundOptions(keep="always") if s.adaround else None))
 
     def _misses(self, row: dict, ctx: PassContext) -> list[str]:
         from edgekit.export.parity import failures
@@ -127,8 +129,8 @@ class AutoQuantize(Pass):
             src = self._equalized_source(ctx, tmp) if s.equalize else pre
             q = self._static(s)
             row = q.build(src, tmp / f"cand-{i}.onnx", s.format, s.activation_type, s.per_channel, ctx)
-            if s.bias_correction:
-                q._bias_correct(row, src, ctx)
+            q._adaround(row, src, ctx)  # each a no-op unless the scheme asks for it
+            q._bias_correct(row, src, ctx)
             return {**head, **row, "_pre": src}
         except Exception as e:  # one failing scheme must not lose the others
             return {**head, "error": f"{type(e).__name__}: {e}"}
@@ -184,6 +186,7 @@ class AutoQuantize(Pass):
             details={"scheme": chosen["scheme"], **chosen["settings"], "weight_type": "int8",
                      "saturation_safe": bool(chosen.get("saturation_safe")),
                      "bias_correction": bool(chosen.get("bias_correction", {}).get("kept")),
+                     "adaround": bool(chosen.get("adaround", {}).get("kept")),
                      "float_nodes": [*c.exclude_nodes, *chosen.get("float_nodes", [])],
                      "meets_target": chosen["meets_target"], "slower_than_fp32": slower,
                      "calibration_samples": int(len(ctx.splits.x_calib[: c.calibration_size]))},
