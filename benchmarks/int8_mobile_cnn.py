@@ -9,7 +9,7 @@ Rows (one process, latencies measured interleaved, batch 1):
   ours-satsafe-cle          ablation: + cross-layer equalization (ReLU6-exact "calibrated" policy) + high-bias absorption
   ours-satsafe-bc           satsafe + empirical bias correction (activation quantization simulated); --cle: on the CLE model
   ours-satsafe-ada-bc       + AdaRound on the most sensitive layers (instead of nearest rounding), then bias correction
-  ours-...-fp{k}            + the k most sensitive layers left in float (nodes_to_exclude)
+                            (the ours-* rows are torch-side ablations; --no-ablations skips them)
   edgekit quantize.auto     the default ladder of schemes, measured and chosen by the pass (--auto-cosine/--auto-top1)
 
 Needs (nothing is installed by this script):
@@ -17,6 +17,7 @@ Needs (nothing is installed by this script):
   apt-get install --no-install-recommends tuxpaint-stamps-default plasma-workspace-wallpapers mate-backgrounds
 
 usage: python benchmarks/int8_mobile_cnn.py [--calib 100] [--eval 300] [--quick] [--threads 2] [--out DIR]
+                                           [--no-ablations] [--no-auto] [--auto-cosine 0.995] [--auto-top1 0.94]
 """
 
 from __future__ import annotations
@@ -139,15 +140,6 @@ def relu6_after(model) -> dict:
     return {k: (lambda t: torch.clamp(t, 0, 6)) for k in out}
 
 
-def node_for_layer(onnx_path: Path, layer: str) -> str | None:
-    import onnx
-
-    for n in onnx.load(str(onnx_path)).graph.node:
-        if f"{layer}.weight" in n.input:
-            return n.name
-    return None
-
-
 def metrics(y: np.ndarray, ref: np.ndarray, labels: np.ndarray) -> dict:
     cos = np.sum(y * ref, 1) / (np.linalg.norm(y, axis=1) * np.linalg.norm(ref, axis=1))
     p = np.exp(ref - ref.max(1, keepdims=True))
@@ -258,7 +250,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ada-iters", type=int, default=300)
     ap.add_argument("--ada-samples", type=int, default=32)
     ap.add_argument("--ada-layers", type=int, default=12, help="AdaRound only the N most sensitive layers (0 = all)")
-    ap.add_argument("--fallback", type=int, default=3, help="k most sensitive layers kept float in the last row")
+    ap.add_argument("--fallback", type=int, default=3, help="quantize.auto: at most this many layers kept float")
+    ap.add_argument("--no-ablations", action="store_true", help="only fp32, the ORT peers and edgekit's passes")
     ap.add_argument("--cle", action="store_true", help="build the bias-correction / AdaRound rows on the CLE model")
     ap.add_argument("--no-auto", action="store_true", help="skip the quantize.auto row (it tries ~10 candidates)")
     ap.add_argument("--auto-cosine", type=float, default=0.995, help="quantize.auto target: validation cosine")
@@ -315,6 +308,8 @@ def main(argv: list[str] | None = None) -> None:
         models["edgekit quantize.auto"] = edgekit_auto(models["fp32"], fp, out, xc, xv, a.threads, a.auto_cosine,
                                                        a.auto_top1, a.fallback)
 
+    if a.no_ablations:
+        return evaluate(models, a, xe, le, [src[i] for i in ev], len(cal), t_start, tmp)
     layers = quant_layers(fp)
     points = act_points(fp)
 
@@ -389,12 +384,11 @@ def main(argv: list[str] | None = None) -> None:
     ada_bc = bias_correct(cle, ada, batches, layers, rounds=2, q_context=sim)
     models[f"{tag}-ada-bc"] = build("cle_ada_bc", ada_bc)
 
-    if a.fallback > 0:
-        worst = ranked[:a.fallback]
-        nodes = [nd for nd in (node_for_layer(out / "cle_ada_bc_fp.onnx", n) for n in worst) if nd]
-        log(f"  keeping float: {worst}")
-        models[f"{tag}-ada-bc-fp{a.fallback}"] = build(f"cle_ada_bc_fp{a.fallback}", ada_bc, exclude=nodes)
+    evaluate(models, a, xe, le, [src[i] for i in ev], len(cal), t_start, tmp)
 
+
+def evaluate(models: dict, a, xe: np.ndarray, le: np.ndarray, src_e: list[str], n_cal: int, t_start: float,
+             tmp) -> None:
     log("evaluating ...")
     sessions = {k: session(p, a.threads) for k, p in models.items()}
     outs = {k: run_all(s, xe) for k, s in sessions.items()}
@@ -405,8 +399,8 @@ def main(argv: list[str] | None = None) -> None:
         r = metrics(outs[k], ref_y, le)
         rows.append((k, r, lat[k], models[k].stat().st_size / 1e6))
     n_conf = rows[0][1]["n_conf"]
-    print(f"\nEfficientNet-Lite0, ORT CPU EP, {a.threads} threads, batch 1; calibration {len(cal)}, "
-          f"evaluation {len(ev)} images ({n_conf} where fp32 p>0.5, {rows[0][1]['n_lab']} labelled)\n")
+    print(f"\nEfficientNet-Lite0, ORT CPU EP, {a.threads} threads, batch 1; calibration {n_cal}, "
+          f"evaluation {len(xe)} images ({n_conf} where fp32 p>0.5, {rows[0][1]['n_lab']} labelled)\n")
     print("| variant | logit cosine | top-1 agree | agree (fp32 p>0.5) | acc (labelled) | p50 ms | p90 ms "
           "| speedup p50 | size MB |")
     print("|---|---|---|---|---|---|---|---|---|")
@@ -414,7 +408,7 @@ def main(argv: list[str] | None = None) -> None:
     for k, r, (p50, p90), size in rows:
         print(f"| {k} | {r['cos']:.4f} | {r['agree']:.3f} | {r['agree_conf']:.3f} | {r['acc']:.2f} | "
               f"{p50:.1f} | {p90:.1f} | {base / p50:.2f}x | {size:.1f} |")
-    by_source(outs, ref_y, np.array([src[i] for i in ev]))
+    by_source(outs, ref_y, np.array(src_e))
     log(f"total {time.time() - t_start:.0f}s")
     if tmp:
         tmp.cleanup()

@@ -35,10 +35,13 @@ def _faithful_key(r):
 def test_unreachable_target_returns_most_faithful_candidate_and_says_so(onnx_fp32, splits):
     src, ctx = onnx_fp32
     cfg = AutoQuantConfig(name="quantize.auto", artifact="auto-unreachable", target=Tolerance(max_abs=1e-9),
-                          max_float_layers=1, **FAST)
+                          max_float_layers=1, finetune={"epochs": 2}, **FAST)
     art, rec = get_pass(cfg).apply(src, ctx)
     rows = [r for r in rec.candidates if "error" not in r]
-    assert [r["stage"] for r in rows] == ["ladder", "ladder", "fallback"]  # 2 schemes, then 1 layer kept float
+    # 2 schemes, the most faithful on the label-free fine-tuned model, then 1 layer kept float
+    assert [r["stage"] for r in rows] == ["ladder", "ladder", "finetune", "fallback"]
+    ft = rows[2]["finetune"]
+    assert len(ft["history"]) == ft["epochs"] and 0 <= ft["best_epoch"] <= ft["epochs"]
     assert all(r["latency_ms_p50"] > 0 and r["latency_ms_p90"] >= r["latency_ms_p50"] and r["size_bytes"] > 0
                for r in rows)
     assert not any(r["meets_target"] for r in rows) and all(r["misses"] for r in rows)

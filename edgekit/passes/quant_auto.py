@@ -4,8 +4,10 @@ fp32 on this host, and keep the fastest that meets the target; when none does, k
 The ladder (default `schemes`) goes from the plainest to the most elaborate: per-tensor U8S8, per-tensor after
 cross-layer equalization, per-channel U8S8, per-channel S8S8, QOperator, percentile and MSE calibration (edgekit's
 streaming calibrators), bias correction, AdaRound + bias correction.
-If no scheme meets the target, the most faithful one gets mixed precision: its most sensitive layers are kept in
-float, one more at a time (up to `max_float_layers`). Every candidate is a row in the report (scheme, fidelity,
+If no scheme meets the target and the torch model is at hand, the most faithful scheme is tried once more on the
+model after label-free quantization-aware fine-tuning (edgekit.quant.finetune: no labels, the fp32 model is the
+teacher); if still none meets it, the most faithful candidate gets mixed precision: its most sensitive layers are
+kept in float, one more at a time (up to `max_float_layers`). Every candidate is a row in the report (scheme, fidelity,
 p50/p90/p99, size); an int8 model slower than fp32 is never returned without a warning in the report.
 """
 
@@ -51,6 +53,18 @@ def default_schemes() -> list[Scheme]:
             Scheme(calibration="mse"), Scheme(bias_correction=True), Scheme(adaround=True, bias_correction=True)]
 
 
+class FinetuneOptions(Strict):
+    """Label-free quantization-aware fine-tuning (edgekit.quant.finetune), tried when no scheme meets the target:
+    the torch model learns, under simulated int8, to match its own fp32 logits on the calibration images."""
+
+    epochs: int = Field(8, ge=1)
+    lr: float = Field(1e-5, gt=0)
+    temperature: float = Field(1.0, gt=0)
+    mse_weight: float = Field(1.0, ge=0, description="weight of the logit MSE beside the KL term")
+    batch: int = Field(10, ge=1)
+    holdout: float = Field(0.2, ge=0, lt=1, description="share of the calibration images that picks the epoch")
+
+
 class AutoQuantConfig(Strict):
     """Measured choice of a static INT8 scheme for the fp32 ONNX model on this host."""
 
@@ -63,6 +77,8 @@ class AutoQuantConfig(Strict):
     schemes: list[Scheme] = Field(default_factory=default_schemes, min_length=1, description="tried in order")
     max_float_layers: int = Field(3, ge=0, description="when no scheme meets the target: keep up to this many of "
                                                        "the most faithful scheme's most sensitive layers in float")
+    finetune: FinetuneOptions | None = Field(default_factory=FinetuneOptions, description="when no scheme meets the "
+                                             "target and the torch model is at hand; null: never")
     reduce_range: bool = False
     saturation_safe: Literal["auto", True, False] = "auto"
     calibration_size: int | None = Field(None, ge=1)
@@ -160,6 +176,11 @@ class AutoQuantize(Pass):
                 raise PassError(f"quantize.auto: every scheme failed: {[r['error'] for r in rows]}")
             for r in ok:
                 r["misses"] = self._misses(r, ctx)
+            if c.finetune is not None and ctx.model is not None and not any(not r["misses"] for r in ok):
+                rows.append(self._finetuned(max(ok, key=_faithfulness), tmp, ctx))
+                if "_path" in rows[-1]:
+                    rows[-1]["misses"] = self._misses(rows[-1], ctx)
+                ok = [r for r in rows if "_path" in r]
             if c.max_float_layers and not any(not r["misses"] for r in ok):
                 rows += self._mixed_precision(max(ok, key=_faithfulness), tmp, ctx, threads, x_time)
                 ok = [r for r in rows if "_path" in r]
@@ -202,6 +223,36 @@ class AutoQuantize(Pass):
             rec.notes.append(f"WARNING: the chosen int8 model is slower than fp32 on this host "
                              f"({chosen['latency_ms_p50']:.3f} vs {fp32['p50']:.3f} ms p50)")
         return art, rec
+
+    def _finetuned(self, best: dict, tmp: Path, ctx: PassContext) -> dict:
+        """The most faithful scheme on the label-free fine-tuned model (no bias correction or AdaRound: the
+        fine-tuning has already adapted the weights to their grid)."""
+        from edgekit.bench.quick import export_temp_onnx
+        from edgekit.passes.ort_quantize import _preprocess
+        from edgekit.quant.finetune import finetune_for_int8
+        from edgekit.quant.onnx_rewrite import cpu_saturates_u8s8
+
+        c, f = self.config, self.config.finetune
+        s = Scheme(**{**best["settings"], "bias_correction": False, "adaround": False, "equalize": False})
+        head = {"scheme": f"{s.label()} + label-free fine-tuning", "stage": "finetune", "settings": s.model_dump()}
+        ctx.log(f"  no scheme met the target: label-free fine-tuning for {s.label()}")
+        try:
+            sat = (s.format == "qdq" and s.activation_type == "uint8" and s.per_channel and not c.reduce_range
+                   and (c.saturation_safe is True or (c.saturation_safe == "auto" and cpu_saturates_u8s8())))
+            x = ctx.splits.x_calib[: c.calibration_size]
+            ft = finetune_for_int8(ctx.model, x, epochs=f.epochs, lr=f.lr, temperature=f.temperature,
+                                   mse_weight=f.mse_weight, batch=f.batch, holdout=f.holdout,
+                                   per_channel=s.per_channel, saturation_safe=sat, seed=ctx.seed, log=ctx.log)
+            export_temp_onnx(ft.model, x[:1], tmp / "finetuned.onnx")
+            pre = _preprocess(tmp / "finetuned.onnx", tmp / "finetuned-pre.onnx")
+            row = self._static(s).build(pre, tmp / "cand-finetuned.onnx", s.format, s.activation_type,
+                                        s.per_channel, ctx)
+            row["finetune"] = {"best_epoch": ft.best_epoch, "history": ft.history,
+                               "holdout_cosine_before": ft.cosine_before, "holdout_cosine_after": ft.cosine_after,
+                               **f.model_dump()}
+            return {**head, **row, "_pre": pre}
+        except Exception as e:  # a model the fine-tuning or its export cannot handle: the other rows stand
+            return {**head, "error": f"{type(e).__name__}: {e}"}
 
     def _mixed_precision(self, best: dict, tmp: Path, ctx: PassContext, threads, x_time) -> list[dict]:
         """quantize.static's greedy fallback on the most faithful scheme; each step is a row."""

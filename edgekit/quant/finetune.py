@@ -1,0 +1,178 @@
+"""Label-free quantization-aware fine-tuning for post-training quantization.
+
+The model is fine-tuned with its int8 quantization simulated the way ONNX Runtime's static QDQ model will compute
+it - per-channel int8 weights on the scale the ONNX pass will use (saturation-safe where the CPU needs it),
+uint8 activations at every quantized layer's input with ranges calibrated once - to match the fp32 model's
+logits (KL at a temperature plus logit MSE) on the calibration images alone: no labels. Straight-through
+gradients. The float weights it returns are then quantized by the ONNX pass as usual; because the simulation
+recomputes the weight grid from the current weights exactly as the pass will, the pass lands on the grid the
+fine-tuning adapted to. The best epoch is chosen on a held-out part of the calibration images.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class FinetuneResult:
+    model: object  # the fine-tuned float model (BN folded)
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    cosine_before: float = 0.0  # simulated int8 vs fp32 on the held-out calibration images
+    cosine_after: float = 0.0
+
+
+def _weight_scale(w, per_channel: bool, saturation_safe: bool, depthwise: bool, qmax: int = 127):
+    import torch
+
+    wd = w.detach()
+    if not per_channel:
+        return (wd.abs().max().clamp_min(1e-12) / qmax).reshape([1] * wd.dim())
+    s = wd.abs().flatten(1).amax(1) / qmax
+    if saturation_safe and not depthwise and wd.dim() in (2, 4):  # MLAS pairs adjacent K entries (kh, kw, cin)
+        k = wd.permute(0, 2, 3, 1).reshape(wd.shape[0], -1) if wd.dim() == 4 else wd.reshape(wd.shape[0], -1)
+        if k.shape[1] % 2:
+            k = torch.nn.functional.pad(k, (0, 1))
+        s = torch.maximum(s, k.abs().reshape(k.shape[0], -1, 2).sum(2).amax(1) / qmax)
+    s = torch.where(s > 0, s, torch.ones_like(s))
+    return s.reshape([-1] + [1] * (wd.dim() - 1))
+
+
+class _WeightFQ:
+    """Parametrization: weight -> its int8 grid value, straight-through."""
+
+    def __new__(cls, per_channel: bool, saturation_safe: bool, depthwise: bool):
+        import torch
+
+        class WeightFQ(torch.nn.Module):
+            def forward(self, w):
+                s = _weight_scale(w, per_channel, saturation_safe, depthwise)
+                q = torch.clamp(torch.round(w.detach() / s), -127, 127) * s
+                return w + (q - w.detach())
+
+        return WeightFQ()
+
+
+def _act_fq(x, lo: float, hi: float, levels: int = 256):
+    """uint8 asymmetric fake quantization (ORT's activations); gradient passes inside the range."""
+    import torch
+
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+    s = (hi - lo) / (levels - 1)
+    if s <= 0:
+        return x
+    zp = round(-lo / s)
+    xc = torch.clamp(x, -zp * s, (levels - 1 - zp) * s)
+    q = (torch.clamp(torch.round(x.detach() / s) + zp, 0, levels - 1) - zp) * s
+    return xc + (q - xc).detach()
+
+
+class simulated_int8:  # noqa: N801 - used as a context manager
+    """Inside: the model's Conv/Linear weights are fake-quantized and their inputs (and the logits) too."""
+
+    def __init__(self, model, ranges: dict[str, tuple[float, float]], out_range, per_channel: bool,
+                 saturation_safe: bool):
+        self.m, self.ranges, self.out_range = model, ranges, out_range
+        self.pc, self.sat, self.hooks = per_channel, saturation_safe, []
+
+    def __enter__(self):
+        import torch.nn.utils.parametrize as P
+
+        for n, (lo, hi) in self.ranges.items():
+            mod = self.m.get_submodule(n)
+            dw = getattr(mod, "groups", 1) > 1 and mod.groups == mod.weight.shape[0]
+            P.register_parametrization(mod, "weight", _WeightFQ(self.pc, self.sat, dw))
+            self.hooks.append(mod.register_forward_pre_hook(
+                lambda _m, a, lo=lo, hi=hi: (_act_fq(a[0], lo, hi),) + tuple(a[1:])))
+        lo, hi = self.out_range
+        self.hooks.append(self.m.register_forward_hook(lambda _m, _a, out: _act_fq(out, lo, hi)))
+        return self
+
+    def __exit__(self, *exc):
+        import torch.nn.utils.parametrize as P
+
+        for h in self.hooks:
+            h.remove()
+        for n in self.ranges:
+            P.remove_parametrizations(self.m.get_submodule(n), "weight", leave_parametrized=False)
+        return False
+
+
+def _cosine(a, b) -> float:
+    return float(np.mean(np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-30)))
+
+
+def finetune_for_int8(model, x_calib: np.ndarray, epochs: int = 8, lr: float = 1e-5, temperature: float = 1.0,
+                      mse_weight: float = 1.0, batch: int = 10, holdout: float = 0.2, per_channel: bool = True,
+                      saturation_safe: bool = False, seed: int = 0,
+                      log: Callable[[str], None] = print) -> FinetuneResult:
+    """Fine-tune a BN-folded copy of `model` under simulated int8 to match `model`'s logits on `x_calib`."""
+    import torch
+    import torch.nn.functional as F
+
+    from edgekit.quant.bias_correction import quant_layers
+    from edgekit.quant.calibrate import calibrate_modules
+    from edgekit.quant.fold import fold_batchnorm
+    from edgekit.runtimes.base import as_model_input
+
+    torch.manual_seed(seed)
+    x = as_model_input(x_calib)
+    n_hold = max(1, int(len(x) * holdout)) if len(x) > 4 else 0
+    x_tr, x_ho = x[: len(x) - n_hold], x[len(x) - n_hold:]
+    teacher = fold_batchnorm(copy.deepcopy(model).eval())
+    student = copy.deepcopy(teacher)
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+
+    def logits(m, a, bs: int = 32):
+        with torch.no_grad():
+            return np.concatenate([m(torch.from_numpy(a[i: i + bs])).numpy() for i in range(0, len(a), bs)])
+
+    t_tr, t_ho = logits(teacher, x_tr), logits(teacher, x_ho) if n_hold else None
+    layers = quant_layers(student)
+    batches = [torch.from_numpy(x_tr[i: i + 32]) for i in range(0, len(x_tr), 32)]
+    ranges = calibrate_modules(student, batches, layers, "minmax", inputs=True)
+    out_range = (float(t_tr.min()), float(t_tr.max()))
+    sim = simulated_int8(student, ranges, out_range, per_channel, saturation_safe)
+
+    def held_out_cosine() -> float:
+        if not n_hold:
+            return 0.0
+        with sim:
+            return _cosine(logits(student, x_ho), t_ho)
+
+    res = FinetuneResult(model=student)
+    res.cosine_before = best = held_out_cosine()
+    best_state = copy.deepcopy(student.state_dict())
+    opt = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=lr)
+    g = np.random.default_rng(seed)
+    for ep in range(1, epochs + 1):
+        total = 0.0
+        with sim:
+            student.train()
+            for idx in np.array_split(g.permutation(len(x_tr)), max(1, len(x_tr) // batch)):
+                s = student(torch.from_numpy(x_tr[idx]))
+                t = torch.from_numpy(t_tr[idx])
+                loss = F.kl_div(F.log_softmax(s / temperature, 1), F.softmax(t / temperature, 1),
+                                reduction="batchmean") * temperature ** 2
+                loss = loss + mse_weight * F.mse_loss(s, t)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss) * len(idx)
+            student.eval()
+        cos = held_out_cosine()
+        res.history.append({"epoch": ep, "loss": total / len(x_tr), "holdout_cosine": cos})
+        log(f"  label-free fine-tuning epoch {ep}/{epochs}: loss {total / len(x_tr):.4g}, simulated int8 cosine "
+            f"on held-out calibration images {cos:.5f}")
+        if cos > best or not n_hold:
+            best, res.best_epoch = cos, ep
+            best_state = copy.deepcopy(student.state_dict())
+    student.load_state_dict(best_state)
+    res.cosine_after = best
+    return res
