@@ -248,7 +248,8 @@ class AutoQuantize(Pass):
             row = self._static(s).build(pre, tmp / "cand-finetuned.onnx", s.format, s.activation_type,
                                         s.per_channel, ctx)
             row["finetune"] = {"best_epoch": ft.best_epoch, "history": ft.history,
-                               "holdout_cosine_before": ft.cosine_before, "holdout_cosine_after": ft.cosine_after,
+                               "holdout_cosine_rounded": ft.cosine_plain, "holdout_cosine_before": ft.cosine_before,
+                               "holdout_cosine_after": ft.cosine_after,
                                **f.model_dump()}
             return {**head, **row, "_pre": pre}
         except Exception as e:  # a model the fine-tuning or its export cannot handle: the other rows stand
