@@ -4,12 +4,10 @@ and quantize.static hands them to ONNX Runtime (the QDQ scales are ours), for QD
 import numpy as np
 import onnx
 import pytest
+from helpers import onnx_pass_setup
 from onnx import numpy_helper
 
-from edgekit.export.config import OnnxExport
-from edgekit.export.onnx import OnnxExporter
 from edgekit.passes import get_pass
-from edgekit.passes.base import PassContext
 from edgekit.passes.ort_quantize import StaticQuantConfig, _preprocess
 from edgekit.quant.onnx_calibrate import activation_tensors, calibrate_onnx
 from edgekit.quant.onnx_rewrite import _stream
@@ -19,12 +17,8 @@ from edgekit.train.trainer import predict
 @pytest.fixture(scope="module")
 def model(cnn, splits, tmp_path_factory):
     d = tmp_path_factory.mktemp("cal")
-    (d / "artifacts").mkdir()
-    art = OnnxExporter().export(cnn, splits.x_test, OnnxExport(format="onnx", exporter="legacy"),
-                                d / "artifacts" / "m.onnx", d, "m")
-    pre = _preprocess(d / "artifacts" / "m.onnx", d / "pre.onnx")
-    refs = {"val": predict(cnn, splits.x_val), "calib": predict(cnn, splits.x_calib)}
-    return art, pre, PassContext(splits=splits, run_dir=d, reference_logits=refs, log=lambda m: None)
+    art, ctx = onnx_pass_setup(cnn, splits, d)
+    return art, _preprocess(d / "artifacts" / "onnx-fp32.onnx", d / "pre.onnx"), ctx
 
 
 def test_streamed_percentile_matches_numpy_over_all_activations(model, splits):

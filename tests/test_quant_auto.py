@@ -3,29 +3,20 @@ the most faithful is returned and the report says so."""
 
 import numpy as np
 import pytest
+from helpers import onnx_pass_setup
 
 from edgekit.config_base import Tolerance
-from edgekit.export.config import OnnxExport
-from edgekit.export.onnx import OnnxExporter
 from edgekit.passes import get_pass
 from edgekit.passes.base import PassContext
 from edgekit.passes.quant_auto import AutoQuantConfig, Scheme
 from edgekit.runtimes import get_runtime
-from edgekit.train.trainer import predict
 
 FAST = dict(time_s=0.2, schemes=[Scheme(per_channel=False), Scheme()])
 
 
 @pytest.fixture(scope="module")
 def onnx_fp32(cnn, splits, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("auto")
-    (run_dir / "artifacts").mkdir()
-    art = OnnxExporter().export(cnn, splits.x_test, OnnxExport(format="onnx", exporter="legacy"),
-                                run_dir / "artifacts" / "onnx-fp32.onnx", run_dir, "onnx-fp32")
-    refs = {"val": predict(cnn, splits.x_val), "calib": predict(cnn, splits.x_calib), "test": predict(cnn, splits.x_test)}
-    ctx = PassContext(splits=splits, run_dir=run_dir, reference=cnn, model=cnn, reference_logits=refs,
-                      log=lambda m: None)
-    return art, ctx
+    return onnx_pass_setup(cnn, splits, tmp_path_factory.mktemp("auto"))
 
 
 def _faithful_key(r):

@@ -1,6 +1,7 @@
 """Each ONNX quantization pass produces a runnable artifact within tolerance of the fp32 reference."""
 
 import pytest
+from helpers import onnx_pass_setup
 
 from edgekit.export.config import OnnxExport
 from edgekit.export.onnx import OnnxExporter
@@ -14,13 +15,7 @@ from edgekit.train.trainer import predict
 
 @pytest.fixture(scope="module")
 def onnx_fp32(cnn, splits, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("run")
-    (run_dir / "artifacts").mkdir()
-    art = OnnxExporter().export(cnn, splits.x_test, OnnxExport(format="onnx", exporter="legacy"),
-                                run_dir / "artifacts" / "onnx-fp32.onnx", run_dir, "onnx-fp32")
-    refs = {"val": predict(cnn, splits.x_val), "calib": predict(cnn, splits.x_calib), "test": predict(cnn, splits.x_test)}
-    ctx = PassContext(splits=splits, run_dir=run_dir, reference=cnn, reference_logits=refs, log=lambda m: None)
-    return art, ctx
+    return onnx_pass_setup(cnn, splits, tmp_path_factory.mktemp("run"))
 
 
 CASES = {
