@@ -2,7 +2,7 @@
 
 Rows (one process, latencies measured interleaved, batch 1):
   fp32                      ORT fp32 (BN folded)
-  ort-default               quantize_static defaults (QDQ, per-tensor, S8S8, MinMax)
+  ort-default               quantize_static defaults (QDQ, per-tensor, S8S8, MinMax), after ORT's quant_pre_process
   ort-pc-u8s8               per-channel U8S8 QDQ (the usual hand-tuned choice)
   ort-pc-u8s8-rr            ... + reduce_range (7-bit weights; ORT's advice against AVX2 U8S8 saturation)
   ours-satsafe              BN fold + per-channel weights on a saturation-safe scale (see bias_correction)
@@ -190,6 +190,23 @@ def interleaved_latency(sessions: dict, x1: np.ndarray, iters: int, warmup: int 
     return {k: (float(np.percentile(v, 50)), float(np.percentile(v, 90))) for k, v in ts.items()}
 
 
+def paired_speedups(models: dict, x1: np.ndarray, iters: int, threads: list[int]) -> dict:
+    """Each model timed against fp32 in its own pair (two sessions alive, blocks of 10 runs alternating), at each
+    thread count: {model: {threads: (fp32 p50, p50, p90)}}. Pairs, not all models at once: with many sessions in
+    one process, the just-finished session's spinning threads slow the next one (identical files measured 20%
+    apart), which made int8 look no faster than fp32 in an earlier version of this script."""
+    out: dict = {k: {} for k in models}
+    for t in threads:
+        for k, path in models.items():
+            if k == "fp32":
+                continue
+            lat = interleaved_latency({"fp32": session(models["fp32"], t), k: session(path, t)}, x1, iters)
+            out[k][t] = (lat["fp32"][0], *lat[k])
+            log(f"  {k}, {t} thread(s): fp32 {lat['fp32'][0]:.2f} ms, {lat[k][0]:.2f} ms p50 "
+                f"({lat['fp32'][0] / lat[k][0]:.2f}x)")
+    return out
+
+
 def edgekit_static(fp32: Path, out: Path, xc: np.ndarray, xv: np.ndarray, threads: int) -> Path:
     """The product path: edgekit's own quantize.static pass (QDQ U8S8 per-channel; saturation_safe and
     bias_correction on auto, i.e. decided on this CPU and by validation cosine) on the fp32 ONNX file."""
@@ -297,10 +314,13 @@ def main(argv: list[str] | None = None) -> None:
     fp = fold_batchnorm(load_model())
     batches = [torch.from_numpy(xc[i:i + 16]) for i in range(0, len(xc), 16)]
     models: dict[str, Path] = {"fp32": export(fp, out / "fp32.onnx", xc)}
-    log("ORT baselines ...")
-    models["ort-default"] = quantize(models["fp32"], out / "ort_default.onnx", xc)
-    models["ort-pc-u8s8"] = quantize(models["fp32"], out / "ort_pc.onnx", xc, **pc_u8s8())
-    models["ort-pc-u8s8-rr"] = quantize(models["fp32"], out / "ort_pc_rr.onnx", xc, **pc_u8s8(reduce_range=True))
+    log("ORT baselines (on the model after ORT's recommended quant_pre_process) ...")
+    from edgekit.passes.ort_quantize import _preprocess
+
+    pre = _preprocess(models["fp32"], out / "fp32_pre.onnx")
+    models["ort-default"] = quantize(pre, out / "ort_default.onnx", xc)
+    models["ort-pc-u8s8"] = quantize(pre, out / "ort_pc.onnx", xc, **pc_u8s8())
+    models["ort-pc-u8s8-rr"] = quantize(pre, out / "ort_pc_rr.onnx", xc, **pc_u8s8(reduce_range=True))
     log("edgekit quantize.static (saturation_safe / bias_correction: auto) ...")
     models["edgekit quantize.static"] = edgekit_static(models["fp32"], out, xc, xv, a.threads)
     if not a.no_auto:
@@ -390,24 +410,27 @@ def main(argv: list[str] | None = None) -> None:
 def evaluate(models: dict, a, xe: np.ndarray, le: np.ndarray, src_e: list[str], n_cal: int, t_start: float,
              tmp) -> None:
     log("evaluating ...")
-    sessions = {k: session(p, a.threads) for k, p in models.items()}
-    outs = {k: run_all(s, xe) for k, s in sessions.items()}
-    lat = interleaved_latency(sessions, xe[:1], a.iters)
+    outs = {k: run_all(session(p, a.threads), xe) for k, p in models.items()}
+    threads = sorted({1, a.threads})
+    log("timing: each model against fp32 in its own interleaved pair ...")
+    lat = paired_speedups(models, xe[:1], a.iters, threads)
     ref_y = outs["fp32"]
-    rows = []
+    n_conf = metrics(ref_y, ref_y, le)["n_conf"]
+    print(f"\nEfficientNet-Lite0, ORT CPU EP, batch 1; calibration {n_cal}, evaluation {len(xe)} images ({n_conf} "
+          f"where fp32 p>0.5, {int((le >= 0).sum())} labelled); latency: each model paired with fp32, {a.iters} "
+          f"runs each in alternating blocks of 10\n")
+    head = " | ".join(f"{t} thr: fp32 / int8 p50 ms (p90) | speedup" for t in threads)
+    print(f"| variant | logit cosine | top-1 agree | agree (fp32 p>0.5) | acc (labelled) | {head} | size MB |")
+    print("|---|---|---|---|---|---|" + "---|---|" * len(threads) + "---|")
     for k in models:
         r = metrics(outs[k], ref_y, le)
-        rows.append((k, r, lat[k], models[k].stat().st_size / 1e6))
-    n_conf = rows[0][1]["n_conf"]
-    print(f"\nEfficientNet-Lite0, ORT CPU EP, {a.threads} threads, batch 1; calibration {n_cal}, "
-          f"evaluation {len(xe)} images ({n_conf} where fp32 p>0.5, {rows[0][1]['n_lab']} labelled)\n")
-    print("| variant | logit cosine | top-1 agree | agree (fp32 p>0.5) | acc (labelled) | p50 ms | p90 ms "
-          "| speedup p50 | size MB |")
-    print("|---|---|---|---|---|---|---|---|---|")
-    base = lat["fp32"][0]
-    for k, r, (p50, p90), size in rows:
-        print(f"| {k} | {r['cos']:.4f} | {r['agree']:.3f} | {r['agree_conf']:.3f} | {r['acc']:.2f} | "
-              f"{p50:.1f} | {p90:.1f} | {base / p50:.2f}x | {size:.1f} |")
+        if k == "fp32":
+            cells = " | ".join("- | 1.00x" for _ in threads)
+        else:
+            cells = " | ".join(f"{f:.1f} / {m:.1f} ({m90:.1f}) | {f / m:.2f}x" for f, m, m90 in
+                               (lat[k][t] for t in threads))
+        print(f"| {k} | {r['cos']:.4f} | {r['agree']:.3f} | {r['agree_conf']:.3f} | {r['acc']:.2f} | {cells} | "
+              f"{models[k].stat().st_size / 1e6:.1f} |")
     by_source(outs, ref_y, np.array(src_e))
     log(f"total {time.time() - t_start:.0f}s")
     if tmp:

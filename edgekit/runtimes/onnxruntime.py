@@ -59,7 +59,10 @@ class OnnxRuntime(Runtime):
     def version(self) -> str:
         return _ort().__version__
 
-    def load(self, path: Path, threads: int | None = None, providers: list[str] | None = None) -> OrtSession:
+    def load(self, path: Path, threads: int | None = None, providers: list[str] | None = None,
+             spin: bool = True) -> OrtSession:
+        """`spin=False`: intra-op threads sleep as soon as a run ends (for timing many sessions in one process,
+        where one session's spinning threads would steal the cores of the next)."""
         ort = _ort()
         path = Path(path)
         if not path.is_file():
@@ -70,6 +73,8 @@ class OnnxRuntime(Runtime):
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if not spin:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         available = ort.get_available_providers()
         wanted = providers or ["CPUExecutionProvider"]
         missing = [p for p in wanted if p not in available]
