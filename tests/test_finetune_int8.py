@@ -46,3 +46,8 @@ def test_finetuning_lowers_the_simulated_loss_without_labels(cnn, splits):
     after = dict(res.model.named_parameters())
     assert after.keys() == before.keys()  # a plain float model again: no parametrization left behind
     assert all(after[k].dtype == torch.float32 and after[k].shape == before[k].shape for k in before)
+
+
+def test_without_holdout_every_image_trains_and_the_last_epoch_is_kept(cnn, splits):
+    res = finetune_for_int8(cnn, splits.x_calib[:64], epochs=2, lr=1e-4, holdout=0, log=lambda m: None)
+    assert res.best_epoch == 2 and len(res.history) == 2

@@ -156,7 +156,7 @@ def finetune_for_int8(model, x_calib: np.ndarray, epochs: int = 8, lr: float = 1
 
     torch.manual_seed(seed)
     x = as_model_input(x_calib)
-    n_hold = max(1, int(len(x) * holdout)) if len(x) > 4 else 0
+    n_hold = max(1, int(len(x) * holdout)) if holdout > 0 and len(x) > 4 else 0  # 0: train on all, keep the last
     x_tr, x_ho = x[: len(x) - n_hold], x[len(x) - n_hold:]
     teacher = fold_batchnorm(copy.deepcopy(model).eval())
     student = copy.deepcopy(teacher)
@@ -200,12 +200,12 @@ def finetune_for_int8(model, x_calib: np.ndarray, epochs: int = 8, lr: float = 1
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                total += float(loss) * len(idx)
+                total += loss.item() * len(idx)
             student.eval()
         cos = held_out_cosine()
         res.history.append({"epoch": ep, "loss": total / len(x_tr), "holdout_cosine": cos})
-        log(f"  label-free fine-tuning epoch {ep}/{epochs}: loss {total / len(x_tr):.4g}, simulated int8 cosine "
-            f"on held-out calibration images {cos:.5f}")
+        log(f"  label-free fine-tuning epoch {ep}/{epochs}: loss {total / len(x_tr):.4g}"
+            + (f", simulated int8 cosine on held-out calibration images {cos:.5f}" if n_hold else ""))
         if cos > best or not n_hold:
             best, res.best_epoch = cos, ep
             best_state = copy.deepcopy(student.state_dict())
