@@ -2,7 +2,8 @@
 
 The model is fine-tuned with its int8 quantization simulated the way ONNX Runtime's static QDQ model will compute
 it - per-channel int8 weights on the scale the ONNX pass will use (saturation-safe where the CPU needs it),
-uint8 activations at every quantized layer's input with ranges calibrated once - to match the fp32 model's
+uint8 activations at every quantized layer's input and at the outputs of layers without a fused ReLU-like
+activation, with ranges calibrated once - to match the fp32 model's
 logits (KL at a temperature plus logit MSE) on the calibration images alone: no labels. Straight-through
 gradients. The float weights it returns are then quantized by the ONNX pass as usual; because the simulation
 recomputes the weight grid from the current weights exactly as the pass will, the pass lands on the grid the
@@ -77,9 +78,10 @@ class simulated_int8:  # noqa: N801 - used as a context manager
     """Inside: the model's Conv/Linear weights are fake-quantized and their inputs (and the logits) too."""
 
     def __init__(self, model, ranges: dict[str, tuple[float, float]], out_range, per_channel: bool,
-                 saturation_safe: bool, weights: bool = True):
+                 saturation_safe: bool, weights: bool = True, output_ranges: dict | None = None):
         self.m, self.ranges, self.out_range = model, ranges, out_range
         self.pc, self.sat, self.weights, self.hooks = per_channel, saturation_safe, weights, []
+        self.output_ranges = output_ranges or {}  # layers whose own output ORT quantizes (no fused activation)
 
     def __enter__(self):
         import torch.nn.utils.parametrize as P
@@ -90,6 +92,9 @@ class simulated_int8:  # noqa: N801 - used as a context manager
                 P.register_parametrization(mod, "weight", _WeightFQ(self.pc, self.sat, _depthwise(mod)))
             self.hooks.append(mod.register_forward_pre_hook(
                 lambda _m, a, lo=lo, hi=hi: (_act_fq(a[0], lo, hi),) + tuple(a[1:])))
+        for n, (lo, hi) in self.output_ranges.items():
+            self.hooks.append(self.m.get_submodule(n).register_forward_hook(
+                lambda _m, _a, out, lo=lo, hi=hi: _act_fq(out, lo, hi)))
         lo, hi = self.out_range
         self.hooks.append(self.m.register_forward_hook(lambda _m, _a, out: _act_fq(out, lo, hi)))
         return self
@@ -106,11 +111,24 @@ class simulated_int8:  # noqa: N801 - used as a context manager
         return False
 
 
+def unfused_layers(model, layers) -> list[str]:
+    """Layers whose next leaf module (in definition order, Identity skipped) is not a ReLU/ReLU6/Hardtanh: ORT
+    quantizes their own output (e.g. a block's projection before its residual add), where a following
+    ReLU-like activation would otherwise be fused and quantized after it."""
+    import torch.nn as nn
+
+    acts = (nn.ReLU, nn.ReLU6, nn.Hardtanh)
+    leaves = [(n, m) for n, m in model.named_modules() if not list(m.children()) and not isinstance(m, nn.Identity)]
+    nxt = {n: (leaves[i + 1][1] if i + 1 < len(leaves) else None) for i, (n, _) in enumerate(leaves)}
+    return [n for n in layers if not isinstance(nxt.get(n), acts)]
+
+
 def _depthwise(mod) -> bool:
     return getattr(mod, "groups", 1) > 1 and mod.groups == mod.weight.shape[0]
 
 
-def _bias_corrected_start(student, layers, batches, ranges, out_range, per_channel: bool, saturation_safe: bool):
+def _bias_corrected_start(student, layers, batches, ranges, out_range, per_channel: bool, saturation_safe: bool,
+                          output_ranges: dict):
     """Empirical bias correction under the simulation (edgekit.quant.bias_correction), written into the float
     student: fine-tuning then starts where post-training correction ends (measured: starting from plain
     rounding, fine-tuning did not even recover what bias correction gives)."""
@@ -124,7 +142,7 @@ def _bias_corrected_start(student, layers, batches, ranges, out_range, per_chann
     q = quantize_weights(student, layers, per_channel, scale_fn=scale)
     bc = bias_correct(student, q, batches, layers, rounds=2,
                       q_context=lambda m: simulated_int8(m, ranges, out_range, per_channel, saturation_safe,
-                                                         weights=False))
+                                                         weights=False, output_ranges=output_ranges))
     for n in layers:
         student.get_submodule(n).bias = torch.nn.Parameter(bc.get_submodule(n).bias.detach().clone())
 
@@ -171,12 +189,14 @@ def finetune_for_int8(model, x_calib: np.ndarray, epochs: int = 8, lr: float = 1
     layers = quant_layers(student)
     batches = [torch.from_numpy(x_tr[i: i + 32]) for i in range(0, len(x_tr), 32)]
     ranges = calibrate_modules(student, batches, layers, "minmax", inputs=True)
+    output_ranges = calibrate_modules(student, batches, unfused_layers(student, layers), "minmax")
     out_range = (float(t_tr.min()), float(t_tr.max()))
-    sim = simulated_int8(student, ranges, out_range, per_channel, saturation_safe)
+    sim = simulated_int8(student, ranges, out_range, per_channel, saturation_safe, output_ranges=output_ranges)
     res = FinetuneResult(model=student)
     if bias_start:
         res.cosine_plain = held_out = _held_out(student, sim, x_ho, t_ho, logits)
-        _bias_corrected_start(student, layers, batches, ranges, out_range, per_channel, saturation_safe)
+        _bias_corrected_start(student, layers, batches, ranges, out_range, per_channel, saturation_safe,
+                              output_ranges)
         log(f"  bias-corrected start: simulated int8 cosine on held-out calibration images {held_out:.5f} -> "
             f"{_held_out(student, sim, x_ho, t_ho, logits):.5f}")
 
@@ -189,8 +209,7 @@ def finetune_for_int8(model, x_calib: np.ndarray, epochs: int = 8, lr: float = 1
     g = np.random.default_rng(seed)
     for ep in range(1, epochs + 1):
         total = 0.0
-        with sim:
-            student.train()
+        with sim:  # eval mode: dropout / drop-connect would only add noise to matching a deterministic teacher
             for idx in np.array_split(g.permutation(len(x_tr)), max(1, len(x_tr) // batch)):
                 s = student(torch.from_numpy(x_tr[idx]))
                 t = torch.from_numpy(t_tr[idx])
@@ -201,7 +220,6 @@ def finetune_for_int8(model, x_calib: np.ndarray, epochs: int = 8, lr: float = 1
                 loss.backward()
                 opt.step()
                 total += loss.item() * len(idx)
-            student.eval()
         cos = held_out_cosine()
         res.history.append({"epoch": ep, "loss": total / len(x_tr), "holdout_cosine": cos})
         log(f"  label-free fine-tuning epoch {ep}/{epochs}: loss {total / len(x_tr):.4g}"
