@@ -58,9 +58,27 @@ def test_static_uses_the_streamed_ranges_in_qdq(model, splits):
     assert rec.candidates[0]["cosine"] > 0.99
 
 
-def test_mse_with_qoperator_is_a_clear_error():
-    with pytest.raises(ValueError, match="mse"):
-        StaticQuantConfig(name="quantize.static", calibration="mse", calibrator="onnxruntime")
+@pytest.mark.parametrize("bad", [{"calibration": "mse", "calibrator": "onnxruntime"},
+                                 {"calibration": "mse", "format": "qoperator"},
+                                 {"adaround": {}, "format": "qoperator"}, {"adaround": {}, "per_channel": False}])
+def test_options_the_format_cannot_honour_are_clear_errors(bad):
+    with pytest.raises(ValueError, match="mse|adaround"):
+        StaticQuantConfig(name="quantize.static", **bad)
+
+
+@pytest.mark.parametrize("bad", [{"format": "qoperator", "bias_correction": True},
+                                 {"format": "qoperator", "calibration": "mse"}, {"adaround": True, "per_channel": False}])
+def test_auto_schemes_that_cannot_work_are_refused_in_the_recipe(bad, tmp_path):
+    import yaml
+    from helpers import tiny_recipe_dict
+
+    from edgekit.errors import RecipeError
+    from edgekit.recipe import load_recipe
+
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(tiny_recipe_dict(passes=[{"name": "quantize.auto", "schemes": [bad]}])))
+    with pytest.raises(RecipeError, match="schemes"):
+        load_recipe(path)
 
 
 def test_onnx_adaround_rounds_on_the_qdq_grid_and_lowers_held_out_error(model, splits, cnn):

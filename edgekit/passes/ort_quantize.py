@@ -72,9 +72,13 @@ class StaticQuantConfig(Strict):
     tolerance: Tolerance = Field(default_factory=lambda: Tolerance(min_cosine=0.98, min_top1=0.9))
 
     @model_validator(mode="after")
-    def _mse_needs_edgekit(self):
+    def _options_fit_the_format(self):
         if self.calibration == "mse" and self.calibrator == "onnxruntime":
             raise ValueError("calibration: mse exists only in edgekit's calibrators (calibrator: edgekit)")
+        if self.calibration == "mse" and self.format == "qoperator":
+            raise ValueError("calibration: mse needs format: qdq (ORT's QOperator quantizer misapplies range overrides)")
+        if self.adaround is not None and (self.format == "qoperator" or self.per_channel is False):
+            raise ValueError("adaround needs format: qdq and per-channel weights (it rounds on the QDQ weight grid)")
         return self
 
 
@@ -282,8 +286,10 @@ class StaticQuantize(Pass):
         from edgekit.quant.onnx_rewrite import sensitivity_ranking
 
         a = self.config.adaround
-        if a is None or chosen["format"] != "qdq" or not chosen["per_channel"]:
+        if a is None:
             return ""
+        if chosen["format"] != "qdq" or not chosen["per_channel"]:
+            return " AdaRound skipped: the chosen candidate is not QDQ with per-channel weights."
         path = Path(chosen["_path"])
         x = ctx.splits.x_calib[: a.samples]
         nodes = None

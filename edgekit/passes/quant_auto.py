@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from edgekit.config_base import Strict, Tolerance
 from edgekit.errors import PassError
@@ -38,6 +38,16 @@ class Scheme(Strict):
     adaround: bool = Field(False, description="AdaRound the 8 layers adding the most error (QDQ per-channel)")
     equalize: bool = Field(False, description="cross-layer equalization of the torch model first (needs a torch "
                                               "model; see the `equalize` pass)")
+
+    @model_validator(mode="after")
+    def _options_fit_the_format(self):
+        needs_qdq = [k for k in ("bias_correction", "adaround") if getattr(self, k)]
+        needs_qdq += ["calibration: mse"] * (self.calibration == "mse")
+        if self.format == "qoperator" and needs_qdq:
+            raise ValueError(f"{', '.join(needs_qdq)}: only with format: qdq (they rewrite or override the QDQ graph)")
+        if self.adaround and not self.per_channel:
+            raise ValueError("adaround needs per_channel: true (it rounds on per-channel weight grids)")
+        return self
 
     def label(self) -> str:
         act = "U8S8" if self.activation_type == "uint8" else "S8S8"
