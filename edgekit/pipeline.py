@@ -363,7 +363,7 @@ def stage_export(run: Run, formats: set[str] | None = None) -> None:
         try:
             extra = {}
             if cfg.format == "tflite":  # static-shaped: export at the bench batch; int8 calibrates on the calib split
-                extra = {"calibration": run.splits.x_calib,
+                extra = {"calibration": run.splits.x_calib, "log": run.log,
                          "batch_size": cfg.batch_size or (run.recipe.bench.batch_size if run.recipe.bench else 1)}
             art = get_exporter(cfg.format).export(run.model, run.splits.x_test, cfg, path, run.run_dir, name, **extra)
             art.details["export_s"] = round(time.perf_counter() - t0, 3)

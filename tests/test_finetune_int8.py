@@ -1,7 +1,8 @@
-"""Label-free fine-tuning for int8: its simulation computes what ONNX Runtime's QDQ model computes, and the
-fine-tuning lowers the simulated int8 model's distance to the fp32 logits without reading a label."""
+"""Label-free fine-tuning for int8: its simulation computes what ONNX Runtime's QDQ model and LiteRT's int8 model
+compute, and the fine-tuning lowers the simulated int8 model's distance to the fp32 logits without reading a label."""
 
 import numpy as np
+import pytest
 import torch
 
 from edgekit.bench.quick import export_temp_onnx
@@ -10,13 +11,13 @@ from edgekit.passes.base import PassContext
 from edgekit.passes.ort_quantize import StaticQuantConfig, StaticQuantize, _preprocess
 from edgekit.quant.bias_correction import quant_layers
 from edgekit.quant.calibrate import calibrate_modules
-from edgekit.quant.finetune import finetune_for_int8, simulated_int8
+from edgekit.quant.finetune import finetune_for_int8, simulated_int8, unfused_layers
 from edgekit.quant.fold import fold_batchnorm
 from edgekit.runtimes import get_runtime
 from edgekit.train.trainer import predict
 
 
-def test_simulation_matches_onnxruntime_int8(cnn, splits, tmp_path):
+def _onnxruntime_int8(cnn, splits, tmp_path):
     refs = {"val": predict(cnn, splits.x_val), "calib": predict(cnn, splits.x_calib)}
     ctx = PassContext(splits=splits, run_dir=tmp_path, reference_logits=refs, log=lambda m: None)
     export_temp_onnx(cnn, splits.x_calib[:1], tmp_path / "m.onnx")
@@ -24,15 +25,38 @@ def test_simulation_matches_onnxruntime_int8(cnn, splits, tmp_path):
     q = StaticQuantize(StaticQuantConfig(name="quantize.static", format="qdq", activation_type="uint8",
                                          per_channel=True, saturation_safe=True, bias_correction=False))
     q.build(pre, tmp_path / "q.onnx", "qdq", "uint8", True, ctx)
-    ort_int8 = get_runtime("onnxruntime").load(tmp_path / "q.onnx").run(splits.x_test)
+    return get_runtime("onnxruntime").load(tmp_path / "q.onnx").run(splits.x_test)
 
+
+def _litert_int8(cnn, splits, tmp_path):
+    pytest.importorskip("litert_torch")
+    from edgekit.export.config import TfliteExport
+    from edgekit.export.tflite import TfliteExporter
+
+    cfg = TfliteExport(format="tflite", precision="int8")
+    TfliteExporter().export(cnn, splits.x_test, cfg, tmp_path / "q.tflite", tmp_path, "q",
+                            calibration=splits.x_calib, batch_size=8)
+    return get_runtime("litert").load(tmp_path / "q.tflite").run(splits.x_test)
+
+
+# runtime -> (its int8 model's outputs, weight grid the runtime needs: saturation-safe for ORT's AVX2 U8S8 kernel)
+INT8 = {"onnxruntime": (_onnxruntime_int8, True), "litert": (_litert_int8, False)}
+
+
+@pytest.mark.parametrize("runtime", sorted(INT8))
+def test_simulation_matches_the_runtimes_int8(runtime, cnn, splits, tmp_path):
+    build, saturation_safe = INT8[runtime]
+    real_int8 = build(cnn, splits, tmp_path)
     m = fold_batchnorm(cnn)
     batches = [torch.from_numpy(splits.x_calib[i: i + 32]) for i in range(0, len(splits.x_calib), 32)]
     ranges = calibrate_modules(m, batches, quant_layers(m), "minmax", inputs=True)
+    out = predict(cnn, splits.x_calib)
     fp32 = predict(m, splits.x_test)
-    with simulated_int8(m, ranges, (float(refs["calib"].min()), float(refs["calib"].max())), True, True):
+    with simulated_int8(m, ranges, (float(out.min()), float(out.max())), True, saturation_safe,
+                        output_ranges=calibrate_modules(m, batches, unfused_layers(m, quant_layers(m)), "minmax")):
         sim = predict(m, splits.x_test)
-    assert compare(ort_int8, sim)["mean_abs"] < 0.5 * compare(ort_int8, fp32)["mean_abs"]  # closer to ORT than fp32
+    # closer to the runtime's int8 than fp32 is
+    assert compare(real_int8, sim)["mean_abs"] < 0.5 * compare(real_int8, fp32)["mean_abs"]
     assert np.allclose(predict(m, splits.x_test), fp32)  # leaving the context restores the float model
 
 

@@ -96,6 +96,51 @@ def test_int8_io_model_is_fed_floats_and_matches_float_io(exported, splits):
     assert n["cosine"] > 0.999 and n["top1_agreement"] >= 0.98, n
 
 
+@pytest.mark.parametrize("method", ["minmax", "percentile"])
+def test_int8_ranges_cover_all_calibration_samples_not_only_the_last(method, cnn, splits, tmp_path):
+    """ai-edge-quantizer alone keeps a moving average of per-batch min/max, so a range reached only by the first
+    samples is forgotten; edgekit's minmax covers every sample (numpy reference), percentile clips the tail."""
+    calib = splits.x_calib[:64].copy()
+    calib[:4] *= 3.0  # the widest samples come first
+    cfg = TfliteExport(format="tflite", precision="int8", io_dtype="int8", calibration=method,
+                       **({"percentile": 99.0} if method == "percentile" else {}))
+    art = TfliteExporter().export(cnn, splits.x_test, cfg, tmp_path / "m.tflite", tmp_path, "m",
+                                  calibration=calib, batch_size=BATCH)
+    assert art.details["calibration"] == method and art.details["calibrated_tensors"] > 5
+    s = get_runtime("litert").load(tmp_path / "m.tflite")
+    lo, hi = (-128 - s.in_zero) * s.in_scale, (127 - s.in_zero) * s.in_scale
+    want_lo, want_hi = min(float(calib.min()), 0.0), max(float(calib.max()), 0.0)
+    if method == "minmax":
+        assert lo == pytest.approx(want_lo, abs=s.in_scale) and hi == pytest.approx(want_hi, abs=s.in_scale)
+    else:
+        p99 = float(np.percentile(calib, 99.0))
+        assert hi < 0.75 * want_hi and hi == pytest.approx(p99, rel=0.1, abs=2 * s.in_scale)
+
+
+def test_int8_after_label_free_finetuning(cnn, splits, tmp_path, exported):
+    cfg = TfliteExport(format="tflite", precision="int8", finetune={"epochs": 2, "lr": 1e-4})
+    art = TfliteExporter().export(cnn, splits.x_test, cfg, tmp_path / "ft.tflite", tmp_path, "ft",
+                                  calibration=splits.x_calib, batch_size=BATCH)
+    ft = art.details["finetune"]
+    assert ft["epochs"] == 2 and ft["best_epoch"] in (0, 1, 2) and ft["holdout_cosine_after"] > 0.99
+    plain, _, d = exported[("litert", "int8")]
+    x = splits.x_test[:200]
+    ref = predict(cnn, x)
+    y_ft = get_runtime("litert").load(tmp_path / "ft.tflite").run(x)
+    y_plain = get_runtime("litert").load(d / plain.path).run(x)
+    assert not np.allclose(y_ft, y_plain)  # other weights went into the file
+    assert compare(ref, y_ft)["cosine"] > 0.995, compare(ref, y_ft)
+
+
+def test_calibration_options_need_int8():
+    with pytest.raises(ValueError, match="only with precision int8"):
+        TfliteExport(format="tflite", precision="fp16", calibration="mse")
+    with pytest.raises(ValueError, match="only with precision int8"):
+        TfliteExport(format="tflite", precision="dynamic_int8", finetune={})
+    with pytest.raises(ValueError, match="calibration: percentile"):
+        TfliteExport(format="tflite", precision="int8", percentile=99.0)
+
+
 def test_int8_is_about_4x_smaller_on_a_weight_dominated_model(splits, tmp_path):
     from edgekit.models import build_model
     from edgekit.models.config import MlpConfig

@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from edgekit.config_base import Strict, Tolerance
+from edgekit.quant.finetune import FinetuneOptions
 
 
 class _ExportBase(Strict):
@@ -48,6 +49,14 @@ class TfliteExport(_ExportBase):
     io_dtype: Literal["float32", "int8"] = Field("float32", description="int8 only: int8 model inputs/outputs")
     batch_size: int | None = Field(None, ge=1, description="the file's static batch (default: the bench batch size)")
     calibration_size: int | None = Field(None, ge=1, description="int8: calibration samples (default: all)")
+    calibration: Literal["minmax", "percentile", "mse", "entropy"] = Field(
+        "minmax", description="int8: activation ranges over all calibration samples (edgekit's streaming "
+                              "calibrators on the fp32 file's tensors)")
+    percentile: float = Field(99.99, gt=50, le=100, description="int8 with calibration: percentile")
+    finetune: FinetuneOptions | None = Field(
+        None, description="int8: label-free fine-tuning of the weights under simulated int8 before conversion "
+                          "(per-channel symmetric weights, calibrated 8-bit activations, on the calibration "
+                          "images; no labels; minutes on a CPU for a mobile CNN)")
     tolerance: Tolerance = Field(default_factory=lambda: Tolerance(**TFLITE_TOLERANCE["fp32"]),
                                  description="default depends on precision")
 
@@ -62,6 +71,15 @@ class TfliteExport(_ExportBase):
     def _io_needs_int8(self):
         if self.io_dtype == "int8" and self.precision != "int8":
             raise ValueError(f"io_dtype int8 needs precision int8 (got {self.precision})")
+        # by value, not by "was it set": a recipe dumped back to YAML spells every default out
+        defaults = {k: self.model_fields[k].default for k in ("calibration", "percentile", "calibration_size",
+                                                              "finetune")}
+        calib = sorted(k for k, v in defaults.items() if getattr(self, k) != v)
+        if calib and self.precision != "int8":
+            raise ValueError(f"{', '.join(calib)}: only with precision int8 (got {self.precision}), "
+                             "the only precision with calibrated activations")
+        if self.percentile != defaults["percentile"] and self.calibration != "percentile":
+            raise ValueError(f"percentile is used only with calibration: percentile (got {self.calibration})")
         return self
 
 

@@ -28,26 +28,31 @@ class TfliteExporter:
     format = "tflite"
 
     def export(self, model, example: np.ndarray, cfg, path: Path, run_dir: Path, name: str, *,
-               calibration: np.ndarray | None = None, batch_size: int | None = None):
+               calibration: np.ndarray | None = None, batch_size: int | None = None, log=None):
         batch = batch_size or cfg.batch_size or 1
         x = _fixed_batch(example, batch)
-        fp32 = convert_fp32(model, x)
         precision = cfg.precision
         details: dict = {"static_batch": batch, "converter": f"litert-torch {_version('litert-torch')}"}
+        calib = calibration if calibration is not None and len(calibration) else example
+        if cfg.calibration_size:
+            calib = calib[: cfg.calibration_size]
+        if precision == "int8" and cfg.finetune is not None:
+            model, details["finetune"] = _finetuned(model, calib, cfg.finetune, log)
+        fp32 = convert_fp32(model, x)
         if precision == "fp32":
             data = fp32
         else:
-            calib = calibration if calibration is not None and len(calibration) else example
-            if cfg.calibration_size:
-                calib = calib[: cfg.calibration_size]
-            data = quantize(fp32, precision, cfg.io_dtype, calib, batch)
+            info: dict = {}
+            data = quantize(fp32, precision, cfg.io_dtype, calib, batch, cfg.calibration, cfg.percentile, info)
             details.update({"quantizer": f"ai-edge-quantizer {_version('ai-edge-quantizer')}",
                             "recipe": RECIPES[precision][0], "io_dtype": cfg.io_dtype})
             if precision == "dynamic_int8":
                 details["float_ops"] = ["DEPTHWISE_CONV_2D"]
             if precision == "int8":
-                details.update({"calibration_samples": int(len(calib)), "calibration": "minmax",
+                details.update({"calibration_samples": int(len(calib)), **info,
                                 "weights": "per-channel symmetric int8", "activations": "per-tensor asymmetric int8"})
+                if cfg.calibration == "percentile":
+                    details["percentile"] = cfg.percentile
         with atomic_path(path) as tmp:
             tmp.write_bytes(data)
             info = inspect_tflite(tmp)
@@ -56,6 +61,22 @@ class TfliteExporter:
                         "delegation": info["delegation"]})
         return describe(name, "tflite", precision, path, run_dir, inputs=info["inputs"], outputs=info["outputs"],
                         ops=info["ops"], details=details)
+
+
+def _finetuned(model, calib: np.ndarray, f, log) -> tuple:
+    """The model after label-free fine-tuning under simulated int8 on ai-edge-quantizer's grid (per-channel
+    symmetric weights at max|w|/127; XNNPACK's int8 kernels do not saturate, so no saturation-safe scale)."""
+    from edgekit.quant.finetune import finetune_for_int8
+
+    try:
+        ft = finetune_for_int8(model, calib, epochs=f.epochs, lr=f.lr, temperature=f.temperature,
+                               mse_weight=f.mse_weight, batch=f.batch, holdout=f.holdout, per_channel=True,
+                               saturation_safe=False, log=log or (lambda _m: None))
+    except Exception as e:  # a model the simulation cannot hook (no conv/linear) or a failing forward pass
+        raise ExportError(f"label-free fine-tuning for int8 failed: {type(e).__name__}: {e}") from e
+    return ft.model.eval(), {"best_epoch": ft.best_epoch, "holdout_cosine_rounded": ft.cosine_plain,
+                             "holdout_cosine_before": ft.cosine_before, "holdout_cosine_after": ft.cosine_after,
+                             "calibration_samples": int(len(calib)), **f.model_dump()}
 
 
 def _fixed_batch(x: np.ndarray, batch: int) -> np.ndarray:
@@ -182,8 +203,12 @@ def _recipe(precision: str, io_dtype: str):
     return rm.get_quantization_recipe()
 
 
-def quantize(fp32: bytes, precision: str, io_dtype: str, calib: np.ndarray, batch: int) -> bytes:
-    """Apply an ai-edge-quantizer recipe to the fp32 flatbuffer; int8 calibrates on `calib` at the static batch."""
+def quantize(fp32: bytes, precision: str, io_dtype: str, calib: np.ndarray, batch: int,
+             calibration: str = "minmax", percentile: float = 99.99, info: dict | None = None) -> bytes:
+    """Apply an ai-edge-quantizer recipe to the fp32 flatbuffer; int8 calibrates on `calib` at the static batch,
+    with activation ranges from edgekit's `calibration` method (see `tflite_calibrate`); `info` receives what
+    was done."""
+    from edgekit.export.tflite_calibrate import override_ranges, tensor_ranges
     from edgekit.runtimes.litert import quiet_stderr
 
     try:
@@ -200,7 +225,14 @@ def quantize(fp32: bytes, precision: str, io_dtype: str, calib: np.ndarray, batc
                 xs = _fixed_batch(calib, n)
                 if xs.dtype.kind in "iu":  # the converter turns int64 token inputs into int32
                     xs = xs.astype(np.int32)
-                result = qt.calibrate({sig: [{name: xs[i: i + batch]} for i in range(0, n, batch)]})
+                feeds = [xs[i: i + batch] for i in range(0, n, batch)]
+                result = qt.calibrate({sig: [{name: f} for f in feeds]})
+                kw = {"percentile": percentile} if calibration == "percentile" else {}
+                ranges = tensor_ranges(fp32, feeds, result, calibration, **kw)
+                result, replaced = override_ranges(result, ranges)
+                if info is not None:
+                    info.update({"calibration": calibration, "calibrated_tensors": replaced,
+                                 "quantizer_ranges_kept": len(result) - replaced})
             out = qt.quantize(result, enable_progress_report=False).quantized_model
     except ExportError:
         raise

@@ -24,6 +24,7 @@ from pydantic import Field, model_validator
 from edgekit.config_base import Strict, Tolerance
 from edgekit.errors import PassError
 from edgekit.passes.base import Pass, PassContext
+from edgekit.quant.finetune import FinetuneOptions
 
 
 class Scheme(Strict):
@@ -61,18 +62,6 @@ def default_schemes() -> list[Scheme]:
     return [Scheme(per_channel=False), Scheme(per_channel=False, equalize=True), Scheme(),
             Scheme(activation_type="int8"), Scheme(format="qoperator"), Scheme(calibration="percentile"),
             Scheme(calibration="mse"), Scheme(bias_correction=True), Scheme(adaround=True, bias_correction=True)]
-
-
-class FinetuneOptions(Strict):
-    """Label-free quantization-aware fine-tuning (edgekit.quant.finetune), tried when no scheme meets the target:
-    the torch model learns, under simulated int8, to match its own fp32 logits on the calibration images."""
-
-    epochs: int = Field(8, ge=1)
-    lr: float = Field(1e-5, gt=0)
-    temperature: float = Field(1.0, gt=0)
-    mse_weight: float = Field(1.0, ge=0, description="weight of the logit MSE beside the KL term")
-    batch: int = Field(10, ge=1)
-    holdout: float = Field(0.2, ge=0, lt=1, description="share of the calibration images that picks the epoch")
 
 
 class AutoQuantConfig(Strict):

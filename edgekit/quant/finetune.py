@@ -17,6 +17,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from pydantic import Field
+
+from edgekit.config_base import Strict
+
+
+class FinetuneOptions(Strict):
+    """Label-free quantization-aware fine-tuning (`finetune_for_int8`): the torch model learns, under simulated
+    int8, to match its own fp32 logits on the calibration images."""
+
+    epochs: int = Field(8, ge=1)
+    lr: float = Field(1e-5, gt=0)
+    temperature: float = Field(1.0, gt=0)
+    mse_weight: float = Field(1.0, ge=0, description="weight of the logit MSE beside the KL term")
+    batch: int = Field(10, ge=1)
+    holdout: float = Field(0.2, ge=0, lt=1, description="share of the calibration images that picks the epoch")
 
 
 @dataclass
