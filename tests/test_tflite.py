@@ -132,6 +132,23 @@ def test_int8_after_label_free_finetuning(cnn, splits, tmp_path, exported):
     assert compare(ref, y_ft)["cosine"] > 0.995, compare(ref, y_ft)
 
 
+def test_keep_float_leaves_the_named_module_in_float_and_an_unknown_name_is_an_error(cnn, splits, tmp_path):
+    def export(keep, name):
+        cfg = TfliteExport(format="tflite", precision="int8", keep_float=keep)
+        return TfliteExporter().export(cnn, splits.x_test, cfg, tmp_path / f"{name}.tflite", tmp_path, name,
+                                       calibration=splits.x_calib, batch_size=BATCH)
+
+    plain, mixed = export([], "plain"), export(["features.0.0"], "mixed")
+    assert {"CONV_2D", "DEPTHWISE_CONV_2D"} & set(mixed.details["float_modules"]["features.0.0"])
+    w_plain, w_mixed = plain.details["weight_dtypes"], mixed.details["weight_dtypes"]
+    assert w_mixed["int8"] == w_plain["int8"] - 1 and w_mixed.get("float32", 0) > w_plain.get("float32", 0)
+    x = splits.x_test[:200]
+    assert compare(predict(cnn, x), get_runtime("litert").load(tmp_path / "mixed.tflite").run(x))["cosine"] > 0.99
+    with pytest.raises(ExportError, match="'features.9'"):
+        export(["features.9"], "bad")
+    assert not (tmp_path / "bad.tflite").exists()
+
+
 def test_calibration_options_need_int8():
     with pytest.raises(ValueError, match="only with precision int8"):
         TfliteExport(format="tflite", precision="fp16", calibration="mse")

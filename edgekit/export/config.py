@@ -53,6 +53,8 @@ class TfliteExport(_ExportBase):
         "minmax", description="int8: activation ranges over all calibration samples (edgekit's streaming "
                               "calibrators on the fp32 file's tensors)")
     percentile: float = Field(99.99, gt=50, le=100, description="int8 with calibration: percentile")
+    keep_float: list[str] = Field(default_factory=list, description="int8: torch module names (e.g. _conv_stem) "
+                                                                   "whose ops stay float (selective quantization)")
     finetune: FinetuneOptions | None = Field(
         None, description="int8: label-free fine-tuning of the weights under simulated int8 before conversion "
                           "(per-channel symmetric weights, calibrated 8-bit activations, on the calibration "
@@ -72,8 +74,8 @@ class TfliteExport(_ExportBase):
         if self.io_dtype == "int8" and self.precision != "int8":
             raise ValueError(f"io_dtype int8 needs precision int8 (got {self.precision})")
         # by value, not by "was it set": a recipe dumped back to YAML spells every default out
-        defaults = {k: self.model_fields[k].default for k in ("calibration", "percentile", "calibration_size",
-                                                              "finetune")}
+        defaults = {k: self.model_fields[k].get_default(call_default_factory=True)
+                    for k in ("calibration", "percentile", "calibration_size", "finetune", "keep_float")}
         calib = sorted(k for k, v in defaults.items() if getattr(self, k) != v)
         if calib and self.precision != "int8":
             raise ValueError(f"{', '.join(calib)}: only with precision int8 (got {self.precision}), "

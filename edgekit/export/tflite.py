@@ -43,7 +43,8 @@ class TfliteExporter:
             data = fp32
         else:
             info: dict = {}
-            data = quantize(fp32, precision, cfg.io_dtype, calib, batch, cfg.calibration, cfg.percentile, info)
+            data = quantize(fp32, precision, cfg.io_dtype, calib, batch, cfg.calibration, cfg.percentile, info,
+                            cfg.keep_float)
             details.update({"quantizer": f"ai-edge-quantizer {_version('ai-edge-quantizer')}",
                             "recipe": RECIPES[precision][0], "io_dtype": cfg.io_dtype})
             if precision == "dynamic_int8":
@@ -180,7 +181,7 @@ def _failing_node(e: BaseException):
     return found
 
 
-def _recipe(precision: str, io_dtype: str):
+def _recipe(precision: str, io_dtype: str, float_scopes: tuple[str, ...] = ()):
     from ai_edge_quantizer import qtyping, recipe, recipe_manager
     from ai_edge_quantizer.algorithm_manager import AlgorithmName
 
@@ -200,24 +201,37 @@ def _recipe(precision: str, io_dtype: str):
     if io_dtype == "float32":  # keep float model inputs/outputs: QUANTIZE/DEQUANTIZE at the edges
         for op in (qtyping.TFLOperationName.INPUT, qtyping.TFLOperationName.OUTPUT):
             rm.add_quantization_config(".*", op, qtyping.OpQuantizationConfig(), AlgorithmName.NO_QUANTIZE)
+    for rx in float_scopes:  # selective quantization: these ops stay float (DEQUANTIZE/QUANTIZE around them)
+        rm.add_quantization_config(rx, qtyping.TFLOperationName.ALL_SUPPORTED, qtyping.OpQuantizationConfig(),
+                                   AlgorithmName.NO_QUANTIZE)
     return rm.get_quantization_recipe()
 
 
 def quantize(fp32: bytes, precision: str, io_dtype: str, calib: np.ndarray, batch: int,
-             calibration: str = "minmax", percentile: float = 99.99, info: dict | None = None) -> bytes:
+             calibration: str = "minmax", percentile: float = 99.99, info: dict | None = None,
+             keep_float: list[str] | tuple[str, ...] = ()) -> bytes:
     """Apply an ai-edge-quantizer recipe to the fp32 flatbuffer; int8 calibrates on `calib` at the static batch,
-    with activation ranges from edgekit's `calibration` method (see `tflite_calibrate`); `info` receives what
-    was done."""
+    with activation ranges from edgekit's `calibration` method (see `tflite_calibrate`), and leaves the ops of the
+    torch modules named in `keep_float` in float; `info` receives what was done."""
     from edgekit.export.tflite_calibrate import override_ranges, tensor_ranges
+    from edgekit.export.tflite_scopes import match_modules, module_scope_regex
     from edgekit.runtimes.litert import quiet_stderr
 
+    if keep_float:
+        try:
+            matched = match_modules(fp32, list(keep_float))
+        except ValueError as e:
+            raise ExportError(str(e)) from None
+        if info is not None:
+            info["float_modules"] = matched
     try:
         with patched_environ(QUIET_ENV), quiet_stderr(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from ai_edge_quantizer import quantizer
 
             qt = quantizer.Quantizer(fp32)
-            qt.load_quantization_recipe(_recipe(precision, io_dtype))
+            qt.load_quantization_recipe(_recipe(precision, io_dtype,
+                                                tuple(module_scope_regex(m) for m in keep_float)))
             result = None
             if qt.need_calibration:
                 sig, name = _signature(fp32)
