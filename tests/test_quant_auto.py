@@ -62,6 +62,40 @@ def test_reachable_target_picks_the_fastest_meeting_it(onnx_fp32):
     assert any("slower than fp32" in n for n in rec.notes) == art.details["slower_than_fp32"]
 
 
+def test_files_with_one_graph_tie_on_speed_and_the_more_faithful_wins(onnx_fp32):
+    """Host noise must not pick between files that differ only in numbers: minmax and percentile calibration
+    give the same graph; per-tensor weights give another."""
+    from edgekit.passes.ort_quantize import StaticQuantConfig, StaticQuantize, _preprocess
+    from edgekit.passes.quant_auto import AutoQuantize, graph_signature
+
+    src, ctx = onnx_fp32
+    q = AutoQuantize(AutoQuantConfig(name="quantize.auto", speed_margin=0.0, **FAST))
+    row = {"meets_target": True, "misses": [], "cosine": 0.99, "speedup_vs_fp32": 1.0}
+    ok = [{**row, "scheme": "a", "_graph": 1, "latency_ms_p50": 1.0, "top1_agreement": 0.90},
+          {**row, "scheme": "b", "_graph": 1, "latency_ms_p50": 1.3, "top1_agreement": 0.95},
+          {**row, "scheme": "c", "_graph": 2, "latency_ms_p50": 1.05, "top1_agreement": 0.99}]
+    chosen, why = q._choose(ok, {"p50": 2.0})
+    assert chosen["scheme"] == "b" and "same graph" in why
+
+    pre = _preprocess(ctx.run_dir / src.path, ctx.run_dir / "sig-pre.onnx")
+    sig = {}
+    for name, kw in {"minmax": {}, "percentile": {"calibration": "percentile"}, "pt": {"per_channel": False}}.items():
+        cfg = StaticQuantConfig(name="quantize.static", format="qdq", activation_type="uint8",
+                                per_channel=kw.pop("per_channel", True), bias_correction=False, **kw)
+        StaticQuantize(cfg).build(pre, ctx.run_dir / f"sig-{name}.onnx", "qdq", "uint8", cfg.per_channel, ctx)
+        sig[name] = graph_signature(ctx.run_dir / f"sig-{name}.onnx")
+    assert sig["minmax"] == sig["percentile"] != sig["pt"]
+
+
+def test_finetune_always_runs_even_when_a_scheme_meets_the_target(onnx_fp32):
+    src, ctx = onnx_fp32
+    cfg = AutoQuantConfig(name="quantize.auto", artifact="auto-ft-always", target=Tolerance(min_cosine=0.9),
+                          finetune={"epochs": 1}, finetune_when="always", **FAST)
+    _, rec = get_pass(cfg).apply(src, ctx)
+    stages = [r["stage"] for r in rec.candidates if "error" not in r]
+    assert stages == ["ladder", "ladder", "finetune"] and any(r["meets_target"] for r in rec.candidates)
+
+
 def test_equalize_scheme_needs_a_torch_model_and_a_failing_scheme_loses_nothing(onnx_fp32):
     src, ctx = onnx_fp32
     schemes = [Scheme(per_channel=False, equalize=True), Scheme()]

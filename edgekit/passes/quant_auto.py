@@ -78,6 +78,10 @@ class AutoQuantConfig(Strict):
                                                        "the most faithful scheme's most sensitive layers in float")
     finetune: FinetuneOptions | None = Field(default_factory=FinetuneOptions, description="when no scheme meets the "
                                              "target and the torch model is at hand; null: never")
+    finetune_when: Literal["miss", "always"] = Field(
+        "miss", description="miss: fine-tune only when no scheme meets the target; always: also when one does (the "
+                            "fine-tuned model has the same graph, so the same speed: it wins on fidelity, which a "
+                            "small validation split may not show)")
     reduce_range: bool = False
     saturation_safe: Literal["auto", True, False] = "auto"
     calibration_size: int | None = Field(None, ge=1)
@@ -175,7 +179,8 @@ class AutoQuantize(Pass):
                 raise PassError(f"quantize.auto: every scheme failed: {[r['error'] for r in rows]}")
             for r in ok:
                 r["misses"] = self._misses(r, ctx)
-            if c.finetune is not None and ctx.model is not None and not any(not r["misses"] for r in ok):
+            met = any(not r["misses"] for r in ok)
+            if c.finetune is not None and ctx.model is not None and (c.finetune_when == "always" or not met):
                 rows.append(self._finetuned(max(ok, key=_faithfulness), tmp, ctx))
                 if "_path" in rows[-1]:
                     rows[-1]["misses"] = self._misses(rows[-1], ctx)
@@ -191,12 +196,14 @@ class AutoQuantize(Pass):
                 r.update({f"latency_ms_{k}": v for k, v in lat[str(i)].items() if k != "runs"})
                 r["speedup_vs_fp32"] = fp32["p50"] / r["latency_ms_p50"]
                 r["meets_target"] = not r["misses"]
+                r["_graph"] = graph_signature(Path(r["_path"]))
             chosen, decision = self._choose(ok, fp32)
             with atomic_path(out_path) as tmp_out:
                 tmp_out.write_bytes(Path(chosen["_path"]).read_bytes())
         for r in rows:
             r.pop("_path", None)
             r.pop("_pre", None)
+            r.pop("_graph", None)
             r["chosen"] = r is chosen
         proto = check_onnx_file(out_path)
         slower = chosen["latency_ms_p50"] > fp32["p50"]
@@ -276,11 +283,17 @@ class AutoQuantize(Pass):
         table = "; ".join(f"{r['scheme']}: cosine {r['cosine']:.4f}, agreement {r['top1_agreement']:.3f}, "
                           f"{r['latency_ms_p50']:.3f} ms ({r['speedup_vs_fp32']:.2f}x)" for r in ok)
         if meeting:
-            fastest = min(r["latency_ms_p50"] for r in meeting)
-            tied = [r for r in meeting if r["latency_ms_p50"] <= fastest * (1 + c.speed_margin)]
+            # one graph, one speed: candidates whose files differ only in numbers (scales, weights, biases) are
+            # timed apart only by the host's noise, so each takes its graph's best time
+            best = {}
+            for r in meeting:
+                best[r["_graph"]] = min(best.get(r["_graph"], float("inf")), r["latency_ms_p50"])
+            fastest = min(best.values())
+            tied = [r for r in meeting if best[r["_graph"]] <= fastest * (1 + c.speed_margin)]
             chosen = max(tied, key=_faithfulness)
-            why = (f"chose {chosen['scheme']}: the fastest (within {c.speed_margin:.0%}) of the {len(meeting)} of "
-                   f"{len(ok)} candidates meeting the target on the validation split.")
+            why = (f"chose {chosen['scheme']}: the fastest (within {c.speed_margin:.0%}; files with the same graph "
+                   f"count as equally fast) of the {len(meeting)} of {len(ok)} candidates meeting the target on the "
+                   f"validation split.")
         else:
             chosen = max(ok, key=_faithfulness)
             why = (f"no candidate met the target ({'; '.join(chosen['misses'])} for the best); kept the most "
@@ -289,6 +302,18 @@ class AutoQuantize(Pass):
         if chosen["latency_ms_p50"] > fp32["p50"]:
             why += " WARNING: the chosen int8 model is slower than fp32 on this host."
         return chosen, why
+
+
+def graph_signature(path: Path) -> tuple:
+    """What decides an ONNX file's speed on one host: its ops in order (type, domain, attributes) and the shapes
+    and types of its tensors, not the values of its weights and scales."""
+    import onnx
+
+    m = onnx.load(str(path), load_external_data=False)
+    ops = tuple((n.op_type, n.domain, tuple(sorted((a.name, str(onnx.helper.get_attribute_value(a)))
+                                                    for a in n.attribute))) for n in m.graph.node)
+    inits = tuple((i.data_type, tuple(i.dims)) for i in m.graph.initializer)
+    return ops, inits
 
 
 def _faithfulness(r: dict) -> tuple:
