@@ -51,11 +51,17 @@ def check_deps() -> None:
 
 
 def load_images(cache: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
+    from natural_photos import INSTALL, photo_list
+
     from edgekit.models.efficientnet_lite import INSTALL_HINT, image_list, preprocess
 
     ims = image_list()
     if len(ims) < 150:
         sys.exit(f"only {len(ims)} images found; install the image packages:\n{INSTALL_HINT}")
+    photos = photo_list(cache.parent / "natural_photos")
+    if len(photos) < 250:
+        sys.exit(f"only {len(photos)} natural photos found; install them with:\n  {INSTALL}")
+    ims += [(source, f, -1) for source, f in photos]
     if cache.exists():
         z = np.load(cache)
         if len(z["x"]) == len(ims):
@@ -147,12 +153,16 @@ def metrics(y: np.ndarray, ref: np.ndarray, labels: np.ndarray) -> dict:
     conf = p.max(1) > 0.5
     agree = y.argmax(1) == ref.argmax(1)
     lab = labels >= 0
-    return dict(cos=float(cos.mean()), agree=float(agree.mean()), agree_conf=float(agree[conf].mean()),
-                n_conf=int(conf.sum()), acc=float((y[lab].argmax(1) == labels[lab]).mean()), n_lab=int(lab.sum()))
+    return dict(cos=float(cos.mean()), agree=float(agree.mean()),
+                agree_conf=float(agree[conf].mean()) if conf.any() else float("nan"), n_conf=int(conf.sum()),
+                acc=float((y[lab].argmax(1) == labels[lab]).mean()) if lab.any() else float("nan"),
+                n_lab=int(lab.sum()))
 
 
-SOURCES = {"fb": "ImageNet val photos (foolbox)", "sk": "scikit-image photos", "kde": "KDE wallpapers",
-           "mate": "MATE backgrounds", "tux": "Tux Paint stamps (clip-art)"}
+SOURCES = {"fb": "ImageNet val photos (foolbox)", "sk": "scikit-image photos", "mate": "MATE nature photos",
+           "gcompris": "GCompris photos", "jigzo": "jigzo photos", "palapeli": "Palapeli photos",
+           "lomiri": "Lomiri photos", "kde": "KDE wallpapers", "tux": "Tux Paint stamps (clip-art)"}
+NATURAL = {"fb", "sk", "mate", "gcompris", "jigzo", "palapeli", "lomiri"}  # photographs; kde/tux: art, clip-art
 
 
 def by_source(outs: dict, ref: np.ndarray, src: np.ndarray) -> None:
@@ -173,24 +183,31 @@ def by_source(outs: dict, ref: np.ndarray, src: np.ndarray) -> None:
 def interleaved_latency(sessions: dict, x1: np.ndarray, iters: int, warmup: int = 10, block: int = 10) -> dict:
     """Rounds of `block` runs per model, models in turn (reversed every other round). Blocks, not single runs:
     an ORT session's intra-op threads spin for a while after each run, and with many sessions in one process
-    per-run alternation measured every model 3-4x slower than it runs alone."""
-    names = {k: s.get_inputs()[0].name for k, s in sessions.items()}
-    for k, s in sessions.items():
+    per-run alternation measured every model 3-4x slower than it runs alone. `sessions`: ORT sessions or
+    edgekit runtime sessions (anything with `run_batch`)."""
+    def runner(s):
+        if hasattr(s, "run_batch"):
+            return lambda: s.run_batch(x1)
+        name = s.get_inputs()[0].name
+        return lambda: s.run(None, {name: x1})
+
+    runs = {k: runner(s) for k, s in sessions.items()}
+    for fn in runs.values():
         for _ in range(warmup):
-            s.run(None, {names[k]: x1})
+            fn()
     ts = {k: [] for k in sessions}
     order = list(sessions)
     for r in range(max(1, iters // block)):
         for k in order if r % 2 == 0 else order[::-1]:
-            s = sessions[k]
+            fn = runs[k]
             for _ in range(block):
                 t = time.perf_counter()
-                s.run(None, {names[k]: x1})
+                fn()
                 ts[k].append(1e3 * (time.perf_counter() - t))
     return {k: (float(np.percentile(v, 50)), float(np.percentile(v, 90))) for k, v in ts.items()}
 
 
-def paired_speedups(models: dict, x1: np.ndarray, iters: int, threads: list[int]) -> dict:
+def paired_speedups(models: dict, x1: np.ndarray, iters: int, threads: list[int], load=None) -> dict:
     """Each model timed against fp32 in its own pair (two sessions alive, blocks of 10 runs alternating), at each
     thread count: {model: {threads: (fp32 p50, p50, p90)}}. Pairs, not all models at once: with many sessions in
     one process, the just-finished session's spinning threads slow the next one (identical files measured 20%
@@ -200,7 +217,8 @@ def paired_speedups(models: dict, x1: np.ndarray, iters: int, threads: list[int]
         for k, path in models.items():
             if k == "fp32":
                 continue
-            lat = interleaved_latency({"fp32": session(models["fp32"], t), k: session(path, t)}, x1, iters)
+            load = load or session
+            lat = interleaved_latency({"fp32": load(models["fp32"], t), k: load(path, t)}, x1, iters)
             out[k][t] = (lat["fp32"][0], *lat[k])
             log(f"  {k}, {t} thread(s): fp32 {lat['fp32'][0]:.2f} ms, {lat[k][0]:.2f} ms p50 "
                 f"({lat['fp32'][0] / lat[k][0]:.2f}x)")
@@ -230,7 +248,7 @@ def edgekit_static(fp32: Path, out: Path, xc: np.ndarray, xv: np.ndarray, thread
 
 
 def edgekit_auto(fp32: Path, torch_model, out: Path, xc: np.ndarray, xv: np.ndarray, threads: int,
-                 min_cosine: float, min_top1: float, float_layers: int) -> Path:
+                 min_cosine: float, min_top1: float, float_layers: int, finetune_when: str = "miss") -> Path:
     """The product path with nothing chosen by hand: quantize.auto tries its default ladder of schemes, times them
     side by side with fp32 and keeps the fastest meeting the target (else the most faithful, after mixed precision).
     The target is checked on 64 validation images that are not among the evaluation images."""
@@ -249,7 +267,7 @@ def edgekit_auto(fp32: Path, torch_model, out: Path, xc: np.ndarray, xv: np.ndar
     ctx = PassContext(splits=splits, run_dir=out, reference_logits=refs, model=torch_model, log=log,
                       bench=SimpleNamespace(threads=threads, batch_size=1))
     cfg = AutoQuantConfig(name="quantize.auto", artifact="edgekit-auto", max_float_layers=float_layers,
-                          target=Tolerance(min_cosine=min_cosine, min_top1=min_top1))
+                          target=Tolerance(min_cosine=min_cosine, min_top1=min_top1), finetune_when=finetune_when)
     art, rec = get_pass(cfg).apply(describe("onnx-fp32", "onnx", "fp32", fp32, out), ctx)
     log("  " + (rec.decision or ""))
     for n in rec.notes:
@@ -260,7 +278,7 @@ def edgekit_auto(fp32: Path, torch_model, out: Path, xc: np.ndarray, xv: np.ndar
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--calib", type=int, default=100)
-    ap.add_argument("--eval", type=int, default=300)
+    ap.add_argument("--eval", type=int, default=0, help="evaluation images (default: all not used otherwise)")
     ap.add_argument("--quick", action="store_true", help="calib 32, eval 80, short AdaRound and latency")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=60, help="latency iterations per model (>= 50)")
@@ -273,6 +291,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--no-auto", action="store_true", help="skip the quantize.auto row (it tries ~10 candidates)")
     ap.add_argument("--auto-cosine", type=float, default=0.995, help="quantize.auto target: validation cosine")
     ap.add_argument("--auto-top1", type=float, default=0.94, help="quantize.auto target: validation top-1 agreement")
+    ap.add_argument("--auto-finetune", choices=["miss", "always"], default="miss",
+                    help="quantize.auto finetune_when: always also fine-tunes when a scheme meets the target")
+    ap.add_argument("--tflite", action="store_true", help="also TFLite fp32 vs int8 (LiteRT, XNNPACK)")
+    ap.add_argument("--tflite-finetune", action="store_true", help="... and int8 after label-free fine-tuning")
     ap.add_argument("--out", type=Path, default=None, help="keep ONNX files here (default: a temp dir)")
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache/edgekit/effnet_lite0_images.npz")
     a = ap.parse_args(argv)
@@ -303,8 +325,8 @@ def main(argv: list[str] | None = None) -> None:
     rest = [i for i in idx if src[i] != "fb"]
     random.Random(0).shuffle(rest)
     cal = rest[:a.calib]
-    ev = fb + rest[a.calib:a.calib + max(a.eval - len(fb), 0)]
-    val = rest[a.calib + max(a.eval - len(fb), 0):][:64]  # for edgekit's own pass: never the evaluation images
+    val = rest[a.calib:a.calib + 64]  # for edgekit's own passes: never the evaluation images
+    ev = fb + rest[a.calib + 64:][:a.eval - len(fb) if a.eval else None]
     xc, xe, le, xv = x[cal], x[ev], labels[ev], x[val]
     log(f"images: {len(x)}; calibration {len(cal)}, evaluation {len(ev)} ({int((le >= 0).sum())} labelled)")
     tmp = tempfile.TemporaryDirectory() if a.out is None else None
@@ -326,10 +348,11 @@ def main(argv: list[str] | None = None) -> None:
     if not a.no_auto:
         log(f"edgekit quantize.auto (target cosine >= {a.auto_cosine}, agreement >= {a.auto_top1}) ...")
         models["edgekit quantize.auto"] = edgekit_auto(models["fp32"], fp, out, xc, xv, a.threads, a.auto_cosine,
-                                                       a.auto_top1, a.fallback)
+                                                       a.auto_top1, a.fallback, a.auto_finetune)
 
+    tfl = build_tflite(fp, xc, out, a.tflite_finetune) if a.tflite else None
     if a.no_ablations:
-        return evaluate(models, a, xe, le, [src[i] for i in ev], len(cal), t_start, tmp)
+        return evaluate(models, a, xe, le, [src[i] for i in ev], len(cal), t_start, tmp, tfl)
     layers = quant_layers(fp)
     points = act_points(fp)
 
@@ -404,34 +427,93 @@ def main(argv: list[str] | None = None) -> None:
     ada_bc = bias_correct(cle, ada, batches, layers, rounds=2, q_context=sim)
     models[f"{tag}-ada-bc"] = build("cle_ada_bc", ada_bc)
 
-    evaluate(models, a, xe, le, [src[i] for i in ev], len(cal), t_start, tmp)
+    evaluate(models, a, xe, le, [src[i] for i in ev], len(cal), t_start, tmp, tfl)
+
+
+def build_tflite(fp, xc: np.ndarray, out: Path, finetune: bool) -> dict[str, Path]:
+    """TFLite (LiteRT) rows: fp32 from litert-torch; ai-edge-quantizer's static int8 as it calibrates by itself (a
+    moving average of per-sample min/max); edgekit's int8 export (the same quantizer, activation ranges from
+    edgekit's calibrator over every calibration image); optionally after label-free fine-tuning of the weights."""
+    from ai_edge_quantizer import quantizer
+
+    from edgekit.export.config import TfliteExport
+    from edgekit.export.tflite import TfliteExporter, _recipe, _signature, convert_fp32
+
+    log("TFLite: fp32 conversion and int8 quantization ...")
+    fp32 = convert_fp32(fp, xc[:1])
+    paths = {"tflite fp32": out / "fp32.tflite", "ai-edge-quantizer static int8": out / "aeq_int8.tflite"}
+    paths["tflite fp32"].write_bytes(fp32)
+    qt = quantizer.Quantizer(fp32)  # the peer: ai-edge-quantizer's recipe with its own calibration
+    qt.load_quantization_recipe(_recipe("int8", "float32"))
+    sig, name = _signature(fp32)
+    result = qt.calibrate({sig: [{name: xc[i:i + 1]} for i in range(len(xc))]})
+    paths["ai-edge-quantizer static int8"].write_bytes(bytes(qt.quantize(result).quantized_model))
+    targets = {"edgekit tflite int8": {}}
+    if finetune:
+        targets["edgekit tflite int8 + fine-tuning"] = {"finetune": {}}
+    for k, extra in targets.items():  # the product path: edgekit's TFLite exporter, as a recipe target runs it
+        paths[k] = out / f"{k.replace(' ', '_').replace('+', '')}.tflite"
+        TfliteExporter().export(fp, xc[:1], TfliteExport(format="tflite", precision="int8", **extra), paths[k], out,
+                                k, calibration=xc, batch_size=1, log=log)
+    return paths
+
+
+def evaluate_tflite(paths: dict[str, Path], a, xe: np.ndarray, nat: np.ndarray) -> None:
+    from edgekit.runtimes import get_runtime
+
+    rt = get_runtime("litert")
+    outs = {k: np.concatenate([rt.load(p, a.threads).run_batch(xe[i:i + 1]) for i in range(len(xe))])
+            for k, p in paths.items()}
+    threads = sorted({1, a.threads})
+    log("timing TFLite: each int8 file against fp32 in its own interleaved pair ...")
+    lat = paired_speedups({("fp32" if k == "tflite fp32" else k): p for k, p in paths.items()}, xe[:1], a.iters,
+                          threads, load=lambda p, t: rt.load(p, t))
+    ref = outs["tflite fp32"]
+    print(f"\nTFLite (LiteRT {rt.version()}, XNNPACK), batch 1, float I/O; fidelity against the fp32 .tflite\n")
+    head = " | ".join(f"{t} thr: fp32 / int8 p50 ms (p90) | speedup" for t in threads)
+    print(f"| variant | photos: logit cosine | photos: top-1 agree | photos: agree (fp32 p>0.5) | clip-art: agree | "
+          f"{head} | size MB |")
+    print("|---|---|---|---|---|" + "---|---|" * len(threads) + "---|")
+    dummy = np.full(len(xe), -1)
+    for k, p in paths.items():
+        r, c = metrics(outs[k][nat], ref[nat], dummy[nat]), metrics(outs[k][~nat], ref[~nat], dummy[~nat])
+        cells = (" | ".join("- | 1.00x" for _ in threads) if k == "tflite fp32" else
+                 " | ".join(f"{f:.1f} / {m:.1f} ({m90:.1f}) | {f / m:.2f}x" for f, m, m90 in
+                            (lat[k][t] for t in threads)))
+        print(f"| {k} | {r['cos']:.4f} | {r['agree']:.3f} | {r['agree_conf']:.3f} | {c['agree']:.3f} | {cells} | "
+              f"{p.stat().st_size / 1e6:.1f} |")
 
 
 def evaluate(models: dict, a, xe: np.ndarray, le: np.ndarray, src_e: list[str], n_cal: int, t_start: float,
-             tmp) -> None:
+             tmp, tflite: dict | None = None) -> None:
     log("evaluating ...")
     outs = {k: run_all(session(p, a.threads), xe) for k, p in models.items()}
     threads = sorted({1, a.threads})
     log("timing: each model against fp32 in its own interleaved pair ...")
     lat = paired_speedups(models, xe[:1], a.iters, threads)
     ref_y = outs["fp32"]
-    n_conf = metrics(ref_y, ref_y, le)["n_conf"]
-    print(f"\nEfficientNet-Lite0, ORT CPU EP, batch 1; calibration {n_cal}, evaluation {len(xe)} images ({n_conf} "
-          f"where fp32 p>0.5, {int((le >= 0).sum())} labelled); latency: each model paired with fp32, {a.iters} "
-          f"runs each in alternating blocks of 10\n")
+    nat = np.array([s in NATURAL for s in src_e])
+    n_conf = metrics(ref_y[nat], ref_y[nat], le[nat])["n_conf"]
+    print(f"\nEfficientNet-Lite0, ORT CPU EP, batch 1; calibration {n_cal}; evaluation {len(xe)} images: {nat.sum()} "
+          f"natural photos ({n_conf} where fp32 p>0.5, {int((le >= 0).sum())} labelled) and {(~nat).sum()} clip-art "
+          f"/ wallpapers; latency: each model paired with fp32, {a.iters} runs each in alternating blocks of 10\n")
     head = " | ".join(f"{t} thr: fp32 / int8 p50 ms (p90) | speedup" for t in threads)
-    print(f"| variant | logit cosine | top-1 agree | agree (fp32 p>0.5) | acc (labelled) | {head} | size MB |")
-    print("|---|---|---|---|---|---|" + "---|---|" * len(threads) + "---|")
+    print(f"| variant | photos: logit cosine | photos: top-1 agree | photos: agree (fp32 p>0.5) | clip-art: cosine | "
+          f"clip-art: agree | all: agree | acc (labelled) | {head} | size MB |")
+    print("|---|---|---|---|---|---|---|---|" + "---|---|" * len(threads) + "---|")
     for k in models:
-        r = metrics(outs[k], ref_y, le)
+        r, c, al = (metrics(outs[k][m], ref_y[m], le[m]) for m in (nat, ~nat, np.ones_like(nat)))
         if k == "fp32":
             cells = " | ".join("- | 1.00x" for _ in threads)
         else:
             cells = " | ".join(f"{f:.1f} / {m:.1f} ({m90:.1f}) | {f / m:.2f}x" for f, m, m90 in
                                (lat[k][t] for t in threads))
-        print(f"| {k} | {r['cos']:.4f} | {r['agree']:.3f} | {r['agree_conf']:.3f} | {r['acc']:.2f} | {cells} | "
+        print(f"| {k} | {r['cos']:.4f} | {r['agree']:.3f} | {r['agree_conf']:.3f} | {c['cos']:.4f} | "
+              f"{c['agree']:.3f} | {al['agree']:.3f} | {al['acc']:.2f} | {cells} | "
               f"{models[k].stat().st_size / 1e6:.1f} |")
     by_source(outs, ref_y, np.array(src_e))
+    if tflite:
+        evaluate_tflite(tflite, a, xe, nat)
     log(f"total {time.time() - t_start:.0f}s")
     if tmp:
         tmp.cleanup()
