@@ -241,7 +241,8 @@ class AutoQuantize(Pass):
         c, f = self.config, self.config.finetune
         s = Scheme(**{**best["settings"], "bias_correction": False, "adaround": False, "equalize": False})
         head = {"scheme": f"{s.label()} + label-free fine-tuning", "stage": "finetune", "settings": s.model_dump()}
-        ctx.log(f"  no scheme met the target: label-free fine-tuning for {s.label()}")
+        why = "finetune_when: always" if c.finetune_when == "always" else "no scheme met the target"
+        ctx.log(f"  {why}: label-free fine-tuning for {s.label()}")
         try:
             sat = (s.format == "qdq" and s.activation_type == "uint8" and s.per_channel and not c.reduce_range
                    and (c.saturation_safe is True or (c.saturation_safe == "auto" and cpu_saturates_u8s8())))
