@@ -1,6 +1,6 @@
 """INT8 PTQ of a real depthwise-separable CNN (EfficientNet-Lite0, ImageNet) with ONNX Runtime and LiteRT.
 
-Images: 281+ natural photos (ImageNet validation samples from foolbox, scikit-image, and photos that Debian
+Images: 340 natural photos (ImageNet validation samples from foolbox, scikit-image, and photos that Debian
 packages ship: GCompris, jigzo, Palapeli, Lomiri, MATE; see natural_photos.py) and Tux Paint clip-art / KDE
 wallpapers, reported apart: on clip-art fp32 itself is unsure and near-ties flip.
 
@@ -481,7 +481,7 @@ def build_tflite(fp, xc: np.ndarray, out: Path, finetune: bool) -> dict[str, Pat
     return paths
 
 
-def evaluate_tflite(paths: dict[str, Path], a, xe: np.ndarray, nat: np.ndarray) -> None:
+def evaluate_tflite(paths: dict[str, Path], a, xe: np.ndarray, nat: np.ndarray, ort_fp32: np.ndarray) -> None:
     from edgekit.runtimes import get_runtime
 
     rt = get_runtime("litert")
@@ -492,7 +492,10 @@ def evaluate_tflite(paths: dict[str, Path], a, xe: np.ndarray, nat: np.ndarray) 
     lat = paired_speedups({("fp32" if k == "tflite fp32" else k): p for k, p in paths.items()}, xe[:1], a.iters,
                           threads, load=lambda p, t: rt.load(p, t), rounds=a.rounds)
     ref = outs["tflite fp32"]
-    print(f"\nTFLite (LiteRT {rt.version()}, XNNPACK), batch 1, float I/O; fidelity against the fp32 .tflite\n")
+    x = metrics(ref, ort_fp32, np.full(len(xe), -1))
+    print(f"\nTFLite (LiteRT {rt.version()}, XNNPACK), batch 1, float I/O; fidelity against the fp32 .tflite, which "
+          f"against ORT fp32 on all {len(xe)} evaluation images has cosine {x['cos']:.6f} and top-1 agreement "
+          f"{x['agree']:.3f}\n")
     head = " | ".join(f"{t} thr: fp32 / int8 p50 ms (p90) | speedup" for t in threads)
     print(f"| variant | photos: logit cosine | photos: top-1 agree | photos: agree (fp32 p>0.5) | clip-art: agree | "
           f"{head} | size MB |")
@@ -530,7 +533,7 @@ def evaluate(models: dict, a, xe: np.ndarray, le: np.ndarray, src_e: list[str], 
               f"{models[k].stat().st_size / 1e6:.1f} |")
     by_source(outs, ref_y, np.array(src_e))
     if tflite:
-        evaluate_tflite(tflite, a, xe, nat)
+        evaluate_tflite(tflite, a, xe, nat, ref_y)
     log(f"total {time.time() - t_start:.0f}s")
     if tmp:
         tmp.cleanup()

@@ -87,6 +87,11 @@ def test_files_with_one_graph_tie_on_speed_and_the_more_faithful_wins(onnx_fp32)
     assert sig["minmax"] == sig["percentile"] != sig["pt"]
 
 
+def test_finetune_always_needs_finetune_options():
+    with pytest.raises(ValueError, match="finetune_when: always"):
+        AutoQuantConfig(name="quantize.auto", finetune=None, finetune_when="always")
+
+
 def test_finetune_always_runs_even_when_a_scheme_meets_the_target(onnx_fp32):
     src, ctx = onnx_fp32
     cfg = AutoQuantConfig(name="quantize.auto", artifact="auto-ft-always", target=Tolerance(min_cosine=0.9),

@@ -138,15 +138,33 @@ def test_keep_float_leaves_the_named_module_in_float_and_an_unknown_name_is_an_e
         return TfliteExporter().export(cnn, splits.x_test, cfg, tmp_path / f"{name}.tflite", tmp_path, name,
                                        calibration=splits.x_calib, batch_size=BATCH)
 
-    plain, mixed = export([], "plain"), export(["features.0.0"], "mixed")
+    plain, mixed, block = export([], "plain"), export(["features.0.0"], "mixed"), export(["features.1"], "block")
     assert {"CONV_2D", "DEPTHWISE_CONV_2D"} & set(mixed.details["float_modules"]["features.0.0"])
+    assert "CONV_2D" in block.details["float_modules"]["features.1"]  # a block: the conv inside it
     w_plain, w_mixed = plain.details["weight_dtypes"], mixed.details["weight_dtypes"]
     assert w_mixed["int8"] == w_plain["int8"] - 1 and w_mixed.get("float32", 0) > w_plain.get("float32", 0)
+    assert block.details["weight_dtypes"]["int8"] == w_plain["int8"] - 1
     x = splits.x_test[:200]
     assert compare(predict(cnn, x), get_runtime("litert").load(tmp_path / "mixed.tflite").run(x))["cosine"] > 0.99
     with pytest.raises(ExportError, match="'features.9'"):
         export(["features.9"], "bad")
     assert not (tmp_path / "bad.tflite").exists()
+
+
+@pytest.mark.parametrize("module,name,hit", [
+    ("_blocks.0._dw", "R.Net/S__blocks/m.MBConv_0/c.Conv2d__dw;", True),
+    ("_blocks.0._dw", "R.Net/S__blocks/m.MBConv_10/c.Conv2d__dw;", False),  # 0 is not 10
+    ("_blocks.0", "R.Net/a.ReLU6_act;;R.Net/S__blocks/m.MBConv_0/c.Conv2d__dw;", True),  # fused scopes, a block
+    ("0", "R.Net/S_features/S_1/c.Conv2d_0;", False),  # the root's child 0 only, not features.1.0
+    ("conv", "R.Net/c.Conv2d__conv_stem;", False),  # not a suffix of another name
+    ("_conv_stem", "R.Net/c.Conv2d__conv_stem;2", True),
+])
+def test_module_names_map_onto_litert_op_scopes(module, name, hit):
+    import re
+
+    from edgekit.export.tflite_scopes import module_scope_regex
+
+    assert bool(re.search(module_scope_regex(module), name)) is hit
 
 
 def test_calibration_options_need_int8():

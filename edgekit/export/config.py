@@ -74,7 +74,7 @@ class TfliteExport(_ExportBase):
         if self.io_dtype == "int8" and self.precision != "int8":
             raise ValueError(f"io_dtype int8 needs precision int8 (got {self.precision})")
         # by value, not by "was it set": a recipe dumped back to YAML spells every default out
-        defaults = {k: self.model_fields[k].get_default(call_default_factory=True)
+        defaults = {k: type(self).model_fields[k].get_default(call_default_factory=True)
                     for k in ("calibration", "percentile", "calibration_size", "finetune", "keep_float")}
         calib = sorted(k for k, v in defaults.items() if getattr(self, k) != v)
         if calib and self.precision != "int8":

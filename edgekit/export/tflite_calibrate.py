@@ -2,8 +2,8 @@
 
 ai-edge-quantizer's own calibration keeps an exponential moving average of each batch's min/max (smoothing 0.95),
 so at batch 1 the ranges follow the last ~20 calibration samples and clip whatever the earlier ones reached: on
-EfficientNet-Lite0 that cost 10 points of top-1 agreement against the global min/max
-(`benchmarks/int8_mobile_cnn.py --tflite`). Here every tensor the quantizer asks a range for is read out of the
+EfficientNet-Lite0 and 250 photos, top-1 agreement with fp32 was 0.880 with its ranges and 0.928 with the global
+min/max (`benchmarks/int8_mobile_cnn.py --tflite`). Here every tensor the quantizer asks a range for is read out of the
 fp32 interpreter (all intermediates preserved) and streamed into a bounded-memory calibrator (`minmax`,
 `percentile`, `mse`, `entropy`); the results replace the quantizer's min/max.
 """

@@ -13,10 +13,11 @@ import re
 
 
 def module_scope_regex(module: str) -> str:
-    """Regex that finds the scope of torch module `module` ("_blocks.0._depthwise_conv") in a tensor name;
-    "0" does not match "MBConv_10" and "conv" does not match "Conv2d__conv_stem"."""
+    """Regex that finds the scope of torch module `module` ("_blocks.0._depthwise_conv") or of anything inside it
+    in a tensor name. Anchored at the root module's scope: "0" is the root's child 0 only (not "1.0", not
+    "MBConv_10"), "conv" does not match "Conv2d__conv_stem", and a block ("_blocks.3") takes every op inside it."""
     levels = [rf"[^/;]*[A-Za-z0-9>]_{re.escape(p)}" for p in module.split(".")]
-    return "(?:^|/|;)" + "/".join(levels) + "(?=;|$)"
+    return "(?:^|;)[^/;]+/" + "/".join(levels) + "(?=[/;]|$)"
 
 
 def op_scopes(fp32: bytes) -> list[tuple[str, str]]:
@@ -33,13 +34,15 @@ def op_scopes(fp32: bytes) -> list[tuple[str, str]]:
 
 def match_modules(fp32: bytes, modules: list[str]) -> dict[str, list[str]]:
     """{module: op types it names}; ValueError for a module that names no op (with the module names there are)."""
-    ops = op_scopes(fp32)
+    ops = [(t, name) for t, name in op_scopes(fp32) if t != "DELEGATE"]
     out: dict[str, list[str]] = {}
     for m in modules:
         rx = re.compile(module_scope_regex(m))
         hits = [t for t, name in ops if rx.search(name)]
         if not hits:
-            raise ValueError(f"keep_float: module {m!r} names no op of the converted model (op outputs are named "
-                             f"like {ops[len(ops) // 2][1][:160]!r})")
+            example = f" (op outputs are named like {ops[len(ops) // 2][1][:160]!r})" if ops else ""
+            raise ValueError(f"keep_float: module {m!r} names no op of the converted model; give a module path as "
+                             f"in model.named_modules(). The model's last op is named after the model output, "
+                             f"not its module, and cannot be kept float by name{example}")
         out[m] = hits
     return out

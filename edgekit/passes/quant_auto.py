@@ -92,6 +92,12 @@ class AutoQuantConfig(Strict):
     tolerance: Tolerance = Field(default_factory=lambda: Tolerance(min_cosine=0.98, min_top1=0.9),
                                  description="parity of the chosen artifact on the test split (run check)")
 
+    @model_validator(mode="after")
+    def _finetune_when_needs_finetune(self):
+        if self.finetune_when == "always" and self.finetune is None:
+            raise ValueError("finetune_when: always needs finetune options (got finetune: null)")
+        return self
+
 
 def _time_x(ctx: PassContext) -> np.ndarray:
     bs = getattr(ctx.bench, "batch_size", 1)
