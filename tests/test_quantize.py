@@ -119,6 +119,27 @@ def test_fallback_keeps_sensitive_layers_in_float_until_bounds_hold(onnx_fp32):
     assert art.details["float_nodes"] == [] and "not needed" in rec.decision
 
 
+def test_measured_ranking_keeps_float_the_layer_that_helps_most_alone(onnx_fp32):
+    from edgekit.passes.ort_quantize import FallbackConfig
+
+    src, ctx = onnx_fp32
+    base = dict(name="quantize.static", format="qdq", activation_type="int8", per_channel=False,
+                saturation_safe=False, bias_correction=False)
+    fb = FallbackConfig(max_layers=1, min_cosine=1.0, ranking="measured", probe=2)
+    art, rec = get_pass(StaticQuantConfig(**base, artifact="q-measured", fallback=fb)).apply(src, ctx)
+    step = next(r for r in rec.candidates if "float_nodes" in r)
+    probes = step["ranking"]
+    assert 2 <= len(probes) <= 4 and len({p["node"] for p in probes}) == len(probes)
+    assert [p["cosine"] for p in probes] == sorted((p["cosine"] for p in probes), reverse=True)
+    # the step keeps float the layer whose probe measured best, and measures what its probe measured
+    assert step["float_nodes"] == [probes[0]["node"]]
+    assert step["cosine"] == pytest.approx(probes[0]["cosine"], abs=1e-6)
+    assert "ranked by measurement" in rec.decision
+    err = fb.model_copy(update={"ranking": "error"})
+    _, rec = get_pass(StaticQuantConfig(**base, artifact="q-error", fallback=err)).apply(src, ctx)
+    assert all("ranking" not in r for r in rec.candidates)
+
+
 def test_sensitivity_ranking_names_quantized_layers(onnx_fp32, tmp_path):
     from edgekit.passes.ort_quantize import _preprocess, make_reader_for
     from edgekit.quant.onnx_rewrite import sensitivity_ranking

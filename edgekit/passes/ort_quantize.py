@@ -24,6 +24,12 @@ class FallbackConfig(Strict):
     max_layers: int = Field(3, ge=1, description="at most this many layers in float")
     min_cosine: float | None = Field(None, gt=0, le=1)
     min_top1: float | None = Field(None, gt=0, le=1)
+    ranking: Literal["measured", "error"] = Field(
+        "measured", description="error: by the error each layer adds to its output (no extra builds); measured: "
+                                "the `probe` layers adding the most error and the first `probe` quantized layers "
+                                "(high resolution, whose error every later layer inherits) are each kept float "
+                                "alone and ranked by the validation fidelity that gives")
+    probe: int = Field(5, ge=1, description="measured ranking: layers probed from each of the two lists")
 
 
 class AdaRoundOptions(Strict):
@@ -363,6 +369,9 @@ class StaticQuantize(Pass):
             return chosen, " Mixed-precision fallback not needed: the int8 model meets its bounds."
         x = ctx.splits.x_val if len(ctx.splits.x_val) else ctx.splits.x_calib
         ranked = [n for n, _ in sensitivity_ranking(Path(chosen["_path"]), pre, x[:32])]
+        probes: list[dict] = []
+        if fb.ranking == "measured":
+            ranked, probes = self._measured_ranking(ranked, chosen, pre, tmp, ctx)
         base_ms = chosen.get("latency_ms_p50") or _time_session(Path(chosen["_path"]), x_time, threads, c.select_time_s)
         best, steps = chosen, []
         for k in range(1, min(fb.max_layers, len(ranked)) + 1):
@@ -386,12 +395,44 @@ class StaticQuantize(Pass):
         trail = "; ".join(f"{len(r['float_nodes'])} float: cosine {r['cosine']:.4f}, agreement "
                           f"{r['top1_agreement']:.3f}, {r['latency_ms_p50']:.3f} ms" for r in steps)
         head = f" Mixed precision from all-int8 (cosine {chosen['cosine']:.4f}, {base_ms:.3f} ms): {trail}."
+        if probes:
+            head += (" Layers ranked by measurement, each kept float alone: " + ", ".join(
+                f"{p['node']} {p['cosine']:.4f}/{p['top1_agreement']:.3f}" for p in probes[:5]) + ".")
+            for r in steps:
+                r["ranking"] = probes
         if best is chosen or not meets(best):
             head += (" No fallback met the bounds; kept the most faithful" +
                      (f" ({len(best.get('float_nodes', []))} layers in float)." if best is not chosen else " (all int8)."))
         else:
             head += f" Kept {', '.join(best['float_nodes'])} in float."
         return best, head
+
+    def _measured_ranking(self, ranked: list[str], chosen: dict, pre: Path, tmp: Path, ctx: PassContext
+                          ) -> tuple[list[str], list[dict]]:
+        """Probe layers one at a time: each kept float alone (no bias correction or AdaRound on the probes) and
+        measured on the validation split. The error ranking alone misses the early high-resolution layers, whose
+        error every later layer inherits (EfficientNet-Lite0: it picked project convs that did not help, while the
+        stem and the first depthwise conv did). Returns the probed layers, most faithful first, then the rest of
+        `ranked`, and the probes' fidelity."""
+        import onnx
+
+        from edgekit.quant.onnx_rewrite import _layers
+
+        k = self.config.fallback.probe
+        order = [la.node for la in _layers(onnx.load(str(chosen["_path"]), load_external_data=False).graph)]
+        cands = list(dict.fromkeys([*ranked[:k], *[n for n in order if n in ranked][:k]]))
+        probes = []
+        fmt, act, pc = chosen["format"], chosen["activation_type"], chosen["per_channel"]
+        for i, node in enumerate(cands):
+            try:
+                row = self.build(pre, tmp / f"probe-{i}.onnx", fmt, act, pc, ctx, float_nodes=[node])
+            except Exception:  # a graph ORT cannot quantize with this exclusion: not a candidate
+                continue
+            probes.append({"node": node, "cosine": row["cosine"], "top1_agreement": row["top1_agreement"]})
+            ctx.log(f"  probe {i + 1}/{len(cands)}: {node} kept float: cosine {row['cosine']:.4f}")
+        probes.sort(key=lambda p: (p["cosine"], p["top1_agreement"]), reverse=True)
+        first = [p["node"] for p in probes]
+        return [*first, *[n for n in ranked if n not in first]], probes
 
     def _choose(self, ok: list[dict], fp32_ms: float | None) -> tuple[dict, str]:
         """Fastest candidate among the faithful ones; near-equal speeds go to the more faithful."""
