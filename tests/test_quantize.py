@@ -119,6 +119,32 @@ def test_fallback_keeps_sensitive_layers_in_float_until_bounds_hold(onnx_fp32):
     assert art.details["float_nodes"] == [] and "not needed" in rec.decision
 
 
+def test_excluded_layers_stay_float_inside_onnxruntime(onnx_fp32, tmp_path):
+    """ORT's WeightBiasQuantization re-quantizes (per-tensor) the float weights of a Conv fed by a
+    DequantizeLinear at session load; edgekit's rewrite keeps an excluded layer really float."""
+    import onnx
+    import onnxruntime as ort
+
+    from edgekit.passes.ort_quantize import StaticQuantize, _preprocess
+    from edgekit.quant.onnx_rewrite import _layers
+
+    src, ctx = onnx_fp32
+    pre = _preprocess(ctx.run_dir / src.path, tmp_path / "pre.onnx")
+    q = StaticQuantize(StaticQuantConfig(name="quantize.static", format="qdq", activation_type="uint8",
+                                         per_channel=True, saturation_safe=False, bias_correction=False))
+    q.build(pre, tmp_path / "all.onnx", "qdq", "uint8", True, ctx)
+    second = [la.node for la in _layers(onnx.load(str(tmp_path / "all.onnx")).graph)][1]  # reads a DQ'd input
+    q.build(pre, tmp_path / "mixed.onnx", "qdq", "uint8", True, ctx, float_nodes=[second])
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+    so.optimized_model_filepath = str(tmp_path / "loaded.onnx")
+    ort.InferenceSession(str(tmp_path / "mixed.onnx"), so, providers=["CPUExecutionProvider"])
+    loaded = onnx.load(str(tmp_path / "loaded.onnx")).graph
+    node = next(n for n in loaded.node if n.name == second)
+    w = next(i for i in loaded.initializer if i.name == node.input[1])  # not the output of a DequantizeLinear
+    assert w.data_type == onnx.TensorProto.FLOAT
+
+
 def test_measured_ranking_keeps_float_the_layer_that_helps_most_alone(onnx_fp32):
     from edgekit.passes.ort_quantize import FallbackConfig
 

@@ -201,6 +201,11 @@ class StaticQuantize(Pass):
                 nodes_to_exclude=[*c.exclude_nodes, *(float_nodes or [])] or None,
                 calibrate_method=getattr(q.CalibrationMethod, _CALIB[method]), extra_options=extra,
             )
+        floats = [*c.exclude_nodes, *(float_nodes or [])]
+        if floats and fmt == "qdq":  # else ORT re-quantizes them per-tensor at session load
+            from edgekit.quant.onnx_rewrite import keep_float
+
+            keep_float(dst, floats)
 
     def apply(self, model, ctx: PassContext):
         from edgekit.export.artifact import artifact_path, describe

@@ -92,6 +92,63 @@ class _Graph:
         onnx.save(self.model, str(path))
 
 
+def keep_float(qdq: Path, nodes: list[str]) -> list[str]:
+    """Make the float Conv/Gemm nodes of a QDQ model stay float in ONNX Runtime; returns the nodes rewritten.
+
+    ORT's level-1 `WeightBiasQuantization` transformer quantizes the float weights of any Conv/Gemm whose input
+    comes from a DequantizeLinear with a scalar scale, per-tensor symmetric int8 - so a layer kept out of
+    quantization (`nodes_to_exclude`) silently runs with per-tensor int8 weights, worse than the per-channel
+    int8 it was meant to escape (EfficientNet-Lite0, first depthwise conv "kept float": cosine 0.992 -> 0.898;
+    with the transformer disabled 0.991). The rewrite gives each such node its own DequantizeLinear with the
+    same scale and zero point repeated per channel (axis 1), which that transformer leaves alone: the values
+    are identical, the layer stays float in any ORT session.
+    """
+    import onnx
+    from onnx import helper, numpy_helper
+
+    g = _Graph(qdq)
+    graph = g.model.graph
+    producers = {o: n for n in graph.node for o in n.output}
+    wanted, done = set(nodes), []
+    new_nodes = []
+    for n in graph.node:
+        if n.name not in wanted or n.op_type not in ("Conv", "ConvTranspose", "Gemm") or len(n.input) < 2:
+            continue
+        dq = producers.get(n.input[0])
+        if dq is None or dq.op_type != "DequantizeLinear" or n.input[1] not in g.init:
+            continue
+        scale = g.get(dq.input[1]) if dq.input[1] in g.init else None
+        if scale is None or scale.size != 1:
+            continue
+        w = g.get(n.input[1])
+        if n.op_type == "Gemm":
+            trans_b = next((a.i for a in n.attribute if a.name == "transB"), 0)
+            channels = w.shape[1] if trans_b else w.shape[0]
+        else:
+            group = next((a.i for a in n.attribute if a.name == "group"), 1)
+            channels = w.shape[1] * group if n.op_type == "Conv" else w.shape[0]
+        tag = f"{n.name}_float_input"
+        inputs = [dq.input[0], f"{tag}_scale"]
+        graph.initializer.append(numpy_helper.from_array(np.full(channels, scale.item(), scale.dtype), inputs[1]))
+        if len(dq.input) > 2 and dq.input[2]:
+            if dq.input[2] not in g.init:
+                continue
+            zp = g.get(dq.input[2])
+            inputs.append(f"{tag}_zero_point")
+            graph.initializer.append(numpy_helper.from_array(np.full(channels, zp.item(), zp.dtype), inputs[2]))
+        new_nodes.append((n, helper.make_node("DequantizeLinear", inputs, [f"{tag}_dq"],
+                                              name=f"{tag}_DequantizeLinear", axis=1)))
+        n.input[0] = f"{tag}_dq"
+        done.append(n.name)
+    for consumer, dq_node in new_nodes:  # keep topological order: each new DQ right before its consumer
+        idx = list(graph.node).index(consumer)
+        graph.node.insert(idx, dq_node)
+    if done:
+        onnx.checker.check_model(g.model)
+        g.save(qdq)
+    return done
+
+
 def _pair_scale(w: np.ndarray, qmax: int = 127) -> np.ndarray:
     """Per-output-channel scale keeping adjacent K pairs (ordered kh, kw, cin as MLAS' NHWC im2col) <= qmax+1."""
     k = w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1) if w.ndim == 4 else w.reshape(w.shape[0], -1)
