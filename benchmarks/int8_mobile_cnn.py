@@ -481,6 +481,14 @@ def build_tflite(fp, xc: np.ndarray, out: Path, finetune: bool) -> dict[str, Pat
     return paths
 
 
+def print_header(columns: list[str], threads: list[int]) -> None:
+    """A markdown table header: `columns`, then fp32 / int8 latency and speed-up per thread count, then size."""
+    speed = [c for t in threads for c in (f"{t} thr: fp32 / int8 p50 ms (p90)", "speedup")]
+    cols = ["variant", *columns, *speed, "size MB"]
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+
+
 def evaluate_tflite(paths: dict[str, Path], a, xe: np.ndarray, nat: np.ndarray, ort_fp32: np.ndarray) -> None:
     from edgekit.runtimes import get_runtime
 
@@ -496,10 +504,8 @@ def evaluate_tflite(paths: dict[str, Path], a, xe: np.ndarray, nat: np.ndarray, 
     print(f"\nTFLite (LiteRT {rt.version()}, XNNPACK), batch 1, float I/O; fidelity against the fp32 .tflite, which "
           f"against ORT fp32 on all {len(xe)} evaluation images has cosine {x['cos']:.6f} and top-1 agreement "
           f"{x['agree']:.3f}\n")
-    head = " | ".join(f"{t} thr: fp32 / int8 p50 ms (p90) | speedup" for t in threads)
-    print(f"| variant | photos: logit cosine | photos: top-1 agree | photos: agree (fp32 p>0.5) | clip-art: agree | "
-          f"{head} | size MB |")
-    print("|---|---|---|---|---|" + "---|---|" * len(threads) + "---|")
+    print_header(["photos: logit cosine", "photos: top-1 agree", "photos: agree (fp32 p>0.5)", "clip-art: agree"],
+                 threads)
     dummy = np.full(len(xe), -1)
     for k, p in paths.items():
         r, c = metrics(outs[k][nat], ref[nat], dummy[nat]), metrics(outs[k][~nat], ref[~nat], dummy[~nat])
@@ -521,10 +527,8 @@ def evaluate(models: dict, a, xe: np.ndarray, le: np.ndarray, src_e: list[str], 
     print(f"\nEfficientNet-Lite0, ORT CPU EP, batch 1; calibration {n_cal}; evaluation {len(xe)} images: {nat.sum()} "
           f"natural photos ({n_conf} where fp32 p>0.5, {int((le >= 0).sum())} labelled) and {(~nat).sum()} clip-art "
           f"/ wallpapers; latency: each model paired with fp32, {a.iters} runs each in alternating blocks of 10\n")
-    head = " | ".join(f"{t} thr: fp32 / int8 p50 ms (p90) | speedup" for t in threads)
-    print(f"| variant | photos: logit cosine | photos: top-1 agree | photos: agree (fp32 p>0.5) | clip-art: cosine | "
-          f"clip-art: agree | all: agree | acc (labelled) | {head} | size MB |")
-    print("|---|---|---|---|---|---|---|---|" + "---|---|" * len(threads) + "---|")
+    print_header(["photos: logit cosine", "photos: top-1 agree", "photos: agree (fp32 p>0.5)", "clip-art: cosine",
+                  "clip-art: agree", "all: agree", "acc (labelled)"], threads)
     for k in models:
         r, c, al = (metrics(outs[k][m], ref_y[m], le[m]) for m in (nat, ~nat, np.ones_like(nat)))
         cells = " | ".join("- | 1.00x" for _ in threads) if k == "fp32" else speed_cells(lat[k], threads)

@@ -73,6 +73,8 @@ def read_rcc(path: Path) -> Iterator[tuple[str, bytes]]:
         q = data + struct.unpack(">I", b[p + 10: p + 14])[0]
         size = struct.unpack(">I", b[q: q + 4])[0]
         payload = b[q + 4: q + 4 + size]
+        if flags & 4:  # Qt 6 rcc may use zstd; Debian 12's GCompris (Qt 5) does not
+            raise ValueError(f"{path}: {full} is zstd-compressed (Qt 6 resource files are not supported)")
         if flags & 1:  # qCompress: 4-byte length, then zlib
             payload = zlib.decompress(payload[4:])
         yield full, payload
