@@ -80,6 +80,15 @@ def load_images(cache: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
     return x, [s for s, _, _ in ims], np.array([lab for _, _, lab in ims])
 
 
+def split(src: list[str], calib: int, val: int, n_eval: int) -> tuple[list[int], list[int], list[int]]:
+    """Indices of calibration, validation (for edgekit's own passes: never the evaluation images) and evaluation
+    images; the labelled ImageNet photos (foolbox) are always evaluated."""
+    fb = [i for i, s in enumerate(src) if s == "fb"]
+    rest = [i for i, s in enumerate(src) if s != "fb"]
+    random.Random(0).shuffle(rest)
+    return rest[:calib], rest[calib:calib + val], fb + rest[calib + val:][:n_eval - len(fb) if n_eval else None]
+
+
 def session(path: Path, threads: int):
     import onnxruntime as ort
 
@@ -343,13 +352,7 @@ def main(argv: list[str] | None = None) -> None:
     torch.set_num_threads(a.threads)
     t_start = time.time()
     x, src, labels = load_images(a.cache)
-    idx = list(range(len(x)))
-    fb = [i for i in idx if src[i] == "fb"]
-    rest = [i for i in idx if src[i] != "fb"]
-    random.Random(0).shuffle(rest)
-    cal = rest[:a.calib]
-    val = rest[a.calib:a.calib + a.val]  # for edgekit's own passes: never the evaluation images
-    ev = fb + rest[a.calib + a.val:][:a.eval - len(fb) if a.eval else None]
+    cal, val, ev = split(src, a.calib, a.val, a.eval)
     xc, xe, le, xv = x[cal], x[ev], labels[ev], x[val]
     log(f"images: {len(x)}; calibration {len(cal)}, evaluation {len(ev)} ({int((le >= 0).sum())} labelled)")
     tmp = tempfile.TemporaryDirectory() if a.out is None else None
