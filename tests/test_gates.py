@@ -15,7 +15,12 @@ from edgekit.report.evidence import save_samples
 from edgekit.report.gates import evaluate_gates, gates_passed
 from edgekit.report.io import save_report
 from edgekit.report.schema import Report, Result
-from edgekit.report.significance import bootstrap_accuracy_drop, bootstrap_latency_ratio, mcnemar_exact
+from edgekit.report.significance import (
+    bootstrap_accuracy_drop,
+    bootstrap_latency_ratio,
+    mcnemar_exact,
+    paired_mean_test,
+)
 
 N = 600
 
@@ -56,6 +61,21 @@ def test_mcnemar_by_hand():
     r = mcnemar_exact(base, cand)
     assert r["only_baseline_right"] == 5 and r["only_candidate_right"] == 0 and r["p_value"] == pytest.approx(2 / 32)
     assert mcnemar_exact(base, base)["p_value"] == 1.0
+
+
+def test_paired_mean_test_agrees_with_scipy_and_sees_a_shift_only_pairing_reveals():
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(0.99, 0.01, 200)  # per-image cosines: large spread between images ...
+    for shift in (0.0, 0.0003, 0.001):
+        cand = base + shift + rng.normal(0, 0.002, 200)  # ... small, consistent change per image
+        ours = paired_mean_test(base, cand)["p_value"]
+        assert ours == pytest.approx(stats.ttest_rel(cand, base).pvalue, abs=0.01)
+    # a 0.001 shift, hidden by the spread between images to an unpaired test, is plain to the paired one
+    assert stats.ttest_ind(cand, base).pvalue > 0.05 and paired_mean_test(base, cand)["p_value"] < 1e-6
+    assert paired_mean_test(base, base)["p_value"] == 1.0
+    assert paired_mean_test(base, base - 0.01)["p_value"] == 0.0  # constant shift: no spread, certain
 
 
 def test_bootstrap_intervals_cover_the_truth():

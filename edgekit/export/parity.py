@@ -8,23 +8,36 @@ from edgekit.errors import ExportParityError
 from edgekit.report.schema import Parity
 
 
-def compare(reference: np.ndarray, output: np.ndarray) -> dict:
-    """max-abs and mean-abs error, mean per-sample cosine similarity, and top-1 agreement."""
+def _flat(reference: np.ndarray, output: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ref = np.asarray(reference, dtype=np.float64).reshape(len(reference), -1)
     out = np.asarray(output, dtype=np.float64).reshape(len(output), -1)
     if ref.shape != out.shape:
         raise ExportParityError(
             "output", {}, {}, [f"output shape {tuple(output.shape)} differs from reference {tuple(reference.shape)}"]
         )
-    diff = np.abs(ref - out)
+    return ref, out
+
+
+def per_sample(reference: np.ndarray, output: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-sample cosine similarity and top-1 agreement (all True for single-output models), for paired tests."""
+    ref, out = _flat(reference, output)
     denom = np.linalg.norm(ref, axis=1) * np.linalg.norm(out, axis=1)
     cos = np.where(denom > 0, (ref * out).sum(axis=1) / np.maximum(denom, 1e-30), 1.0)
+    agree = ref.argmax(1) == out.argmax(1) if ref.shape[1] > 1 else np.ones(len(ref), dtype=bool)
+    return {"cosine": cos, "agree": agree}
+
+
+def compare(reference: np.ndarray, output: np.ndarray) -> dict:
+    """max-abs and mean-abs error, mean per-sample cosine similarity, and top-1 agreement."""
+    ref, out = _flat(reference, output)
+    diff = np.abs(ref - out)
+    each = per_sample(ref, out)
     return {
         "samples": int(len(ref)),
         "max_abs": float(diff.max()) if diff.size else 0.0,
         "mean_abs": float(diff.mean()) if diff.size else 0.0,
-        "cosine": float(cos.mean()) if cos.size else 1.0,
-        "top1_agreement": float((ref.argmax(1) == out.argmax(1)).mean()) if ref.shape[1] > 1 else 1.0,
+        "cosine": float(each["cosine"].mean()) if len(ref) else 1.0,
+        "top1_agreement": float(each["agree"].mean()) if len(ref) and ref.shape[1] > 1 else 1.0,
     }
 
 

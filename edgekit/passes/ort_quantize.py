@@ -148,8 +148,9 @@ def _time_session(path: Path, x: np.ndarray, threads: int | None, budget_s: floa
 
 
 def _fidelity(path: Path, ctx: PassContext) -> dict:
-    """Top-1 agreement with the fp32 reference and accuracy, on the validation split (never the test split)."""
-    from edgekit.export.parity import compare
+    """Top-1 agreement with the fp32 reference and accuracy, on the validation split (never the test split); the
+    per-sample values, for paired tests between candidates, under the private key `_per_sample`."""
+    from edgekit.export.parity import compare, per_sample
     from edgekit.runtimes.onnxruntime import OnnxRuntime
 
     x, y = ctx.splits.x_val, ctx.splits.y_val
@@ -158,9 +159,18 @@ def _fidelity(path: Path, ctx: PassContext) -> dict:
     ref = ctx.reference_logits["val" if y is not None else "calib"]
     out = OnnxRuntime().load(path).run(x)
     numbers = compare(ref, out)
+    numbers["_per_sample"] = per_sample(ref, out)
     if y is not None and (y >= 0).all():  # unlabelled data has labels -1
         numbers["val_accuracy"] = float((out.argmax(1) == y).mean())
+        numbers["_per_sample"]["correct"] = out.argmax(1) == y
     return numbers
+
+
+def drop_private(rows: list[dict]) -> None:
+    """Remove the keys only the pass itself uses (`_path`, `_per_sample`, ...) before rows go into the report."""
+    for r in rows:
+        for k in [k for k in r if k.startswith("_")]:
+            del r[k]
 
 
 class StaticQuantize(Pass):
@@ -244,8 +254,8 @@ class StaticQuantize(Pass):
                 decision += note
             with atomic_path(out_path) as tmp_out:
                 tmp_out.write_bytes(Path(chosen["_path"]).read_bytes())
+        drop_private(rows)
         for r in rows:
-            r.pop("_path", None)
             r["chosen"] = r is chosen
         proto = check_onnx_file(out_path)
         art = describe(

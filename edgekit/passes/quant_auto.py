@@ -1,5 +1,6 @@
 """quantize.auto: try INT8 schemes in a sensible order, measure each one's fidelity and its speed side by side with
-fp32 on this host, and keep the fastest that meets the target; when none does, keep the most faithful and say so.
+fp32 on this host, and keep the fastest that meets the target; when none does, keep the most faithful and say so
+(the fastest of those that paired tests on the validation split cannot tell less faithful: `faithful_tie_p`).
 
 The ladder (default `schemes`) goes from the plainest to the most elaborate: per-tensor U8S8, per-tensor after
 cross-layer equalization, per-channel U8S8, per-channel S8S8, QOperator, percentile and MSE calibration (edgekit's
@@ -88,6 +89,12 @@ class AutoQuantConfig(Strict):
     exclude_nodes: list[str] = Field(default_factory=list, description="ONNX node names always kept in float")
     speed_margin: float = Field(0.05, ge=0, description="latencies closer than this fraction are a tie, which the "
                                                         "more faithful candidate wins")
+    faithful_tie_p: float | None = Field(
+        0.05, gt=0, lt=1, description="when no candidate meets the target: those that paired tests on the validation "
+                                      "split (McNemar on top-1 agreement and on accuracy where labelled, a paired "
+                                      "test on per-sample cosine) cannot tell worse than the most faithful at this "
+                                      "level count as equally faithful, and the fastest of them is kept; null: keep "
+                                      "the most faithful, however much slower")
     time_s: float = Field(3.0, gt=0, description="seconds of side-by-side timing of fp32 and all candidates")
     tolerance: Tolerance = Field(default_factory=lambda: Tolerance(min_cosine=0.98, min_top1=0.9),
                                  description="parity of the chosen artifact on the test split (run check)")
@@ -164,7 +171,7 @@ class AutoQuantize(Pass):
         from edgekit.bench.blocks import time_in_blocks
         from edgekit.export.artifact import artifact_path, describe
         from edgekit.export.onnx_check import check_onnx_file, op_counts, tensor_specs
-        from edgekit.passes.ort_quantize import _preprocess
+        from edgekit.passes.ort_quantize import _preprocess, drop_private
         from edgekit.report.atomic import atomic_path
 
         t_start = time.perf_counter()
@@ -206,10 +213,8 @@ class AutoQuantize(Pass):
             chosen, decision = self._choose(ok, fp32)
             with atomic_path(out_path) as tmp_out:
                 tmp_out.write_bytes(Path(chosen["_path"]).read_bytes())
+        drop_private(rows)
         for r in rows:
-            r.pop("_path", None)
-            r.pop("_pre", None)
-            r.pop("_graph", None)
             r["chosen"] = r is chosen
         proto = check_onnx_file(out_path)
         slower = chosen["latency_ms_p50"] > fp32["p50"]
@@ -290,25 +295,58 @@ class AutoQuantize(Pass):
         table = "; ".join(f"{r['scheme']}: cosine {r['cosine']:.4f}, agreement {r['top1_agreement']:.3f}, "
                           f"{r['latency_ms_p50']:.3f} ms ({r['speedup_vs_fp32']:.2f}x)" for r in ok)
         if meeting:
-            # one graph, one speed: candidates whose files differ only in numbers (scales, weights, biases) are
-            # timed apart only by the host's noise, so each takes its graph's best time
-            best = {}
-            for r in meeting:
-                best[r["_graph"]] = min(best.get(r["_graph"], float("inf")), r["latency_ms_p50"])
-            fastest = min(best.values())
-            tied = [r for r in meeting if best[r["_graph"]] <= fastest * (1 + c.speed_margin)]
-            chosen = max(tied, key=_faithfulness)
+            chosen = self._fastest(meeting)
             why = (f"chose {chosen['scheme']}: the fastest (within {c.speed_margin:.0%}; files with the same graph "
                    f"count as equally fast) of the {len(meeting)} of {len(ok)} candidates meeting the target on the "
                    f"validation split.")
         else:
-            chosen = max(ok, key=_faithfulness)
-            why = (f"no candidate met the target ({'; '.join(chosen['misses'])} for the best); kept the most "
-                   f"faithful: {chosen['scheme']}.")
+            best = max(ok, key=_faithfulness)
+            pool = [best]
+            if c.faithful_tie_p is not None:
+                for r in ok:
+                    r["tied_with_most_faithful"] = r is best or not _worse(r, best, c.faithful_tie_p)
+                pool = [r for r in ok if r["tied_with_most_faithful"]]
+            chosen = self._fastest(pool)
+            why = f"no candidate met the target ({'; '.join(best['misses'])} for the most faithful, {best['scheme']}); "
+            if chosen is best:
+                why += f"kept the most faithful: {chosen['scheme']}."
+            else:
+                why += (f"kept {chosen['scheme']}: the fastest (within {c.speed_margin:.0%}) of the {len(pool)} "
+                        f"candidates that paired tests on the validation split cannot tell less faithful than it "
+                        f"(p >= {c.faithful_tie_p}).")
         why += f" Measured side by side on this host (fp32 {fp32['p50']:.3f} ms p50): {table}."
         if chosen["latency_ms_p50"] > fp32["p50"]:
             why += " WARNING: the chosen int8 model is slower than fp32 on this host."
         return chosen, why
+
+    def _fastest(self, pool: list[dict]) -> dict:
+        """The fastest of `pool`, the more faithful winning ties within speed_margin. One graph, one speed:
+        candidates whose files differ only in numbers (scales, weights, biases) are timed apart only by the host's
+        noise, so each takes its graph's best time."""
+        best: dict = {}
+        for r in pool:
+            best[r["_graph"]] = min(best.get(r["_graph"], float("inf")), r["latency_ms_p50"])
+        fastest = min(best.values())
+        tied = [r for r in pool if best[r["_graph"]] <= fastest * (1 + self.config.speed_margin)]
+        return max(tied, key=_faithfulness)
+
+
+def _worse(r: dict, best: dict, alpha: float) -> bool:
+    """Whether a paired test on the validation split shows `r` less faithful than `best` (p < alpha, in that
+    direction) on top-1 agreement, accuracy (where labelled) or per-sample cosine. Without per-sample values
+    nothing can be shown, and `r` counts as worse."""
+    from edgekit.report.significance import mcnemar_exact, paired_mean_test
+
+    a, b = best.get("_per_sample"), r.get("_per_sample")
+    if a is None or b is None:
+        return True
+    for key in ("agree", "correct"):
+        if key in a and key in b:
+            t = mcnemar_exact(a[key], b[key])
+            if t["p_value"] < alpha and t["only_baseline_right"] > t["only_candidate_right"]:
+                return True
+    t = paired_mean_test(a["cosine"], b["cosine"])
+    return t["p_value"] < alpha and t["mean_difference"] < 0
 
 
 def graph_signature(path: Path) -> tuple:

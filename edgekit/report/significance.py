@@ -1,4 +1,5 @@
-"""Paired statistics for comparing two runs: McNemar's exact test and bootstrap confidence intervals."""
+"""Paired statistics for comparing two runs: McNemar's exact test, a paired test of means and bootstrap confidence
+intervals."""
 
 from __future__ import annotations
 
@@ -21,6 +22,20 @@ def mcnemar_exact(base_correct: np.ndarray, cand_correct: np.ndarray) -> dict:
         tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0**n
         p = min(1.0, 2.0 * tail)
     return {"only_baseline_right": only_base, "only_candidate_right": only_cand, "p_value": p}
+
+
+def paired_mean_test(base: np.ndarray, cand: np.ndarray) -> dict:
+    """Two-sided test that mean(cand - base) is 0 over paired samples (per-sample cosine of two models on the same
+    inputs, say): the paired t statistic with a normal tail, which for the tens to hundreds of samples of a
+    validation split is within a few percent of Student's t."""
+    d = np.asarray(cand, dtype=np.float64) - np.asarray(base, dtype=np.float64)
+    mean = float(d.mean()) if len(d) else 0.0
+    sd = float(d.std(ddof=1)) if len(d) > 1 else 0.0
+    if sd == 0.0:
+        p = 1.0 if mean == 0.0 or len(d) < 2 else 0.0
+    else:
+        p = math.erfc(abs(mean) / (sd / math.sqrt(len(d))) / math.sqrt(2.0))
+    return {"mean_difference": mean, "p_value": float(p), "samples": int(len(d))}
 
 
 def bootstrap_accuracy_drop(base_correct: np.ndarray, cand_correct: np.ndarray, confidence: float = 0.95,
