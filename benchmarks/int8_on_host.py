@@ -13,8 +13,8 @@ paired, interleaved timing and the same fidelity metrics against the fp32 file r
         --int8 ort-default=ort_default.onnx --int8 "edgekit quantize.auto=edgekit-auto.onnx" \\
         --threads 1,2,4 --iters 200 --rounds 3
 
-.onnx files run in ONNX Runtime's CPU EP, .tflite files in LiteRT (XNNPACK); each int8 file is compared with the
---fp32 file of the same kind.
+.onnx files run in ONNX Runtime's CPU EP, .tflite files in LiteRT (XNNPACK); the int8 files must be of the --fp32
+file's kind (one run per kind).
 """
 
 from __future__ import annotations
@@ -89,9 +89,17 @@ def versions(paths: list[Path]) -> str:
 
 
 def run(a) -> None:
-    x = (np.load(a.images)["x"].astype(np.float32) - 127.0) / 128.0
-    models = {"fp32": a.fp32} | dict(kv.split("=", 1) for kv in a.int8)
-    models = {k: Path(v) for k, v in models.items()}
+    from int8_mobile_cnn import load_pack
+
+    x, _, _, _, _, ev = load_pack(a.images, 0)
+    x = x[ev]  # evaluation images only, also from a pack made --with-calibration
+    bad = [kv for kv in a.int8 if "=" not in kv]
+    if bad:
+        sys.exit(f"--int8 takes NAME=FILE, got {bad}")
+    models = {"fp32": a.fp32} | {k: Path(v) for k, v in (kv.split("=", 1) for kv in a.int8)}
+    other = [str(p) for p in models.values() if p.suffix != a.fp32.suffix]
+    if other:
+        sys.exit(f"every --int8 file must be of the --fp32 file's kind ({a.fp32.suffix}): {other}")
     threads = [int(t) for t in a.threads.split(",")]
     print(f"host: {cpu_summary()}\nruntimes: {versions(list(models.values()))}; python {platform.python_version()}")
     outs = {k: outputs(p, x, threads[0]) for k, p in models.items()}

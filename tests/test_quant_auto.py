@@ -2,6 +2,7 @@
 the most faithful is returned and the report says so."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -134,6 +135,11 @@ def test_finetune_always_runs_even_when_a_scheme_meets_the_target(onnx_fp32):
     _, rec = get_pass(cfg).apply(src, ctx)
     stages = [r["stage"] for r in rec.candidates if "error" not in r]
     assert stages == ["ladder", "ladder", "finetune"] and any(r["meets_target"] for r in rec.candidates)
+    assert not any("fine-tuning skipped" in n for n in rec.notes)
+    # an ONNX model with no torch model behind it: nothing to fine-tune, and the report says so
+    _, rec = get_pass(cfg.model_copy(update={"artifact": "auto-ft-none"})).apply(src, replace(ctx, model=None))
+    assert [r["stage"] for r in rec.candidates if "error" not in r] == ["ladder", "ladder"]
+    assert any("fine-tuning skipped: no torch model" in n for n in rec.notes)
 
 
 def test_equalize_scheme_needs_a_torch_model_and_a_failing_scheme_loses_nothing(onnx_fp32):

@@ -33,7 +33,7 @@ def op_scopes(fp32: bytes) -> list[tuple[str, str]]:
 
 
 def match_modules(fp32: bytes, modules: list[str]) -> dict[str, list[str]]:
-    """{module: op types it names}; ValueError for a module that names no op (with the module names there are)."""
+    """{module: op types it names}; ValueError for a module that names no op (with an example op name)."""
     ops = [(t, name) for t, name in op_scopes(fp32) if t != "DELEGATE"]
     out: dict[str, list[str]] = {}
     for m in modules:

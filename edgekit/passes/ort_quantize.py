@@ -441,7 +441,8 @@ class StaticQuantize(Pass):
         for i, node in enumerate(cands):
             try:
                 row = self.build(pre, tmp / f"probe-{i}.onnx", fmt, act, pc, ctx, float_nodes=[node])
-            except Exception:  # a graph ORT cannot quantize with this exclusion: not a candidate
+            except Exception as e:  # a graph ORT cannot quantize with this exclusion: not a candidate
+                ctx.log(f"  probe {i + 1}/{len(cands)}: {node} kept float failed ({type(e).__name__}: {e}); skipped")
                 continue
             probes.append({"node": node, "cosine": row["cosine"], "top1_agreement": row["top1_agreement"]})
             ctx.log(f"  probe {i + 1}/{len(cands)}: {node} kept float: cosine {row['cosine']:.4f}")

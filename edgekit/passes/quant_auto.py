@@ -193,7 +193,8 @@ class AutoQuantize(Pass):
             for r in ok:
                 r["misses"] = self._misses(r, ctx)
             met = any(not r["misses"] for r in ok)
-            if c.finetune is not None and ctx.model is not None and (c.finetune_when == "always" or not met):
+            wants_ft = c.finetune is not None and (c.finetune_when == "always" or not met)
+            if wants_ft and ctx.model is not None:
                 rows.append(self._finetuned(max(ok, key=_faithfulness), tmp, ctx))
                 if "_path" in rows[-1]:
                     rows[-1]["misses"] = self._misses(rows[-1], ctx)
@@ -235,7 +236,10 @@ class AutoQuantize(Pass):
                           after={"size_bytes": art.size_bytes, "latency_ms_p50_selection": chosen["latency_ms_p50"],
                                  "latency_ms_p90_selection": chosen["latency_ms_p90"]})
         if not chosen["meets_target"]:
-            rec.notes.append("WARNING: no candidate met the target; the artifact is the most faithful one tried")
+            rec.notes.append("WARNING: no candidate met the target; the artifact is the most faithful one tried, or a "
+                             "faster one that paired tests cannot tell less faithful (see the decision)")
+        if wants_ft and ctx.model is None:
+            rec.notes.append("label-free fine-tuning skipped: no torch model at hand (the model came in as ONNX)")
         if slower:
             rec.notes.append(f"WARNING: the chosen int8 model is slower than fp32 on this host "
                              f"({chosen['latency_ms_p50']:.3f} vs {fp32['p50']:.3f} ms p50)")

@@ -127,12 +127,13 @@ def keep_float(qdq: Path, nodes: list[str]) -> list[str]:
         else:
             group = next((a.i for a in n.attribute if a.name == "group"), 1)
             channels = w.shape[1] * group if n.op_type == "Conv" else w.shape[0]
+        has_zp = len(dq.input) > 2 and bool(dq.input[2])
+        if has_zp and dq.input[2] not in g.init:
+            continue
         tag = f"{n.name}_float_input"
         inputs = [dq.input[0], f"{tag}_scale"]
         graph.initializer.append(numpy_helper.from_array(np.full(channels, scale.item(), scale.dtype), inputs[1]))
-        if len(dq.input) > 2 and dq.input[2]:
-            if dq.input[2] not in g.init:
-                continue
+        if has_zp:
             zp = g.get(dq.input[2])
             inputs.append(f"{tag}_zero_point")
             graph.initializer.append(numpy_helper.from_array(np.full(channels, zp.item(), zp.dtype), inputs[2]))
