@@ -387,9 +387,9 @@ def main(argv: list[str] | None = None) -> None:
     models: dict[str, Path] = {"fp32": export(fp, out / "fp32.onnx", xc)}
     if not a.skip_peers:
         log("ORT baselines (on the model after ORT's recommended quant_pre_process) ...")
-        from edgekit.passes.ort_quantize import _preprocess
+        from edgekit.passes.ort_quantize import preprocess as ort_preprocess
 
-        pre = _preprocess(models["fp32"], out / "fp32_pre.onnx")
+        pre, _ = ort_preprocess(models["fp32"], out / "fp32_pre.onnx")
         models["ort-default"] = quantize(pre, out / "ort_default.onnx", xc)
         models["ort-pc-u8s8"] = quantize(pre, out / "ort_pc.onnx", xc, **pc_u8s8())
         models["ort-pc-u8s8-rr"] = quantize(pre, out / "ort_pc_rr.onnx", xc, **pc_u8s8(reduce_range=True))

@@ -8,7 +8,7 @@ from helpers import onnx_pass_setup
 from onnx import numpy_helper
 
 from edgekit.passes import get_pass
-from edgekit.passes.ort_quantize import StaticQuantConfig, _preprocess
+from edgekit.passes.ort_quantize import StaticQuantConfig, preprocess
 from edgekit.quant.onnx_calibrate import activation_tensors, calibrate_onnx
 from edgekit.quant.onnx_rewrite import _stream
 from edgekit.train.trainer import predict
@@ -18,7 +18,7 @@ from edgekit.train.trainer import predict
 def model(cnn, splits, tmp_path_factory):
     d = tmp_path_factory.mktemp("cal")
     art, ctx = onnx_pass_setup(cnn, splits, d)
-    return art, _preprocess(d / "artifacts" / "onnx-fp32.onnx", d / "pre.onnx"), ctx
+    return art, preprocess(d / "artifacts" / "onnx-fp32.onnx", d / "pre.onnx")[0], ctx
 
 
 def test_streamed_percentile_matches_numpy_over_all_activations(model, splits):

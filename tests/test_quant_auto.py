@@ -72,7 +72,7 @@ def test_reachable_target_picks_the_fastest_meeting_it(onnx_fp32):
 def test_files_with_one_graph_tie_on_speed_and_the_more_faithful_wins(onnx_fp32):
     """Host noise must not pick between files that differ only in numbers: minmax and percentile calibration
     give the same graph; per-tensor weights give another."""
-    from edgekit.passes.ort_quantize import StaticQuantConfig, StaticQuantize, _preprocess
+    from edgekit.passes.ort_quantize import StaticQuantConfig, StaticQuantize, preprocess
     from edgekit.passes.quant_auto import AutoQuantize, graph_signature
 
     src, ctx = onnx_fp32
@@ -84,7 +84,7 @@ def test_files_with_one_graph_tie_on_speed_and_the_more_faithful_wins(onnx_fp32)
     chosen, why = q._choose(ok, {"p50": 2.0})
     assert chosen["scheme"] == "b" and "same graph" in why
 
-    pre = _preprocess(ctx.run_dir / src.path, ctx.run_dir / "sig-pre.onnx")
+    pre, _ = preprocess(ctx.run_dir / src.path, ctx.run_dir / "sig-pre.onnx")
     sig = {}
     for name, kw in {"minmax": {}, "percentile": {"calibration": "percentile"}, "pt": {"per_channel": False}}.items():
         cfg = StaticQuantConfig(name="quantize.static", format="qdq", activation_type="uint8",

@@ -125,11 +125,11 @@ def test_excluded_layers_stay_float_inside_onnxruntime(onnx_fp32, tmp_path):
     import onnx
     import onnxruntime as ort
 
-    from edgekit.passes.ort_quantize import StaticQuantize, _preprocess
+    from edgekit.passes.ort_quantize import StaticQuantize, preprocess
     from edgekit.quant.onnx_rewrite import _layers
 
     src, ctx = onnx_fp32
-    pre = _preprocess(ctx.run_dir / src.path, tmp_path / "pre.onnx")
+    pre, _ = preprocess(ctx.run_dir / src.path, tmp_path / "pre.onnx")
     q = StaticQuantize(StaticQuantConfig(name="quantize.static", format="qdq", activation_type="uint8",
                                          per_channel=True, saturation_safe=False, bias_correction=False))
     q.build(pre, tmp_path / "all.onnx", "qdq", "uint8", True, ctx)
@@ -167,13 +167,13 @@ def test_measured_ranking_keeps_float_the_layer_that_helps_most_alone(onnx_fp32)
 
 
 def test_sensitivity_ranking_names_quantized_layers(onnx_fp32, tmp_path):
-    from edgekit.passes.ort_quantize import _preprocess, make_reader_for
+    from edgekit.passes.ort_quantize import make_reader_for, preprocess
     from edgekit.quant.onnx_rewrite import sensitivity_ranking
 
     src, ctx = onnx_fp32
     from onnxruntime import quantization as q
 
-    pre = _preprocess(ctx.run_dir / src.path, tmp_path / "pre.onnx")
+    pre, _ = preprocess(ctx.run_dir / src.path, tmp_path / "pre.onnx")
     q.quantize_static(str(pre), str(tmp_path / "q.onnx"), make_reader_for(pre, ctx.splits.x_calib),
                       quant_format=q.QuantFormat.QDQ, per_channel=False)
     ranked = sensitivity_ranking(tmp_path / "q.onnx", pre, ctx.splits.x_val[:16])
@@ -186,3 +186,37 @@ def np_isfinite(v) -> bool:
     import math
 
     return math.isfinite(v)
+
+
+def test_relative_run_folder_is_pre_processed(tmp_path):
+    """ORT's pre-processing runs for a relative --out (it once resolved the path after changing directory, failed
+    silently, and ORT asked a dozen times to 'consider pre-processing'); the artifact records that it ran."""
+    import json
+    import subprocess
+    import sys
+
+    from helpers import write_recipe
+
+    write_recipe(tmp_path / "r.yaml", bench=None, gates={}, train={"epochs": 1, "batch_size": 64, "progress": False},
+                 passes=[{"name": "quantize.static"}, {"name": "quantize.dynamic", "artifact": "onnx-dyn"}])
+    p = subprocess.run([sys.executable, "-m", "edgekit", "run", "r.yaml", "--out", "runs/x"], cwd=tmp_path,
+                       capture_output=True, text=True, timeout=600)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out[-3000:]
+    assert "consider pre-processing" not in out and "pre-processing" not in out
+    report = json.loads((tmp_path / "runs" / "x" / "report.json").read_text())
+    quantized = [a for a in report["artifacts"] if a["name"] in ("onnx-int8", "onnx-dyn")]
+    assert len(quantized) == 2 and all(a["details"]["preprocessed"] is True for a in quantized)
+    assert not any("pre-processing" in n for rec in report["passes"] for n in rec["notes"])
+
+
+def test_a_failing_pre_processing_is_named_not_swallowed(tmp_path):
+    from edgekit.passes.ort_quantize import preprocess, preprocess_note
+
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not an onnx model")
+    logged = []
+    path, reason = preprocess(bad, tmp_path / "pre.onnx", logged.append)
+    assert path == bad.resolve() and reason
+    assert len(logged) == 1 and "pre-processing" in logged[0] and reason in logged[0]
+    assert reason in preprocess_note(reason)[0] and preprocess_note(None) == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import tempfile
 import time
 from pathlib import Path
@@ -15,6 +16,8 @@ from pydantic import Field, model_validator
 from edgekit.config_base import Strict, Tolerance
 from edgekit.errors import PassError
 from edgekit.passes.base import Pass, PassContext
+
+_logger = logging.getLogger(__name__)
 
 
 class FallbackConfig(Strict):
@@ -112,18 +115,28 @@ _CALIB = {"minmax": "MinMax", "entropy": "Entropy", "percentile": "Percentile"} 
 _FORMAT = {"qdq": "QDQ", "qoperator": "QOperator"}
 
 
-def _preprocess(src: Path, dst: Path) -> Path:
-    """ORT's recommended pre-processing (shape inference, graph optimization); falls back to the input."""
+def preprocess(src: Path, dst: Path, log=None) -> tuple[Path, str | None]:
+    """ORT's recommended pre-processing (shape inference, graph optimization) into `dst`: (dst, None), or, when it
+    fails, (src, the reason) after a warning: a model it cannot handle is quantized as is."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    src, dst = Path(src).resolve(), Path(dst).resolve()  # before the chdir: run folders are often relative
     try:
         # ORT's symbolic shape inference dumps 'sym_shape_infer_temp.onnx' and its weights into the working
         # directory when it gives up: run it where that lands in our temporary folder
         with contextlib.chdir(dst.parent):
-            quant_pre_process(str(src.resolve()), str(dst.resolve()), skip_symbolic_shape=False)
-        return dst
-    except Exception:  # pre-processing is an optimization: a model it cannot handle is quantized as is
-        return src
+            quant_pre_process(str(src), str(dst), skip_symbolic_shape=False)
+        return dst, None
+    except Exception as e:  # noqa: BLE001 - ORT raises anything from shape inference
+        reason = (f"{type(e).__name__}: {e}".strip().splitlines() or [type(e).__name__])[0]
+        (log or _logger.warning)(f"  WARNING: ONNX Runtime pre-processing of {src.name} failed, quantizing without "
+                                 f"it: {reason}")
+        return src, reason
+
+
+def preprocess_note(reason: str | None) -> list[str]:
+    """The pass record's note for a pre-processing that failed (nothing when it ran)."""
+    return [] if reason is None else [f"WARNING: ONNX Runtime pre-processing failed, quantized without it: {reason}"]
 
 
 def _input_name(path: Path) -> str:
@@ -232,7 +245,7 @@ class StaticQuantize(Pass):
         rows = []
         with tempfile.TemporaryDirectory(prefix="edgekit-quant-") as tmp:
             tmp = Path(tmp)
-            pre = _preprocess(src, tmp / "pre.onnx")
+            pre, pre_error = preprocess(src, tmp / "pre.onnx", ctx.log)
             fp32_ms = _time_session(src, x_time, threads, self.config.select_time_s) if len(combos) > 1 else None
             for fmt, act, pc in combos:
                 cand = tmp / f"{fmt}-{act}-{'pc' if pc else 'pt'}.onnx"
@@ -267,11 +280,13 @@ class StaticQuantize(Pass):
                      "bias_correction": bool(chosen.get("bias_correction", {}).get("kept")),
                      "adaround": bool(chosen.get("adaround", {}).get("kept")),
                      "float_nodes": [*self.config.exclude_nodes, *chosen.get("float_nodes", [])],
-                     "calibration": self.config.calibration, "calibration_samples": int(len(ctx.splits.x_calib))},
+                     "calibration": self.config.calibration, "calibration_samples": int(len(ctx.splits.x_calib)),
+                     "preprocessed": pre_error is None},
         )
         rec = self.record(
             produced=art.name, duration_s=time.perf_counter() - t_start, decision=decision, candidates=rows,
             before={"size_bytes": model.size_bytes}, after={"size_bytes": art.size_bytes},
+            notes=preprocess_note(pre_error),
         )
         if fp32_ms is not None:
             rec.before["latency_ms_p50_selection"] = fp32_ms
@@ -526,7 +541,7 @@ class DynamicQuantize(Pass):
         src = artifact_path(ctx.run_dir, model)
         out_path = ctx.run_dir / "artifacts" / f"{c.artifact}.onnx"
         with tempfile.TemporaryDirectory() as tmp:
-            pre = _preprocess(src, Path(tmp) / "pre.onnx")
+            pre, pre_error = preprocess(src, Path(tmp) / "pre.onnx", ctx.log)
             with atomic_path(out_path) as tmp_out:
                 q.quantize_dynamic(str(pre), str(tmp_out), per_channel=c.per_channel,
                                    weight_type=getattr(q.QuantType, _QTYPE[c.weight_type]), op_types_to_quantize=c.op_types)
@@ -540,8 +555,8 @@ class DynamicQuantize(Pass):
                                 "quantized_nodes": [n.name or n.output[0] for n in nodes if n.op_type in INTEGER_OPS],
                                 "float_weight_nodes": [n.name or n.output[0] for n in nodes
                                                        if n.op_type in FLOAT_WEIGHT_OPS and weights & set(n.input)],
-                                "weight_bytes": initializer_bytes(proto)})
-        rec = self.record(produced=art.name, duration_s=time.perf_counter() - t0,
+                                "weight_bytes": initializer_bytes(proto), "preprocessed": pre_error is None})
+        rec = self.record(produced=art.name, duration_s=time.perf_counter() - t0, notes=preprocess_note(pre_error),
                           before={"size_bytes": model.size_bytes}, after={"size_bytes": art.size_bytes})
         if not any(op in ops for op in INTEGER_OPS):
             rec.notes.append(f"no layer of types {c.op_types} was quantized: the model has none (ops: {sorted(ops)})")

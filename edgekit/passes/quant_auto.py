@@ -142,7 +142,7 @@ class AutoQuantize(Pass):
         """The torch model after BN folding + cross-layer equalization, exported and pre-processed."""
         from edgekit.bench.quick import export_temp_onnx
         from edgekit.passes.equalize import EqualizeConfig, equalize_model
-        from edgekit.passes.ort_quantize import _preprocess
+        from edgekit.passes.ort_quantize import preprocess
 
         if ctx.model is None:
             raise PassError("equalize needs the PyTorch model; this recipe's model is an ONNX file")
@@ -150,8 +150,8 @@ class AutoQuantize(Pass):
         if not cached.exists():
             _, model, _ = equalize_model(ctx.model, ctx.splits.x_calib, EqualizeConfig(name="equalize"))
             export_temp_onnx(model, ctx.splits.x_calib[:1], tmp / "cle.onnx")
-            _preprocess(tmp / "cle.onnx", cached)
-            if not cached.exists():
+            _, error = preprocess(tmp / "cle.onnx", cached, ctx.log)
+            if error is not None:
                 cached.write_bytes((tmp / "cle.onnx").read_bytes())
         return cached
 
@@ -171,7 +171,7 @@ class AutoQuantize(Pass):
         from edgekit.bench.blocks import time_in_blocks
         from edgekit.export.artifact import artifact_path, describe
         from edgekit.export.onnx_check import check_onnx_file, op_counts, tensor_specs
-        from edgekit.passes.ort_quantize import _preprocess, drop_private
+        from edgekit.passes.ort_quantize import drop_private, preprocess, preprocess_note
         from edgekit.report.atomic import atomic_path
 
         t_start = time.perf_counter()
@@ -182,7 +182,7 @@ class AutoQuantize(Pass):
         x_time = _time_x(ctx)
         with tempfile.TemporaryDirectory(prefix="edgekit-auto-") as tmp:
             tmp = Path(tmp)
-            pre = _preprocess(src, tmp / "pre.onnx")
+            pre, pre_error = preprocess(src, tmp / "pre.onnx", ctx.log)
             rows = []
             for i, s in enumerate(c.schemes):
                 ctx.log(f"  [{i + 1}/{len(c.schemes)}] {s.label()}")
@@ -228,13 +228,15 @@ class AutoQuantize(Pass):
                      "adaround": bool(chosen.get("adaround", {}).get("kept")),
                      "float_nodes": [*c.exclude_nodes, *chosen.get("float_nodes", [])],
                      "meets_target": chosen["meets_target"], "slower_than_fp32": slower,
-                     "calibration_samples": int(len(ctx.splits.x_calib[: c.calibration_size]))},
+                     "calibration_samples": int(len(ctx.splits.x_calib[: c.calibration_size])),
+                     "preprocessed": pre_error is None},
         )
         rec = self.record(produced=art.name, duration_s=time.perf_counter() - t_start, decision=decision,
                           candidates=rows, before={"size_bytes": model.size_bytes, "latency_ms_p50_selection":
                                                    fp32["p50"], "latency_ms_p90_selection": fp32["p90"]},
                           after={"size_bytes": art.size_bytes, "latency_ms_p50_selection": chosen["latency_ms_p50"],
-                                 "latency_ms_p90_selection": chosen["latency_ms_p90"]})
+                                 "latency_ms_p90_selection": chosen["latency_ms_p90"]},
+                          notes=preprocess_note(pre_error))
         if not chosen["meets_target"]:
             rec.notes.append("WARNING: no candidate met the target; the artifact is the most faithful one tried, or a "
                              "faster one that paired tests cannot tell less faithful (see the decision)")
@@ -249,7 +251,7 @@ class AutoQuantize(Pass):
         """The most faithful scheme on the label-free fine-tuned model (no bias correction or AdaRound: the
         fine-tuning has already adapted the weights to their grid)."""
         from edgekit.bench.quick import export_temp_onnx
-        from edgekit.passes.ort_quantize import _preprocess
+        from edgekit.passes.ort_quantize import preprocess
         from edgekit.quant.finetune import finetune_for_int8
         from edgekit.quant.onnx_rewrite import cpu_saturates_u8s8
 
@@ -266,13 +268,15 @@ class AutoQuantize(Pass):
                                    mse_weight=f.mse_weight, batch=f.batch, holdout=f.holdout,
                                    per_channel=s.per_channel, saturation_safe=sat, seed=ctx.seed, log=ctx.log)
             export_temp_onnx(ft.model, x[:1], tmp / "finetuned.onnx")
-            pre = _preprocess(tmp / "finetuned.onnx", tmp / "finetuned-pre.onnx")
+            pre, pre_error = preprocess(tmp / "finetuned.onnx", tmp / "finetuned-pre.onnx", ctx.log)
             row = self._static(s).build(pre, tmp / "cand-finetuned.onnx", s.format, s.activation_type,
                                         s.per_channel, ctx)
             row["finetune"] = {"best_epoch": ft.best_epoch, "history": ft.history,
                                "holdout_cosine_rounded": ft.cosine_plain, "holdout_cosine_before": ft.cosine_before,
                                "holdout_cosine_after": ft.cosine_after,
                                **f.model_dump()}
+            if pre_error is not None:
+                row["preprocess_error"] = pre_error
             return {**head, **row, "_pre": pre}
         except Exception as e:  # a model the fine-tuning or its export cannot handle: the other rows stand
             return {**head, "error": f"{type(e).__name__}: {e}"}
