@@ -4,11 +4,12 @@ compute, and the fine-tuning lowers the simulated int8 model's distance to the f
 import numpy as np
 import pytest
 import torch
+from helpers import cosine
 
 from edgekit.bench.quick import export_temp_onnx
 from edgekit.export.parity import compare
 from edgekit.passes.base import PassContext
-from edgekit.passes.ort_quantize import StaticQuantConfig, StaticQuantize, _preprocess
+from edgekit.passes.ort_quantize import StaticQuantConfig, StaticQuantize, preprocess
 from edgekit.quant.bias_correction import quant_layers
 from edgekit.quant.calibrate import calibrate_modules
 from edgekit.quant.finetune import finetune_for_int8, simulated_int8, unfused_layers
@@ -21,7 +22,7 @@ def _onnxruntime_int8(cnn, splits, tmp_path):
     refs = {"val": predict(cnn, splits.x_val), "calib": predict(cnn, splits.x_calib)}
     ctx = PassContext(splits=splits, run_dir=tmp_path, reference_logits=refs, log=lambda m: None)
     export_temp_onnx(cnn, splits.x_calib[:1], tmp_path / "m.onnx")
-    pre = _preprocess(tmp_path / "m.onnx", tmp_path / "pre.onnx")
+    pre, _ = preprocess(tmp_path / "m.onnx", tmp_path / "pre.onnx")
     q = StaticQuantize(StaticQuantConfig(name="quantize.static", format="qdq", activation_type="uint8",
                                          per_channel=True, saturation_safe=True, bias_correction=False))
     q.build(pre, tmp_path / "q.onnx", "qdq", "uint8", True, ctx)
@@ -43,29 +44,39 @@ def _litert_int8(cnn, splits, tmp_path):
 INT8 = {"onnxruntime": (_onnxruntime_int8, True), "litert": (_litert_int8, False)}
 
 
+def _simulated_int8(model, splits, saturation_safe: bool = False):
+    """(`model` BN-folded, its outputs on the test images under simulated int8 calibrated on the calibration images:
+    what the ONNX pass does with a fine-tuned float model)."""
+    m = fold_batchnorm(model)
+    batches = [torch.from_numpy(splits.x_calib[i: i + 32]) for i in range(0, len(splits.x_calib), 32)]
+    layers = quant_layers(m)
+    out = predict(model, splits.x_calib)
+    ranges = calibrate_modules(m, batches, layers, "minmax", inputs=True)
+    with simulated_int8(m, ranges, (float(out.min()), float(out.max())), True, saturation_safe,
+                        output_ranges=calibrate_modules(m, batches, unfused_layers(m, layers), "minmax")):
+        return m, predict(m, splits.x_test)
+
+
 @pytest.mark.parametrize("runtime", sorted(INT8))
 def test_simulation_matches_the_runtimes_int8(runtime, cnn, splits, tmp_path):
     build, saturation_safe = INT8[runtime]
     real_int8 = build(cnn, splits, tmp_path)
-    m = fold_batchnorm(cnn)
-    batches = [torch.from_numpy(splits.x_calib[i: i + 32]) for i in range(0, len(splits.x_calib), 32)]
-    ranges = calibrate_modules(m, batches, quant_layers(m), "minmax", inputs=True)
-    out = predict(cnn, splits.x_calib)
-    fp32 = predict(m, splits.x_test)
-    with simulated_int8(m, ranges, (float(out.min()), float(out.max())), True, saturation_safe,
-                        output_ranges=calibrate_modules(m, batches, unfused_layers(m, quant_layers(m)), "minmax")):
-        sim = predict(m, splits.x_test)
+    m, sim = _simulated_int8(cnn, splits, saturation_safe)
+    fp32 = predict(fold_batchnorm(cnn), splits.x_test)
     # closer to the runtime's int8 than fp32 is
     assert compare(real_int8, sim)["mean_abs"] < 0.5 * compare(real_int8, fp32)["mean_abs"]
     assert np.allclose(predict(m, splits.x_test), fp32)  # leaving the context restores the float model
 
 
-def test_finetuning_lowers_the_simulated_loss_without_labels(cnn, splits):
-    x = splits.x_calib
-    res = finetune_for_int8(cnn, x, epochs=4, lr=1e-4, log=lambda m: None)
-    losses = [h["loss"] for h in res.history]
-    assert losses[-1] < losses[0], losses
-    assert res.best_epoch in range(0, 5) and res.cosine_plain is not None
+def test_finetuning_brings_the_simulated_int8_model_closer_to_fp32_without_labels(cnn, splits):
+    """An outcome on images the fine-tuning never saw, with a margin (measured about 0.65-0.71 of plain rounding's
+    cosine distance over four seeds); not a loss trajectory, which differs between CPUs' kernels."""
+    res = finetune_for_int8(cnn, splits.x_calib, epochs=4, lr=1e-4, log=lambda m: None)
+    fp32 = predict(cnn, splits.x_test)
+    plain = 1 - cosine(_simulated_int8(cnn, splits)[1], fp32)
+    tuned = 1 - cosine(_simulated_int8(res.model, splits)[1], fp32)
+    assert tuned < 0.85 * plain, (tuned, plain)
+    assert res.cosine_after >= res.cosine_before and res.best_epoch in range(0, 5) and len(res.history) == 4
     before = dict(fold_batchnorm(cnn).named_parameters())
     after = dict(res.model.named_parameters())
     assert after.keys() == before.keys()  # a plain float model again: no parametrization left behind
