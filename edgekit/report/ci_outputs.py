@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from xml.etree import ElementTree as ET
 
-from edgekit.report.gates import gates_passed, verdict
+from edgekit.report.gates import gates_passed
 from edgekit.report.schema import GateResult
 
 
@@ -13,15 +13,12 @@ def _num(v) -> str:
 
 
 def gates_markdown(gates: list[GateResult], title: str = "edgekit gates") -> str:
-    ok = gates_passed(gates)
-    lines = [f"### {title}: {'✅ pass' if ok else '❌ fail'}", "",
-             "| gate | target | value | threshold | confidence interval | result | detail |",
-             "|---|---|---|---|---|---|---|"]
-    for g in gates:
-        ci = f"[{g.ci[0]:.4g}, {g.ci[1]:.4g}] @ {g.confidence:.0%}" if g.ci else "-"
-        lines.append(f"| {g.name} | `{g.target}` | {_num(g.value)} | {_num(g.threshold)} | {ci} | {verdict(g)} | "
-                     f"{g.detail.replace('|', '/')} |")
-    return "\n".join(lines) + "\n"
+    """A heading with the verdict and one table row per gate, every cell escaped (names come from report.json)."""
+    from edgekit.report.markdown import md_escape, render_table
+    from edgekit.report.summary import gates_table
+
+    return (f"### {md_escape(title)}: {'✅ pass' if gates_passed(gates) else '❌ fail'}\n\n"
+            + render_table(gates_table(gates)) + "\n")
 
 
 def gates_junit(gates: list[GateResult], suite: str = "edgekit.gates") -> str:

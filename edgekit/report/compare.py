@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgekit.report.schema import Report
+from edgekit.report.summary import Cell, Table, is_number, num, pct, size, text
 
 
 def compare_rows(a: Report, b: Report) -> list[dict]:
@@ -42,22 +43,37 @@ def format_compare(rows: list[dict]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(x, widths)).rstrip() for x in lines)
 
 
+def compare_table(rows: list[dict]) -> Table:
+    t = Table([Cell("target"), Cell("in"), Cell("accuracy A", True), Cell("accuracy B", True), Cell("Δ accuracy", True),
+               Cell("p50 A ms", True), Cell("p50 B ms", True), Cell("p50 B/A", True), Cell("size A", True),
+               Cell("size B", True)],
+              caption="p50 B/A divides latencies recorded in two separate runs, possibly hours and machines apart: "
+                      "differences of tens of percent can be noise. `edgekit gate B --baseline A` times both files "
+                      "interleaved and gives the ratio with its confidence interval.")
+    for r in rows:
+        d = r.get("accuracy_delta")
+        t.add([Cell(text(r["target"])), Cell(text(r["in"])), Cell(pct(r["accuracy_a"]), True),
+               Cell(pct(r["accuracy_b"]), True), Cell(num(d * 100, "+.2f", "pp") if is_number(d) else "-", True),
+               Cell(num(r["p50_a"], ".4f"), True), Cell(num(r["p50_b"], ".4f"), True),
+               Cell(num(r.get("p50_ratio"), ".3f", "×"), True), Cell(size(r["size_a"]), True),
+               Cell(size(r["size_b"]), True)])
+    return t
+
+
 def compare_html(a: Report, b: Report, dir_a: Path, dir_b: Path, rows: list[dict]) -> str:
     """A self-contained page: the table and both runs' latency ECDFs overlaid."""
-    import html
-
-    from edgekit.report.html import CSS, _img
+    from edgekit.report.html import embedded, render_template
 
     plot = None
     try:
         plot = _overlay_ecdf(a, b, dir_a, dir_b)
     except ImportError:
         pass
-    body = "<pre>" + html.escape(format_compare(rows)) + "</pre>"
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>edgekit compare</title><style>{CSS}</style>"
-            f"</head><body><h1>edgekit compare</h1><p>A: {html.escape(str(dir_a))} ({html.escape(a.created)})<br>"
-            f"B: {html.escape(str(dir_b))} ({html.escape(b.created)})</p>{body}"
-            + (_img(plot, "latency ECDF, A dashed, B solid") if plot else "") + "</body></html>")
+    runs = Table([Cell("run"), Cell("folder"), Cell("recipe"), Cell("created"), Cell("status")])
+    for tag, rep, d in (("A", a, dir_a), ("B", b, dir_b)):
+        runs.add([Cell(tag), Cell(str(d)), Cell(rep.recipe_name), Cell(rep.created), Cell(rep.status)])
+    return render_template("compare.html.j2", runs=runs, rows=compare_table(rows),
+                           plot=embedded(plot, "latency ECDF, A dashed, B solid") if plot else None)
 
 
 def _overlay_ecdf(a, b, dir_a, dir_b) -> bytes | None:

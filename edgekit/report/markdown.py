@@ -1,95 +1,62 @@
-"""report.md: the human summary of report.json."""
+"""report.md: the human summary of report.json. Every value from the report goes through `md_escape`, so a name
+holding `|`, HTML or a backtick cannot break a table or become markup."""
 
 from __future__ import annotations
 
-from edgekit.report.gates import verdict
+from pathlib import Path
+
+from edgekit.report import summary as s
 from edgekit.report.schema import Report
 
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
+_MD = str.maketrans({"\\": "&#92;", "|": "\\|", "<": "&lt;", ">": "&gt;", "&": "&amp;", "`": "&#96;",
+                     "[": "\\[", "]": "\\]", "\n": " ", "\r": " ", "\t": " "})
 
 
-def _f(v, fmt: str = ".4f") -> str:
-    return "-" if v is None else format(v, fmt)
+def md_escape(value: object) -> str:
+    """One table cell or inline text: pipes and brackets escaped, HTML and backticks as entities, newlines as spaces.
+    Backslashes become entities, so every backslash left escapes the character after it."""
+    return str(value).translate(_MD)
+
+
+def render_table(t: s.Table) -> str:
+    lines = ["| " + " | ".join(md_escape(c.text) for c in t.columns) + " |",
+             "|" + "|".join("--:" if c.num else ":--" for c in t.columns) + "|"]
+    lines += ["| " + " | ".join(md_escape(c.text) for c in row) + " |" for row in t.rows]
+    return "\n".join(lines) + (f"\n\n{md_escape(t.caption)}" if t.caption else "")
 
 
 def results_table(report: Report) -> str:
-    rows = []
-    for r in report.results:
-        lat = r.latency_ms
-        rows.append([
-            r.artifact, r.device, r.runtime, r.status, _f(r.accuracy),
-            _f(lat.p50 if lat else None, ".3f"), _f(lat.p90 if lat else None, ".3f"), _f(lat.p99 if lat else None, ".3f"),
-            _f(lat.std if lat else None, ".3f"), _f(r.throughput, ".0f"), str(r.threads),
-            _f((r.size_bytes or 0) / 1024, ".1f"), _f(r.peak_rss_mb, ".0f"),
-        ])
-    return _table(["artifact", "device", "runtime", "status", "accuracy", "p50 ms", "p90 ms", "p99 ms", "std ms",
-                   "samples/s", "threads", "size KiB", "peak RSS MB"], rows)
+    return render_table(s.results_table(report))
 
 
-def metrics_table(report: Report) -> str:
-    names = sorted({k for r in report.results for k in (r.metrics or {})})
-    rows = [[r.artifact, r.device] + [_f((r.metrics or {}).get(k), ".4g") for k in names]
-            for r in report.results if r.metrics]
-    return _table(["artifact", "device", *names], rows)
-
-
-def cross_parity_table(report: Report) -> str:
-    rows = [[r["a"], r["b"], r["relation"], str(r.get("samples", "-")), _f(r.get("max_abs"), ".2e"),
-             _f(r.get("cosine"), ".6f"), _f(r.get("top1_agreement")), r.get("error", "")] for r in report.cross_parity]
-    return _table(["a", "b", "relation", "samples", "max abs", "cosine", "top-1 agree", "error"], rows)
-
-
-def render_markdown(report: Report) -> str:
-    out = [f"# edgekit report: {report.recipe_name}", "",
-           f"Created {report.created} by edgekit {report.edgekit_version}; status **{report.status}**.", ""]
-    d = report.data
-    if d:
-        out += [f"Data: {d.get('source')} ({d.get('train')} train / {d.get('val')} val / {d.get('test')} test, "
-                f"input {d.get('input_shape')}, fingerprint `{d.get('fingerprint')}`).", ""]
-    m = report.model
-    if m:
-        out += [f"Model: {m.get('arch')}" + (f", {m['params']:,} parameters" if "params" in m else "")
-                + (f", {m['macs']:,} MACs per sample" if m.get("macs") else "") + ".", ""]
-    if report.reference:
-        out += [f"Reference ({report.reference.get('source')}): test accuracy {_f(report.reference.get('accuracy'))}.", ""]
-    out += ["## Results", "", results_table(report), ""]
-    if any(r.metrics for r in report.results):
-        out += ["## Metrics", "", "On the test split; fidelity metrics compare with the fp32 reference's outputs.", "",
-                metrics_table(report), ""]
-    art_rows = []
-    for a in report.artifacts:
-        p = a.parity
-        art_rows.append([a.name, a.format, a.precision, a.status, _f(a.size_bytes / 1024, ".1f"),
-                         _f(p.max_abs if p else None, ".2e"), _f(p.cosine if p else None, ".6f"),
-                         _f(p.top1_agreement if p else None), a.source or "-"])
-    out += ["## Artifacts and parity with the reference", "",
-            _table(["artifact", "format", "precision", "status", "size KiB", "max abs", "cosine", "top-1 agree",
-                    "source"], art_rows), ""]
-    if report.cross_parity:
-        out += ["## Cross-runtime parity", "", "Each artifact in its own runtime, on the same held-out inputs.", "",
-                cross_parity_table(report), ""]
-    for pr in report.passes:
-        out += [f"### Pass {pr.name} ({pr.status})", ""]
-        if pr.decision:
-            out += [pr.decision, ""]
-        out += [f"- {n}" for n in pr.notes]
-        if pr.notes:
-            out.append("")
+def render_markdown(report: Report, run_dir: Path | None = None) -> str:
+    e = md_escape
+    v = s.run_verdict(report)
+    out = [f"# edgekit report: {e(report.recipe_name)}", "", f"**{e(v.headline)}**", ""]
+    out += [f"- {e(d)}" for d in v.details] + ([""] if v.details else [])
+    out += ["## Summary", "", render_table(s.summary_table(report, run_dir)), ""]
+    for p in s.pass_views(report):
+        out += [f"### Pass {e(p.title)} ({e(p.status)}, {e(p.duration)})", ""]
+        if p.error:
+            out += [f"**error:** {e(p.error)}", ""]
+        if p.candidates:
+            out += [render_table(p.candidates), ""]
+        if p.decision:
+            out += [f"Why: {e(p.decision)}", ""]
+        if p.change:
+            out += [render_table(p.change), ""]
+        out += [f"- {e(n)}" for n in p.notes] + ([""] if p.notes else [])
     if report.gates:
-        out += ["## Gates", "", _table(["gate", "target", "value", "threshold", "result", "detail"],
-                                       [[g.name, g.target, _f(g.value, ".4g"), _f(g.threshold, ".4g"),
-                                         verdict(g), g.detail] for g in report.gates]), ""]
+        out += ["## Gates", "", render_table(s.gates_table(report.gates)), ""]
+    out += ["## Measurements", "", render_table(s.results_table(report)), ""]
+    if any(r.metrics for r in report.results):
+        out += ["## Metrics", "", render_table(s.metrics_table(report)), ""]
+    out += ["### Artifacts", "", render_table(s.artifacts_table(report)), ""]
+    if report.cross_parity:
+        out += ["### Cross-runtime parity", "", render_table(s.cross_parity_table(report)), ""]
+    out += ["## Run", "", render_table(s.key_value_table(s.run_facts(report))), ""]
     if report.errors:
-        out += ["## Errors", ""] + [f"- {e}" for e in report.errors] + [""]
-    env = report.environment
-    if env:
-        cpu = env.get("cpu", {})
-        pk = ", ".join(f"{k} {v}" for k, v in env.get("packages", {}).items())
-        out += ["## Environment", "", f"- CPU: {cpu.get('model')} ({', '.join(cpu.get('isa', []))})",
-                f"- cores: {env.get('usable_cores')} usable of {env.get('logical_cores')}; python {env.get('python')}",
-                f"- packages: {pk}", ""]
+        out += ["## Errors", ""] + [f"- {e(x)}" for x in report.errors] + [""]
+    if report.environment:
+        out += ["## Environment", "", render_table(s.key_value_table(s.flatten(report.environment))), ""]
     return "\n".join(out)

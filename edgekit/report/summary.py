@@ -1,0 +1,479 @@
+"""What report.html and report.md show, as plain strings: the verdict, the artifact summary, one candidate table per
+pass, the gate matrix, the environment. Nothing here is markup; each renderer escapes every string it is given.
+
+A report.json may come from elsewhere (a CI artifact, a colleague's run folder), so every value is formatted
+tolerantly: a string where a number belongs is shown as that string, never trusted and never an exception."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edgekit.report.gates import verdict
+from edgekit.report.schema import GateResult, PassRecord, Report, Result
+
+
+@dataclass
+class Cell:
+    text: str
+    num: bool = False
+    cls: str = ""
+    title: str = ""
+
+
+@dataclass
+class Table:
+    columns: list[Cell]
+    rows: list[list[Cell]] = field(default_factory=list)
+    row_cls: list[str] = field(default_factory=list)
+    caption: str = ""
+
+    def add(self, cells: list[Cell], cls: str = "") -> None:
+        self.rows.append(cells)
+        self.row_cls.append(cls)
+
+
+@dataclass
+class Verdict:
+    kind: str  # pass, fail, warn, incomplete, none: also the banner's CSS class
+    headline: str
+    details: list[str] = field(default_factory=list)
+
+
+def is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def num(v: Any, fmt: str = ".4g", unit: str = "") -> str:
+    if v is None:
+        return "-"
+    if not is_number(v):
+        return str(v)
+    if not math.isfinite(v):
+        return str(v)
+    return format(v, fmt) + ("" if not unit or unit == "×" else " ") + unit
+
+
+def size(v: Any) -> str:
+    """Bytes with a binary unit: 812 B, 12.3 KiB, 1.23 MiB."""
+    if not is_number(v):
+        return num(v)
+    if abs(v) < 1024:
+        return f"{v:.0f} B"
+    if abs(v) < 1024**2:
+        return f"{v / 1024:.1f} KiB"
+    return f"{v / 1024**2:.2f} MiB"
+
+
+def pct(v: Any, digits: int = 2) -> str:
+    return num(v * 100, f".{digits}f", "%") if is_number(v) else num(v)
+
+
+def flag(v: Any) -> str:
+    return {True: "yes", False: "no"}.get(v, "-") if v is None or isinstance(v, bool) else str(v)
+
+
+def text(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, list | tuple):
+        return ", ".join(text(x) for x in v)
+    return str(v)
+
+
+def first_line(s: str, limit: int = 300) -> str:
+    line = s.strip().splitlines()[0] if s.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def quantity(key: str, v: Any) -> str:
+    """A pass's before/after value, formatted by what its key names."""
+    k = key.lower()
+    if "size_bytes" in k or k.endswith("_bytes"):
+        return size(v)
+    if "latency" in k or k.endswith("_ms"):
+        return num(v, ".4g", "ms")
+    if "accuracy" in k or "agreement" in k:
+        return pct(v)
+    if k in ("params", "macs", "parameters") and is_number(v):
+        return f"{v:,.0f}"
+    return num(v)
+
+
+def gate_value(name: str, v: Any) -> str:
+    if not is_number(v):
+        return num(v)
+    if "accuracy_drop" in name:
+        return num(v * 100, ".2f", "pp")
+    if "accuracy" in name:
+        return pct(v)
+    if "latency_regression" in name:
+        return num(v, ".3f", "×")
+    if name.endswith("_ms"):
+        return num(v, ".4g", "ms")
+    if name.endswith("_mb"):
+        return num(v, ".4g", "MB")
+    if name in ("results_present", "environment_match"):
+        return f"{v:.0f}"
+    return num(v)
+
+
+def _col(label: str, numeric: bool = False) -> Cell:
+    return Cell(label, num=numeric)
+
+
+# verdict
+
+def run_verdict(report: Report) -> Verdict:
+    """The banner: every gate passed, FAILED with the root cause (the first error), or INCOMPLETE."""
+    causes = [*report.errors, *(f"pass {p.name}: {p.error}" for p in report.passes if p.error),
+              *(f"{r.artifact}@{r.device}: {r.error}" for r in report.results if r.error and r.status != "ok")]
+    hard = [g for g in report.gates if g.severity != "warning"]
+    failed = [g for g in hard if not g.passed]
+    warned = [g for g in report.gates if g.severity == "warning" and not g.passed]
+    tally = f"{len(hard) - len(failed)}/{len(hard)} gates passed" if hard else "no gates configured"
+    details = [f"{len(report.errors)} error(s): see Errors"] if report.errors else []
+    details += [f"warning: {g.name} on {g.target}: {g.detail}" for g in warned]
+    if report.status == "failed":
+        return Verdict("fail", "FAILED: " + first_line(causes[0] if causes else "status failed, no error recorded"),
+                       [tally, *details])
+    if report.status not in ("completed", "completed_with_errors"):
+        why = f"INCOMPLETE: status {report.status}"
+        return Verdict("incomplete", why, [*(["last error: " + first_line(causes[0])] if causes else []),
+                                           "the run stopped before it finished: `edgekit run --resume RUN_DIR` "
+                                           "finishes it", *details])
+    if failed:
+        g = failed[0]
+        cause = causes[0] if causes else (f"gate {g.name} on {g.target}: {gate_value(g.name, g.value)} vs threshold "
+                                          f"{gate_value(g.name, g.threshold)}" + (f" ({g.detail})" if g.detail else ""))
+        return Verdict("fail", "FAILED: " + first_line(cause), [tally, *details])
+    if causes:
+        return Verdict("warn", f"{tally}, with errors: " + first_line(causes[0]), details)
+    return Verdict("pass" if hard else "none", tally if hard else "Completed; no gates configured", details)
+
+
+# summary of artifacts
+
+def _ancestors(report: Report, name: str) -> list[str]:
+    out, seen = [], {name}
+    a = report.artifact(name)
+    while a is not None and a.source and a.source not in seen:
+        out.append(a.source)
+        seen.add(a.source)
+        a = report.artifact(a.source)
+    return out
+
+
+def fp32_reference(report: Report, r: Result) -> Result | None:
+    """The fp32 row a result is sped up against: its nearest fp32 ancestor on the same device; for a file that is
+    not fp32 and has none, an fp32 artifact of the same format there."""
+    rows = {(x.artifact, x.device): x for x in report.results if x.status == "ok" and x.latency_ms}
+    art = report.artifact(r.artifact)
+    if art is None:
+        return None
+    for name in _ancestors(report, r.artifact):
+        a = report.artifact(name)
+        if a is not None and a.precision == "fp32" and (name, r.device) in rows:
+            return rows[(name, r.device)]
+    if art.precision == "fp32":
+        return None
+    same = [a for a in report.artifacts if a.precision == "fp32" and a.format == art.format]
+    return next((rows[(a.name, r.device)] for a in same if (a.name, r.device) in rows), None)
+
+
+def speedup_cell(report: Report, r: Result | None, run_dir: Path | None) -> Cell:
+    """fp32 p50 / this p50, with a 95% block-bootstrap interval from the recorded latency samples when both
+    files' evidence is intact; a warning when slower than fp32."""
+    ref = fp32_reference(report, r) if r else None
+    art = report.artifact(r.artifact) if r else None
+    if ref is None and art is not None and art.precision == "fp32" and r.status == "ok":
+        return Cell("reference", True, title="the fp32 file others are compared with")
+    if ref is None or not r.latency_ms or not is_number(r.latency_ms.p50) or r.latency_ms.p50 <= 0:
+        return Cell("-", True)
+    ratio = ref.latency_ms.p50 / r.latency_ms.p50
+    slow = ratio < 1
+    return Cell(f"{ratio:.2f}×" + _speedup_interval(r, ref, run_dir), True, "warn" if slow else "",
+                f"slower than {ref.artifact}" if slow else f"vs {ref.artifact}")
+
+
+def _speedup_interval(r: Result, ref: Result, run_dir: Path | None) -> str:
+    if run_dir is None:
+        return ""
+    from edgekit.report.evidence import load_samples
+    from edgekit.report.significance import bootstrap_latency_ratio
+
+    try:
+        ev, ev_ref = load_samples(run_dir, r.samples, r.samples_sha256), load_samples(run_dir, ref.samples,
+                                                                                      ref.samples_sha256)
+    except Exception:  # evidence is optional; a damaged file only costs the interval
+        return ""
+    if not ev or not ev_ref or "latency_ms" not in ev or "latency_ms" not in ev_ref:
+        return ""
+    b = bootstrap_latency_ratio(ev["latency_ms"], ev_ref["latency_ms"], resamples=500)
+    return f" [{b['ci_low']:.2f}, {b['ci_high']:.2f}]"
+
+
+def summary_table(report: Report, run_dir: Path | None = None) -> Table:
+    t = Table([_col("artifact"), _col("format"), _col("precision"), _col("device"), _col("size", True),
+               _col("accuracy", True), _col("cosine", True), _col("top-1 agree", True), _col("p50 ms", True),
+               _col("p90 ms", True), _col("speed-up vs fp32 [95% CI]", True), _col("status")],
+              caption="Accuracy on the test split; cosine and top-1 agreement against the fp32 reference's outputs; "
+                      "latency per batch. The speed-up interval is a block bootstrap of the recorded samples; the "
+                      "two files were timed one after the other, so slow drift of the machine is not in it.")
+    by_art: dict[str, list[Result]] = {}
+    for r in report.results:
+        by_art.setdefault(r.artifact, []).append(r)
+    for a in report.artifacts:
+        p = a.parity
+        for r in by_art.pop(a.name, None) or [None]:
+            lat = r.latency_ms if r else None
+            status = r.status if r else a.status
+            err = (r.error if r else None) or a.error
+            cls = "fail" if status not in ("ok",) else ""
+            t.add([Cell(a.name), Cell(a.format), Cell(a.precision), Cell(r.device if r else "-"),
+                   Cell(size(r.size_bytes if r and r.size_bytes is not None else a.size_bytes), True),
+                   Cell(pct(r.accuracy) if r else "-", True), Cell(num(p.cosine, ".5f") if p else "-", True),
+                   Cell(pct(p.top1_agreement, 1) if p else "-", True),
+                   Cell(num(lat.p50, ".3f") if lat else "-", True), Cell(num(lat.p90, ".3f") if lat else "-", True),
+                   speedup_cell(report, r, run_dir),
+                   Cell(status, cls=cls, title=err or "")], cls)
+    for rows in by_art.values():  # results whose artifact the report does not list
+        for r in rows:
+            lat = r.latency_ms
+            t.add([Cell(r.artifact), Cell("-"), Cell("-"), Cell(r.device), Cell(size(r.size_bytes), True),
+                   Cell(pct(r.accuracy), True), Cell("-", True), Cell("-", True),
+                   Cell(num(lat.p50, ".3f") if lat else "-", True), Cell(num(lat.p90, ".3f") if lat else "-", True),
+                   Cell("-", True), Cell(r.status, title=r.error or "")], "" if r.status == "ok" else "fail")
+    return t
+
+
+def results_table(report: Report) -> Table:
+    t = Table([_col("artifact"), _col("device"), _col("runtime"), _col("status"), _col("accuracy", True),
+               _col("p50 ms", True), _col("p90 ms", True), _col("p99 ms", True), _col("std ms", True),
+               _col("samples/s", True), _col("threads", True), _col("size", True), _col("peak RSS MB", True),
+               _col("error")])
+    for r in report.results:
+        lat = r.latency_ms
+        t.add([Cell(r.artifact), Cell(r.device), Cell(r.runtime), Cell(r.status), Cell(pct(r.accuracy), True),
+               *(Cell(num(getattr(lat, k), ".3f") if lat else "-", True) for k in ("p50", "p90", "p99", "std")),
+               Cell(num(r.throughput, ".0f"), True), Cell(text(r.threads), True), Cell(size(r.size_bytes), True),
+               Cell(num(r.peak_rss_mb, ".0f"), True), Cell(r.error or "")], "" if r.status == "ok" else "fail")
+    return t
+
+
+def metrics_table(report: Report) -> Table:
+    names = sorted({str(k) for r in report.results for k in (r.metrics or {})})
+    t = Table([_col("artifact"), _col("device"), *(_col(n, True) for n in names)],
+              caption="On the test split; fidelity metrics compare with the fp32 reference's outputs.")
+    for r in report.results:
+        if r.metrics:
+            m = {str(k): v for k, v in r.metrics.items()}
+            t.add([Cell(r.artifact), Cell(r.device), *(Cell(num(m.get(n)), True) for n in names)])
+    return t
+
+
+def artifacts_table(report: Report) -> Table:
+    t = Table([_col("artifact"), _col("format"), _col("precision"), _col("status"), _col("size", True),
+               _col("max abs", True), _col("cosine", True), _col("top-1 agree", True), _col("source"),
+               _col("error")], caption="Parity with the reference, on held-out inputs.")
+    for a in report.artifacts:
+        p = a.parity
+        t.add([Cell(a.name), Cell(a.format), Cell(a.precision), Cell(a.status), Cell(size(a.size_bytes), True),
+               Cell(num(p.max_abs, ".2e") if p else "-", True), Cell(num(p.cosine, ".6f") if p else "-", True),
+               Cell(pct(p.top1_agreement, 1) if p else "-", True), Cell(a.source or "-"), Cell(a.error or "")],
+              "" if a.status == "ok" else "fail")
+    return t
+
+
+def cross_parity_table(report: Report) -> Table:
+    t = Table([_col("a"), _col("b"), _col("relation"), _col("samples", True), _col("max abs", True),
+               _col("cosine", True), _col("top-1 agree", True), _col("error")],
+              caption="Each artifact in its own runtime, on the same held-out inputs.")
+    for c in report.cross_parity:
+        g = c.get
+        t.add([Cell(text(g("a"))), Cell(text(g("b"))), Cell(text(g("relation"))), Cell(num(g("samples")), True),
+               Cell(num(g("max_abs"), ".2e"), True), Cell(num(g("cosine"), ".6f"), True),
+               Cell(pct(g("top1_agreement"), 1) if g("top1_agreement") is not None else "-", True),
+               Cell(text(g("error", "")))])
+    return t
+
+
+# passes
+
+CANDIDATE_COLUMNS = [  # (key, header, formatter, numeric)
+    ("format", "format", text, False),
+    ("activation_type", "activation type", text, False),
+    ("weight_type", "weight type", text, False),
+    ("per_channel", "per-channel", flag, False),
+    ("saturation_safe", "saturation-safe", flag, False),
+    ("float_nodes", "float layers", lambda v: str(len(v)) if isinstance(v, list) else text(v), True),
+    ("cosine", "cosine", lambda v: num(v, ".5f"), True),
+    ("top1_agreement", "top-1 agree", lambda v: pct(v, 1), True),
+    ("val_accuracy", "val accuracy", pct, True),
+    ("size_bytes", "size", size, True),
+    ("latency_ms_p50", "p50 ms", lambda v: num(v, ".3f"), True),
+    ("latency_ms_p90", "p90 ms", lambda v: num(v, ".3f"), True),
+    ("speedup_vs_fp32", "vs fp32", lambda v: num(v, ".2f", "×"), True),
+    ("meets_target", "meets target", flag, False),
+    ("error", "error", text, False),
+]
+
+
+def candidate_label(row: dict, i: int) -> str:
+    for k in ("scheme", "candidate", "label", "node"):
+        if row.get(k) not in (None, ""):
+            return text(row[k])
+    return f"#{i + 1}"
+
+
+def slower_than_fp32(row: dict, p: PassRecord) -> bool:
+    s = row.get("speedup_vs_fp32")
+    if is_number(s):
+        return s < 1
+    fp32, lat = p.before.get("latency_ms_p50_selection"), row.get("latency_ms_p50")
+    return is_number(fp32) and is_number(lat) and lat > fp32
+
+
+def candidate_table(p: PassRecord) -> Table | None:
+    """One row per entry of `passes[].candidates`; the chosen one marked, slower-than-fp32 rows flagged."""
+    rows = [c for c in p.candidates if isinstance(c, dict)]
+    if not rows:
+        return None
+    cols = [c for c in CANDIDATE_COLUMNS if any(r.get(c[0]) is not None for r in rows)]
+    fp32 = p.before.get("latency_ms_p50_selection")
+    t = Table([_col("candidate"), *(_col(h, n) for _, h, _, n in cols), _col("choice")],
+              caption=f"fp32 p50 on this host during selection: {num(fp32, '.3f', 'ms')}" if fp32 is not None else "")
+    for i, r in enumerate(rows):
+        slow = slower_than_fp32(r, p)
+        chosen = r.get("chosen") is True
+        note = "✓ chosen" if chosen else ""
+        if slow:
+            note = (note + "; " if note else "") + "slower than fp32"
+        cls = " ".join(x for x in ("chosen" if chosen else "", "slow" if slow else "", "fail" if r.get("error") else "")
+                       if x)
+        t.add([Cell(candidate_label(r, i)), *(Cell(f(r.get(k)), n) for k, _, f, n in cols), Cell(note)], cls)
+    return t
+
+
+QUANTITY_LABELS = {"size_bytes": "size", "latency_ms_p50_selection": "p50 latency (selection timing)",
+                   "latency_ms_p90_selection": "p90 latency (selection timing)", "test_accuracy": "test accuracy",
+                   "val_accuracy": "validation accuracy"}
+
+
+def before_after_table(p: PassRecord) -> Table | None:
+    keys = [k for k in p.before if k in p.after] + [k for k in p.after if k not in p.before]
+    keys = [k for k in keys if is_number(p.before.get(k)) or is_number(p.after.get(k))]
+    if not keys:
+        return None
+    t = Table([_col("quantity"), _col("before", True), _col("after", True), _col("after / before", True)])
+    for k in keys:
+        b, a = p.before.get(k), p.after.get(k)
+        ratio = num(a / b, ".3f", "×") if is_number(a) and is_number(b) and b else "-"
+        label = QUANTITY_LABELS.get(str(k), str(k).replace("_", " "))
+        t.add([Cell(label), Cell(quantity(str(k), b), True), Cell(quantity(str(k), a), True), Cell(ratio, True)])
+    return t
+
+
+@dataclass
+class PassView:
+    anchor: str
+    title: str
+    status: str
+    duration: str
+    produced: str
+    decision: str
+    notes: list[str]
+    error: str
+    change: Table | None
+    candidates: Table | None
+
+
+def pass_views(report: Report) -> list[PassView]:
+    return [PassView(anchor=f"pass-{i + 1}", title=f"{i + 1}. {p.name}", status=p.status,
+                     duration=num(p.duration_s, ".1f", "s"), produced=p.produced or "", decision=p.decision or "",
+                     notes=[str(n) for n in p.notes], error=p.error or "", change=before_after_table(p),
+                     candidates=candidate_table(p)) for i, p in enumerate(report.passes)]
+
+
+# gates
+
+def gate_matrix(report: Report) -> Table | None:
+    """Targets (artifact@device) by gates; each cell the verdict and value, its title the threshold and detail."""
+    if not report.gates:
+        return None
+    names = list(dict.fromkeys(g.name for g in report.gates))
+    targets = list(dict.fromkeys(g.target for g in report.gates))
+    cells = {(g.target, g.name): g for g in report.gates}
+    t = Table([_col("target"), *(_col(n.replace("_", " ")) for n in names)],
+              caption="Hover a cell for its threshold, interval and detail; all of them are in the table below.")
+    for target in targets:
+        row = [Cell(target)]
+        for n in names:
+            g = cells.get((target, n))
+            if g is None:
+                row.append(Cell(""))
+                continue
+            v = verdict(g)
+            ci = f"; CI [{gate_value(n, g.ci[0])}, {gate_value(n, g.ci[1])}]" if g.ci and len(g.ci) == 2 else ""
+            row.append(Cell(f"{v} {gate_value(n, g.value)}", cls={"PASS": "pass", "FAIL": "fail"}.get(v, "warn"),
+                            title=f"threshold {gate_value(n, g.threshold)}{ci}; {g.detail}"))
+        t.add(row)
+    return t
+
+
+def gates_table(gates: list[GateResult]) -> Table:
+    t = Table([_col("gate"), _col("target"), _col("value", True), _col("threshold", True), _col("interval", True),
+               _col("result"), _col("detail")])
+    for g in gates:
+        v = verdict(g)
+        ci = f"[{gate_value(g.name, g.ci[0])}, {gate_value(g.name, g.ci[1])}]" if g.ci and len(g.ci) == 2 else "-"
+        if ci != "-" and is_number(g.confidence):
+            ci += f" @ {g.confidence:.0%}"
+        t.add([Cell(g.name), Cell(g.target), Cell(gate_value(g.name, g.value), True),
+               Cell(gate_value(g.name, g.threshold), True), Cell(ci, True),
+               Cell(v, cls={"PASS": "pass", "FAIL": "fail"}.get(v, "warn")), Cell(g.detail)])
+    return t
+
+
+# run, environment
+
+def flatten(d: Any, prefix: str = "") -> list[tuple[str, str]]:
+    """Nested dicts as dotted keys; lists of scalars joined."""
+    if isinstance(d, dict):
+        out = []
+        for k, v in d.items():
+            out += flatten(v, f"{prefix}.{k}" if prefix else str(k))
+        return out
+    if isinstance(d, list) and any(isinstance(x, dict | list) for x in d):
+        out = []
+        for i, v in enumerate(d):
+            out += flatten(v, f"{prefix}[{i}]")
+        return out
+    return [(prefix, text(d))]
+
+
+def key_value_table(pairs: list[tuple[str, str]]) -> Table:
+    t = Table([_col("key"), _col("value")])
+    for k, v in pairs:
+        t.add([Cell(k), Cell(v)])
+    return t
+
+
+def run_facts(report: Report) -> list[tuple[str, str]]:
+    d, m, ref = report.data, report.model, report.reference
+    facts = [("recipe", report.recipe_name), ("status", report.status), ("created", report.created),
+             ("edgekit", report.edgekit_version), ("recipe sha256", report.recipe_sha256[:16] or "-"),
+             ("seed", text(report.seed))]
+    if d:
+        facts += [("data", f"{text(d.get('source'))}: {text(d.get('train'))} train / {text(d.get('val'))} val / "
+                           f"{text(d.get('test'))} test, input {text(d.get('input_shape'))}"),
+                  ("data fingerprint", text(d.get("fingerprint")))]
+    if m:
+        facts.append(("model", text(m.get("arch")) + (f", {quantity('params', m['params'])} parameters"
+                                                      if "params" in m else "")
+                      + (f", {quantity('macs', m['macs'])} MACs per sample" if m.get("macs") else "")))
+    if ref:
+        facts.append(("reference", f"{text(ref.get('source'))}: test accuracy {pct(ref.get('accuracy'))}"))
+    return facts
