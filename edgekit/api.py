@@ -13,10 +13,13 @@ def run(recipe: Recipe | str | Path, out_dir: Path | None = None, overrides: lis
         log: Callable[[str], None] = print, on_epoch: Callable[[int, float], None] | None = None):
     """Everything the recipe asks for; returns the pipeline Run. `on_epoch(epoch, val_accuracy)` is called after
     each training epoch and may raise to stop the run (a search pruning a hopeless trial)."""
+    from edgekit.devices.profile import check_profiles
     from edgekit.pipeline import new_run, run_stages
 
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, overrides)
+    if recipe.bench is not None:
+        check_profiles(recipe.bench.devices)
     run = new_run(recipe, out_dir, log)
     run.on_epoch = on_epoch
     return run_stages(run)
@@ -69,6 +72,7 @@ def export(recipe: Recipe, checkpoint: Path | None = None, formats: set[str] | N
 def bench(run_dir: Path, devices: list[str] | None = None, log: Callable[[str], None] = print, **overrides):
     """Benchmark every artifact of an existing run folder (on its recipe's devices, or `devices`)."""
     from edgekit import pipeline as p
+    from edgekit.devices.profile import check_profiles
     from edgekit.report.io import load_report
 
     run_dir = Path(run_dir)
@@ -77,6 +81,7 @@ def bench(run_dir: Path, devices: list[str] | None = None, log: Callable[[str], 
         from edgekit.bench.config import BenchConfig
 
         recipe.bench = BenchConfig()
+    check_profiles(devices or recipe.bench.devices)
     for k, v in overrides.items():
         if v is not None:
             setattr(recipe.bench, k, v)

@@ -20,6 +20,11 @@ class RecipeError(EdgekitError):
         super().__init__(f"{where}{message}")
 
 
+class DeviceError(RecipeError):
+    """A device profile is malformed or unsafe (a host or user that ssh would read as an option, a bad serial...):
+    names the profile file, the key and its line."""
+
+
 class DataError(EdgekitError):
     """A data source is missing or malformed."""
 

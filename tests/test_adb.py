@@ -74,8 +74,14 @@ def test_parse_percentiles_prefixes_and_periodic_peak():
     assert latency_summary(prefixed) == latency_summary(parse(sample("xnnpack_int8_rpi.txt")))
 
 
+@pytest.fixture(autouse=True)
+def adb_client(tmp_path, monkeypatch):
+    """The stand-in client written by `fake_adb`: the adb client comes from $EDGEKIT_ADB, never from a profile."""
+    monkeypatch.setenv("EDGEKIT_ADB", str(tmp_path / "adb"))
+
+
 def phone(tmp_path, **over) -> DeviceProfile:
-    adb = {"adb": str(tmp_path / "adb"), "serial": "R5CW123", "benchmark_model": "/data/local/tmp/benchmark_model"}
+    adb = {"serial": "R5CW123", "benchmark_model": "/data/local/tmp/benchmark_model"}
     adb.update(over.pop("adb", {}))
     return DeviceProfile(name="phone", kind="mobile", transport="adb", runtimes=["litert"], threads=4, adb=adb, **over)
 
@@ -156,7 +162,7 @@ def test_bench_over_adb_fills_the_result_schema(tmp_path, tflite_art, splits):
     assert any(c[2:4] == ["shell", "rm -f /data/local/tmp/edgekit/model.tflite"] for c in calls)
 
 
-def test_failed_benchmark_and_offline_device_are_clear_errors(tmp_path, tflite_art, splits):
+def test_failed_benchmark_and_offline_device_are_clear_errors(tmp_path, tflite_art, splits, monkeypatch):
     from edgekit.bench.config import BenchConfig
     from edgekit.bench.run import bench_artifact
     from edgekit.devices import check, reachable
@@ -171,8 +177,8 @@ def test_failed_benchmark_and_offline_device_are_clear_errors(tmp_path, tflite_a
                                       "reason": "adb device R5CW123: error: device offline"}
     row = bench_artifact(tflite_art, tmp_path, splits.x_test, splits.y_test, phone(tmp_path), BenchConfig())
     assert row.status == "failed" and "not available" in row.error
-    missing = phone(tmp_path, adb={"adb": str(tmp_path / "no-such-adb")})
-    assert "not found" in reachable(missing)
+    monkeypatch.setenv("EDGEKIT_ADB", str(tmp_path / "no-such-adb"))
+    assert "not found" in reachable(phone(tmp_path))
 
 
 def test_check_over_adb(tmp_path):

@@ -134,7 +134,7 @@ def test_probe_over_adb_is_refused_with_a_reason(tmp_path):
     from edgekit.devices.probe import probe
     from edgekit.errors import BenchError
 
-    p = DeviceProfile(name="phone", transport="adb", adb={"adb": str(tmp_path / "no-adb")})
+    p = DeviceProfile(name="phone", transport="adb", adb={})
     with pytest.raises(BenchError, match="Python and ONNX Runtime on the device"):
         probe(p, mem_mb=8, gemm={"m": 8, "n": 8, "k": 8})
 

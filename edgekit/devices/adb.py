@@ -10,6 +10,7 @@ by edgekit; it feeds random inputs, so there is no accuracy. Probing peaks needs
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 from pathlib import Path
@@ -21,8 +22,13 @@ DELEGATE_FLAGS = {"xnnpack": ["--use_xnnpack=true"], "gpu": ["--use_gpu=true"], 
                   "none": ["--use_xnnpack=false"]}
 
 
+ADB_ENV = "EDGEKIT_ADB"
+
+
 def adb_argv(a, *args: str) -> list[str]:
-    return [a.adb, *(["-s", a.serial] if a.serial else []), *args]
+    """The one adb argv edgekit builds. The client is $EDGEKIT_ADB or `adb` on PATH, never a profile's choice;
+    the serial and the paths in `args` were checked when the profile loaded (none starts with '-')."""
+    return [os.environ.get(ADB_ENV) or "adb", *(["-s", a.serial] if a.serial else []), *args]
 
 
 def affinity_mask(cpus: list[int]) -> str:
@@ -53,7 +59,7 @@ def _run(argv: list[str], timeout_s: float, data: bytes | None = None) -> subpro
     try:
         return subprocess.run(argv, capture_output=True, timeout=timeout_s, input=data)
     except FileNotFoundError as e:
-        raise DeviceUnreachable(f"`{argv[0]}` not found: install Android platform-tools or set adb.adb") from e
+        raise DeviceUnreachable(f"`{argv[0]}` not found: install Android platform-tools or set {ADB_ENV}") from e
     except subprocess.TimeoutExpired as e:
         raise BenchError(f"`{' '.join(argv[:4])} ...` timed out after {timeout_s:.0f} s") from e
 
@@ -78,7 +84,7 @@ def run_benchmark(profile, model: Path, job: dict, timeout_s: float, op_profilin
     if why:
         raise DeviceUnreachable(f"adb device {a.serial or '(default)'} is not available: {why}")
     remote = f"{a.workdir.rstrip('/')}/{Path(model).name}"
-    steps = [adb_argv(a, "shell", f"mkdir -p {shlex.quote(a.workdir)}"), adb_argv(a, "push", str(model), remote)]
+    steps = [adb_argv(a, "shell", f"mkdir -p {shlex.quote(a.workdir)}"), adb_argv(a, "push", os.path.abspath(model), remote)]
     for argv in steps:
         proc = _run(argv, timeout_s)
         if proc.returncode != 0:

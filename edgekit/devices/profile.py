@@ -11,9 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, model_validator
+from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from edgekit.config_base import Strict
+from edgekit.devices.fields import BenchmarkFlag, Host, OptionPath, PathText, Serial, SshConfigPath, User
+from edgekit.names import Name, name_problem
 
 MEASURED_SUFFIX = ".measured.yaml"
 
@@ -26,29 +29,42 @@ class Budgets(Strict):
 
 class SshSettings(Strict):
     """How to reach a Linux device over ssh. Keys come from the user's ssh config/agent or `identity_file`;
-    host keys are always checked (against `known_hosts` when given, else the user's)."""
+    host keys are always checked (against `known_hosts` when given, else the user's). Every value is checked
+    when the profile loads (edgekit/devices/fields.py): none can reach ssh as an option."""
 
-    host: str
-    port: int = Field(22, ge=1, le=65535)
-    user: str | None = None
-    identity_file: str | None = Field(None, description="private key file (default: ssh config / agent)")
-    known_hosts: str | None = Field(None, description="known_hosts file holding the device's host key")
-    ssh_config: str | None = Field(None, description="ssh config file to use instead of ~/.ssh/config (ssh -F)")
-    python: str = Field("python3", description="Python interpreter on the device")
-    workdir: str = Field("/tmp", description="where a temporary bench folder is created on the device")
-    connect_timeout_s: float = Field(10.0, gt=0)
+    host: Host = Field(description="DNS name, ssh config alias, IPv4 or IPv6 address")
+    port: int = Field(22, ge=1, le=65535, strict=True)
+    user: User | None = None
+    identity_file: PathText | None = Field(None, description="private key file (default: ssh config / agent)")
+    known_hosts: OptionPath | None = Field(None, description="known_hosts file holding the device's host key")
+    ssh_config: SshConfigPath | None = Field(
+        None, description="ssh config file to use instead of ~/.ssh/config (ssh -F); connection and host-key "
+                          "keywords only")
+    python: PathText = Field("python3", description="Python interpreter on the device")
+    workdir: PathText = Field("/tmp", description="where a temporary bench folder is created on the device")
+    connect_timeout_s: float = Field(10.0, gt=0, le=3600)
 
 
 class AdbSettings(Strict):
     """An Android device over adb, benchmarked with TFLite's `benchmark_model` binary already on the device."""
 
-    serial: str | None = Field(None, description="adb serial (needed when several devices are attached)")
-    adb: str = Field("adb", description="adb executable on this machine")
-    benchmark_model: str = Field("/data/local/tmp/benchmark_model", description="benchmark_model path on the device")
-    workdir: str = Field("/data/local/tmp/edgekit", description="where models are pushed")
+    serial: Serial | None = Field(None, description="adb serial (needed when several devices are attached)")
+    adb: str | None = Field(None, exclude=True, description="not read: the adb client is $EDGEKIT_ADB or `adb` "
+                                                            "on PATH")
+    benchmark_model: PathText = Field("/data/local/tmp/benchmark_model",
+                                      description="benchmark_model path on the device")
+    workdir: PathText = Field("/data/local/tmp/edgekit", description="where models are pushed")
     report_peak_memory: bool = Field(True, description="pass --report_peak_memory_footprint=true (newer builds)")
-    extra_flags: list[str] = Field(default_factory=list, description="more benchmark_model flags, e.g. "
-                                                                     "--nnapi_accelerator_name=qti-dsp")
+    extra_flags: list[BenchmarkFlag] = Field(default_factory=list, description="more benchmark_model flags, e.g. "
+                                                                               "--nnapi_accelerator_name=qti-dsp")
+
+    @field_validator("adb")
+    @classmethod
+    def _no_local_program(cls, value):
+        if value is not None:
+            raise PydanticCustomError("local_program", "a device profile cannot choose a program to run on this "
+                                      "machine: set the EDGEKIT_ADB environment variable, or put adb on PATH")
+        return value
 
 
 class CudaSettings(Strict):
@@ -75,12 +91,12 @@ class MeasuredPeaks(Peaks):
 class MeasuredFile(Strict):
     """The sidecar `<profile>.measured.yaml` written by `edgekit devices probe`."""
 
-    name: str
+    name: Name
     measured: MeasuredPeaks
 
 
 class DeviceProfile(Strict):
-    name: str
+    name: Name
     kind: Literal["cpu", "gpu", "mobile", "embedded"] = "cpu"
     transport: Literal["local", "ssh", "adb", "cuda"] = "local"
     description: str = ""
@@ -141,25 +157,44 @@ def _profile_files(d: Path) -> list[Path]:
     return sorted(p for p in d.glob("*.yaml") if not p.name.endswith(MEASURED_SUFFIX)) if d.is_dir() else []
 
 
-def load_profile(name_or_path: str, extra_dir: Path | None = None) -> DeviceProfile:
-    from edgekit.errors import RecipeError
+def _validated(path: Path, model):
+    """`model` read from the YAML file `path`; any problem is a DeviceError naming the file, key and line."""
+    from edgekit.errors import DeviceError, RecipeError
     from edgekit.recipe import validate_yaml_file
+
+    try:
+        return validate_yaml_file(path, model)
+    except DeviceError:
+        raise
+    except RecipeError as e:
+        raise DeviceError(e.message, path=e.path, key=e.key, line=e.line) from None
+
+
+def load_profile(name_or_path: str, extra_dir: Path | None = None) -> DeviceProfile:
+    """A profile by file path or by name (searched in `search_dirs`). A malformed or unsafe profile is a
+    DeviceError naming the file and key; an unknown name is a RecipeError."""
+    from edgekit.errors import DeviceError, RecipeError
 
     candidate = Path(name_or_path)
     if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
         path = candidate
     else:
+        if candidate.suffix in (".yaml", ".yml"):
+            raise RecipeError("device profile not found", path=name_or_path, key="bench.devices")
+        why = name_problem(name_or_path)
+        if why:
+            raise DeviceError(f"device {why}", key="bench.devices")
         path = next((d / f"{name_or_path}.yaml" for d in search_dirs(extra_dir) if (d / f"{name_or_path}.yaml").is_file()),
                     None)
         if path is None:
             known = sorted({p.stem for d in search_dirs(extra_dir) for p in _profile_files(d)})
             raise RecipeError(f"unknown device '{name_or_path}' (known: {known})", key="bench.devices")
-    profile = validate_yaml_file(path, DeviceProfile)
+    profile = _validated(path, DeviceProfile)
     side = sidecar_path(path)
     if side.is_file():
-        measured = validate_yaml_file(side, MeasuredFile)
+        measured = _validated(side, MeasuredFile)
         if measured.name != profile.name:
-            raise RecipeError(f"measured peaks are for '{measured.name}', not '{profile.name}'", path=str(side),
+            raise DeviceError(f"measured peaks are for '{measured.name}', not '{profile.name}'", path=str(side),
                               key="name", line=1)
         profile.measured = measured.measured
     profile._path = path.resolve()
@@ -174,3 +209,17 @@ def list_profiles(extra_dir: Path | None = None) -> list[DeviceProfile]:
                 seen.add(p.stem)
                 out.append(load_profile(str(p)))
     return out
+
+
+def check_profiles(names: list[str]) -> None:
+    """Load each named profile now, so a malformed or unsafe one stops the command before anything runs. An
+    unknown name is left to the bench stage, which records it and goes on with the other devices."""
+    from edgekit.errors import DeviceError, RecipeError
+
+    for name in names:
+        try:
+            load_profile(name)
+        except DeviceError:
+            raise
+        except RecipeError:
+            pass

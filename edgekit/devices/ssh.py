@@ -41,20 +41,23 @@ def shipped_files() -> list[tuple[Path, str]]:
 
 
 def ssh_command(s, remote_command: str) -> list[str]:
-    """The ssh argv for settings `s` (SshSettings). Host keys are checked; no interactive authentication."""
+    """The one ssh argv edgekit builds, for settings `s` (SshSettings): options, then `--`, then the destination
+    and the remote command, so no profile value can be read as an ssh option. Host keys are checked; no
+    interactive authentication."""
     argv = ["ssh"]
     if s.ssh_config:
-        argv += ["-F", s.ssh_config]
+        argv += ["-F", str(Path(s.ssh_config).expanduser())]
     argv += ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", "UpdateHostKeys=no",
              "-o", "PasswordAuthentication=no", "-o", "KbdInteractiveAuthentication=no",
              "-o", f"ConnectTimeout={max(1, int(round(s.connect_timeout_s)))}",
-             "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3", "-p", str(s.port)]
+             "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3", "-p", str(int(s.port))]
+    if s.user:
+        argv += ["-l", s.user]
     if s.identity_file:
         argv += ["-i", str(Path(s.identity_file).expanduser()), "-o", "IdentitiesOnly=yes"]
     if s.known_hosts:
         argv += ["-o", f"UserKnownHostsFile={Path(s.known_hosts).expanduser()}", "-o", "GlobalKnownHostsFile=/dev/null"]
-    argv += [f"{s.user}@{s.host}" if s.user else s.host, "--", remote_command]
-    return argv
+    return argv + ["--", s.host, remote_command]
 
 
 def _remote_dir(workdir: str) -> str:
@@ -107,7 +110,8 @@ def pack(job: dict) -> tuple[bytes, dict]:
 
 
 def _where(s) -> str:
-    return f"{s.user + '@' if s.user else ''}{s.host}:{s.port}"
+    host = f"[{s.host}]" if ":" in s.host else s.host
+    return f"{s.user + '@' if s.user else ''}{host}:{s.port}"
 
 
 def _connection_error(s, stderr: str, during: str) -> DeviceUnreachable:
