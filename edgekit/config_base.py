@@ -17,3 +17,12 @@ class Tolerance(Strict):
     max_abs: float | None = None
     min_cosine: float | None = None
     min_top1: float | None = None
+
+    def for_task(self, task: str) -> Tolerance:
+        """The bounds that mean something for this kind of output: top-1 agreement is the argmax of class scores,
+        meaningless for an embedding or a regression output, so only classification checks it."""
+        if task == "classification" or self.min_top1 is None:
+            return self
+        return self.model_copy(update={"min_top1": None})
+
+

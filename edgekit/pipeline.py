@@ -318,6 +318,7 @@ def verify(run: Run, art: Artifact, tolerance, samples: int = 256) -> Artifact:
     from edgekit.runtimes import runtime_for
 
     x = run.splits.x_test[:samples]
+    tolerance = tolerance.for_task(run.recipe.output_task())
     sess = runtime_for(art.format).load(artifact_path(run.run_dir, art), threads=PARITY_THREADS)
     numbers = compare(run.reference_logits["test"][: len(x)], sess.run(x))
     art.parity = check(art.name, numbers, tolerance, run.report.reference.get("source", "torch fp32"),

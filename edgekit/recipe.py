@@ -62,6 +62,20 @@ class Recipe(Strict):
     bench: BenchConfig | None = Field(default_factory=BenchConfig)
     gates: GatesConfig = Field(default_factory=GatesConfig)
     output_dir: Path = Path("runs")
+    task: Literal["auto", "classification", "embedding", "regression"] = Field(
+        "auto", description="what the model's outputs are, which decides the fidelity bounds that apply (top-1 "
+                            "agreement only for classification); auto: embedding for a feature-extraction model, "
+                            "regression for an mse loss, else classification")
+
+    def output_task(self) -> str:
+        """classification, embedding or regression (see `task`)."""
+        if self.task != "auto":
+            return self.task
+        if getattr(self.model, "task", None) == "feature-extraction":
+            return "embedding"
+        if self.train is not None and self.train.loss == "mse":
+            return "regression"
+        return "classification"
 
     @model_validator(mode="after")
     def _consistent(self):

@@ -129,6 +129,24 @@ def test_recipe_run_quantizes_and_reports_fidelity_without_labels(bert_dir, tmp_
     assert any(g.name == "min_metric.cosine" for g in rep.gates)
 
 
+
+def test_feature_extraction_recipe_passes_default_tolerances(bert_dir, tmp_path):
+    """Embeddings are judged by cosine, never by the argmax of a vector: quantize.dynamic with its default
+    tolerance (which bounds top-1 agreement for classifiers) passes on a feature-extraction model."""
+    from edgekit.pipeline import run_recipe
+    from edgekit.recipe import load_recipe
+
+    recipe = load_recipe("recipes/hf-model.yaml", [
+        f"model.path={bert_dir}", "model.task=feature-extraction", "data.samples=120", f"data.vocab_size={VOCAB}",
+        f"data.seq_len={SEQ}", "bench=null"])
+    recipe.passes[0].tolerance = type(recipe.passes[0])(name="quantize.dynamic").tolerance  # the pass default
+    assert recipe.passes[0].tolerance.min_top1 is not None and recipe.output_task() == "embedding"
+    run = run_recipe(recipe, out_dir=tmp_path / "run", log=lambda m: None)
+    art = run.report.artifact("onnx-int8-dynamic")
+    assert art.status == "ok", run.report.errors
+    assert art.parity.passed and art.parity.cosine >= 0.98
+    assert art.parity.tolerance["min_top1"] is None  # not applied to an embedding
+
 def _corrupt(folder, how):
     w = folder / "model.safetensors"
     if how == "missing":
@@ -195,3 +213,14 @@ def test_input_spec_override_and_example_inputs(bert_dir):
         build_model(HfModel(arch="hf", path=bert_dir, inputs=[spec]), (8,), 0, vocab_size=VOCAB)
     with pytest.raises(ModelLoadError, match="give a size for its dynamic axis 'seq'"):
         example_input(InputSpec(shape=["batch", "seq"], dtype="int64"))
+
+
+@pytest.mark.parametrize("task,passes", [("classification", False), ("embedding", True), ("regression", True)])
+def test_top1_bound_applies_to_classifiers_only(task, passes):
+    from edgekit.config_base import Tolerance
+    from edgekit.export.parity import check
+
+    numbers = {"samples": 64, "max_abs": 0.05, "mean_abs": 0.01, "cosine": 0.995, "top1_agreement": 0.5}
+    parity = check("a", numbers, Tolerance(min_cosine=0.98, min_top1=0.9).for_task(task), "torch fp32",
+                   raise_on_fail=False)
+    assert parity.passed is passes
