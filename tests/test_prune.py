@@ -72,6 +72,19 @@ def test_structured_reaches_target_macs_iteratively_with_finetuning(splits, tmp_
     assert not any("NOT met" in n for n in rec.notes)
 
 
+@pytest.mark.parametrize("arch,target", [("resnet", 0.45), ("mobilenet_v2", 0.6)])
+def test_structured_lands_near_target_macs_or_says_why(arch, target, splits, tmp_path):
+    """Asked for <= 45% of the MACs it must not stop at 35%: the ratio is bisected to land just under the target."""
+    _, rec = apply({"name": "prune.structured", "target_macs": target, "importance": "l2"}, tiny(arch, splits),
+                   ctx_for(splits, tmp_path))
+    frac = rec.after["macs"] / rec.before["macs"]
+    assert frac <= target + 1e-9
+    from edgekit.passes.prune_structured import TARGET_TOLERANCE
+
+    assert target - frac <= TARGET_TOLERANCE or any("undershot" in n and "granularity" in n for n in rec.notes)
+    assert any("bisection" in n for n in rec.notes)
+
+
 def test_structured_protect_keeps_layer_width_and_rejects_unknown_names(splits, tmp_path):
     model = tiny("cnn", splits)
     _, rec = apply({"name": "prune.structured", "ratio": 0.5, "protect": ["features.0.0"]}, model,

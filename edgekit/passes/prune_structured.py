@@ -30,7 +30,8 @@ class StructuredPruneConfig(TorchPassConfig):
                                                                  "always is); see `edgekit analyze`")
     target_macs: float | None = Field(None, gt=0, lt=1, description="prune until MACs <= this fraction of the "
                                                                      "original")
-    search_steps: int = Field(20, ge=2, description="target_macs: pruning increments tried on the way to the target")
+    search_steps: int = Field(20, ge=2, description="target_macs: bisection steps searching the pruning ratio whose "
+                                                    "MACs land at, or just under, the target")
     steps: int = Field(1, ge=1, description="iterative schedule: prune in this many steps")
     finetune_epochs: int = Field(0, ge=0, description="fine-tune after each step with the recipe's train settings")
     finetune_lr: float | None = Field(None, gt=0, description="default: the recipe's lr")
@@ -88,6 +89,46 @@ def accumulate_gradients(model, splits, batches: int, seed: int, batch_size: int
     model.train(was_training)
 
 
+TARGET_TOLERANCE = 0.03  # target_macs: a result further under the target than this is explained in the notes
+
+
+def _one_shot_fraction(model, ctx, c, ratio: float, base_macs: int) -> float:
+    """MAC fraction after pruning a copy of `model` at `ratio` in one step."""
+    import torch
+    import torch_pruning as tp
+
+    from edgekit.models.stats import count_macs
+
+    m = copy.deepcopy(model).eval()
+    shape = ctx.splits.input_shape
+    if c.importance == "taylor":
+        accumulate_gradients(m, ctx.splits, c.taylor_batches, ctx.seed)
+    tp.pruner.MetaPruner(m, torch.zeros(1, *shape), importance=_importance(c), global_pruning=c.global_pruning,
+                         pruning_ratio=ratio, max_pruning_ratio=c.max_layer_ratio, iterative_steps=1,
+                         ignored_layers=protected_modules(m, c.protect), round_to=c.round_to).step()
+    return count_macs(m, shape) / max(base_macs, 1)
+
+
+def _ratio_for_target(model, ctx, c, base_macs: int) -> tuple[float, list[tuple[float, float]]]:
+    """The pruning ratio (at most `ratio`) whose MAC fraction is the largest at or under `target_macs`, by
+    bisection; returns it and the (ratio, fraction) pairs tried."""
+    tried = [(c.ratio, _one_shot_fraction(model, ctx, c, c.ratio, base_macs))]
+    if tried[0][1] > c.target_macs:
+        return c.ratio, [(round(r, 4), round(f, 4)) for r, f in tried]  # out of reach under the cap
+    lo, hi, best = 0.0, c.ratio, tried[0]
+    for _ in range(c.search_steps):
+        mid = (lo + hi) / 2
+        frac = _one_shot_fraction(model, ctx, c, mid, base_macs)
+        tried.append((mid, frac))
+        if frac <= c.target_macs + 1e-9:
+            hi, best = mid, (mid, frac)
+        else:
+            lo = mid
+        if c.target_macs - best[1] < 0.002 or hi - lo < 1e-3:
+            break
+    return best[0], [(round(r, 4), round(f, 4)) for r, f in tried]
+
+
 class StructuredPrune(Pass):
     name = "prune.structured"
     stage = "torch"
@@ -108,37 +149,30 @@ class StructuredPrune(Pass):
         shape = ctx.splits.input_shape
         example = torch.zeros(1, *shape)
         base_macs = count_macs(model, shape)
-        iterative = c.search_steps if c.target_macs else c.steps
-        ignored = protected_modules(model, c.protect)
+        protected_modules(model, c.protect)  # unknown names are an error before any work
+        prune_ratio, searched = c.ratio, []
         try:
+            if c.target_macs:
+                prune_ratio, searched = _ratio_for_target(model, ctx, c, base_macs)
             pruner = tp.pruner.MetaPruner(
-                model, example, importance=_importance(c), global_pruning=c.global_pruning, pruning_ratio=c.ratio,
-                max_pruning_ratio=c.max_layer_ratio, iterative_steps=iterative, ignored_layers=ignored,
-                round_to=c.round_to,
+                model, example, importance=_importance(c), global_pruning=c.global_pruning, pruning_ratio=prune_ratio,
+                max_pruning_ratio=c.max_layer_ratio, iterative_steps=c.steps,
+                ignored_layers=protected_modules(model, c.protect), round_to=c.round_to,
             )
         except Exception as e:  # torch-pruning cannot trace every model
             raise PassError(f"prune.structured: torch-pruning could not build the dependency graph: {e}") from e
-        milestones = ([1 - (1 - c.target_macs) * (k + 1) / c.steps for k in range(c.steps)] if c.target_macs else [])
         trace, finetunes = [], 0
-        for step in range(iterative):
+        for step in range(c.steps):
             if c.importance == "taylor":
                 accumulate_gradients(model, ctx.splits, c.taylor_batches, ctx.seed + step)
             pruner.step()
             model.zero_grad(set_to_none=True)
-            frac = count_macs(model, shape) / max(base_macs, 1)
-            trace.append(round(frac, 4))
-            due = (not c.target_macs) or (milestones and frac <= milestones[0] + 1e-9)
-            while milestones and frac <= milestones[0] + 1e-9:
-                milestones.pop(0)
-            if due and c.finetune_epochs:
-                ctx.log(f"  step {step + 1}: MACs at {frac:.1%} of the original; fine-tuning {c.finetune_epochs} epochs")
+            trace.append(round(count_macs(model, shape) / max(base_macs, 1), 4))
+            if c.finetune_epochs:
+                ctx.log(f"  step {step + 1}: MACs at {trace[-1]:.1%} of the original; fine-tuning {c.finetune_epochs} "
+                        f"epochs")
                 finetune(model, ctx, c.finetune_epochs, c.finetune_lr)
                 finetunes += 1
-            if c.target_macs and frac <= c.target_macs + 1e-9:
-                break
-        if milestones and c.finetune_epochs:  # target not reached: still fine-tune what was pruned
-            finetune(model, ctx, c.finetune_epochs, c.finetune_lr)
-            finetunes += 1
         model.eval()
         after = measure(model, ctx.splits)
         widths_after = _widths(model)
@@ -149,9 +183,16 @@ class StructuredPrune(Pass):
                     f"-> {after['params']:,} in {len(trace)} step(s), {finetunes} fine-tune round(s)")
         rec = self.record(duration_s=time.perf_counter() - t0, before=before, after=after, decision=decision)
         rec.notes.append(f"MAC fraction after each pruning step: {trace}")
-        if c.target_macs and trace[-1] > c.target_macs + 1e-9:
-            rec.notes.append(f"target_macs {c.target_macs} NOT met: stopped at {trace[-1]:.3f} of the original "
-                             f"with ratio cap {c.ratio}; raise `ratio` or protect fewer layers")
+        if c.target_macs:
+            rec.notes.append(f"target_macs {c.target_macs}: pruning ratio {prune_ratio:.4f}, found by bisection "
+                             f"(ratio -> MAC fraction: {searched})")
+            if trace[-1] > c.target_macs + 1e-9:
+                rec.notes.append(f"target_macs {c.target_macs} NOT met: stopped at {trace[-1]:.3f} of the original "
+                                 f"with ratio cap {c.ratio}; raise `ratio` or protect fewer layers")
+            elif c.target_macs - trace[-1] > TARGET_TOLERANCE:
+                rec.notes.append(f"target_macs {c.target_macs} undershot: {trace[-1]:.3f} of the original, the "
+                                 f"closest the channel granularity allows (whole channels"
+                                 f"{f', multiples of {c.round_to}' if c.round_to else ''}, coupled groups)")
         unchanged = [n for n in widths_before if widths_before[n] == widths_after.get(n)]
         if unchanged:
             rec.notes.append(f"layers left at full width (protected or coupled to a protected output): {unchanged}")
