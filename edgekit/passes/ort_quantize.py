@@ -116,22 +116,28 @@ _FORMAT = {"qdq": "QDQ", "qoperator": "QOperator"}
 
 
 def preprocess(src: Path, dst: Path, log=None) -> tuple[Path, str | None]:
-    """ORT's recommended pre-processing (shape inference, graph optimization) into `dst`: (dst, None), or, when it
-    fails, (src, the reason) after a warning: a model it cannot handle is quantized as is."""
-    from onnxruntime.quantization.shape_inference import quant_pre_process
+    """Fold Constant weights and BatchNormalization and run ORT's pre-processing into `dst` (edgekit.quant.onnx_prepare):
+    (dst, None), or, when it fails, (src, the reason) after a warning: a model it cannot handle is quantized as is."""
+    from edgekit.quant.onnx_prepare import prepare
 
-    src, dst = Path(src).resolve(), Path(dst).resolve()  # before the chdir: run folders are often relative
-    try:
-        # ORT's symbolic shape inference dumps 'sym_shape_infer_temp.onnx' and its weights into the working
-        # directory when it gives up: run it where that lands in our temporary folder
-        with contextlib.chdir(dst.parent):
-            quant_pre_process(str(src), str(dst), skip_symbolic_shape=False)
-        return dst, None
-    except Exception as e:  # noqa: BLE001 - ORT raises anything from shape inference
-        reason = (f"{type(e).__name__}: {e}".strip().splitlines() or [type(e).__name__])[0]
-        (log or _logger.warning)(f"  WARNING: ONNX Runtime pre-processing of {src.name} failed, quantizing without "
-                                 f"it: {reason}")
-        return src, reason
+    prep = prepare(src, dst)
+    if prep.ran:
+        return Path(dst).resolve(), None
+    (log or _logger.warning)(f"  WARNING: ONNX Runtime pre-processing of {Path(src).name} failed, quantizing without "
+                             f"it: {prep.error}")
+    return Path(src), prep.error
+
+
+def int8_cost_notes(fp32: Path, int8: Path, fp32_ms: float | None, int8_ms: float | None) -> list[str]:
+    """A note naming the likely cause when the int8 file is slower or bigger than its fp32 source."""
+    from edgekit.quant.onnx_prepare import why_slower
+
+    what = []
+    if fp32_ms is not None and int8_ms is not None and int8_ms > fp32_ms:
+        what.append(f"slower ({int8_ms:.3f} vs {fp32_ms:.3f} ms p50)")
+    if Path(int8).stat().st_size > Path(fp32).stat().st_size:
+        what.append(f"bigger ({Path(int8).stat().st_size / 1024:.0f} vs {Path(fp32).stat().st_size / 1024:.0f} KiB)")
+    return [f"WARNING: the int8 file is {' and '.join(what)} than fp32: {why_slower(fp32, int8)}"] if what else []
 
 
 def preprocess_note(reason: str | None) -> list[str]:
@@ -286,7 +292,7 @@ class StaticQuantize(Pass):
         rec = self.record(
             produced=art.name, duration_s=time.perf_counter() - t_start, decision=decision, candidates=rows,
             before={"size_bytes": model.size_bytes}, after={"size_bytes": art.size_bytes},
-            notes=preprocess_note(pre_error),
+            notes=preprocess_note(pre_error) + int8_cost_notes(src, out_path, fp32_ms, chosen.get("latency_ms_p50")),
         )
         if fp32_ms is not None:
             rec.before["latency_ms_p50_selection"] = fp32_ms

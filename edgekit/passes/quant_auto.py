@@ -171,7 +171,7 @@ class AutoQuantize(Pass):
         from edgekit.bench.blocks import time_in_blocks
         from edgekit.export.artifact import artifact_path, describe
         from edgekit.export.onnx_check import check_onnx_file, op_counts, tensor_specs
-        from edgekit.passes.ort_quantize import drop_private, preprocess, preprocess_note
+        from edgekit.passes.ort_quantize import drop_private, int8_cost_notes, preprocess, preprocess_note
         from edgekit.report.atomic import atomic_path
 
         t_start = time.perf_counter()
@@ -242,9 +242,7 @@ class AutoQuantize(Pass):
                              "faster one that paired tests cannot tell less faithful (see the decision)")
         if wants_ft and ctx.model is None:
             rec.notes.append("label-free fine-tuning skipped: no torch model at hand (the model came in as ONNX)")
-        if slower:
-            rec.notes.append(f"WARNING: the chosen int8 model is slower than fp32 on this host "
-                             f"({chosen['latency_ms_p50']:.3f} vs {fp32['p50']:.3f} ms p50)")
+        rec.notes += int8_cost_notes(src, out_path, fp32["p50"], chosen["latency_ms_p50"])
         return art, rec
 
     def _finetuned(self, best: dict, tmp: Path, ctx: PassContext) -> dict:

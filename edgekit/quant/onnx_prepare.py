@@ -89,9 +89,10 @@ def prepare(src: Path, dst: Path, sample: np.ndarray | None = None, max_abs: flo
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
     src, dst = Path(src).resolve(), Path(dst).resolve()
-    model = onnx.load(str(src))
-    rec = Preparation(ran=False, batchnorm_before=_count(model, "BatchNormalization"), nodes_before=len(model.graph.node))
+    rec = Preparation(ran=False)
     try:
+        model = onnx.load(str(src))
+        rec.batchnorm_before, rec.nodes_before = _count(model, "BatchNormalization"), len(model.graph.node)
         with tempfile.TemporaryDirectory(prefix="edgekit-prep-") as tmp:
             staged = Path(tmp) / "staged.onnx"
             rec.constants_folded = constants_to_initializers(model)
@@ -142,7 +143,8 @@ def float_islands(model) -> dict[str, int]:
             consumers.setdefault(i, []).append(n)
     islands: dict[str, int] = {}
     for n in model.graph.node:
-        if n.op_type in _QUANT_OPS or n.op_type.startswith("QLinear") or n.domain == "com.microsoft" and n.op_type.startswith("Q"):
+        integer_kernel = n.op_type.startswith("QLinear") or (n.domain == "com.microsoft" and n.op_type.startswith("Q"))
+        if n.op_type in _QUANT_OPS or integer_kernel:
             continue
         fed = any(producer.get(i) is not None and producer[i].op_type == "DequantizeLinear" for i in n.input)
         feeds = any(c.op_type == "QuantizeLinear" for o in n.output for c in consumers.get(o, []))
