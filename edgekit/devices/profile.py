@@ -143,7 +143,10 @@ class DeviceProfile(Strict):
 
 
 def search_dirs(extra: Path | None = None) -> list[Path]:
-    dirs = [Path.cwd() / "devices", Path(__file__).resolve().parents[2] / "devices"]
+    """Where profiles are looked up, first match first: `extra`, `./devices`, then those shipped in the package."""
+    from importlib.resources import files
+
+    dirs = [Path.cwd() / "devices", Path(str(files("edgekit.devices") / "profiles"))]
     if extra is not None:
         dirs.insert(0, Path(extra))
     return dirs
