@@ -57,5 +57,6 @@ def format_env(info: dict) -> list[str]:
         lines.append("extras      all installed")
     else:
         lines.append("extras missing")
-        lines += [f"  {k:<15} {v['install']}   ({', '.join(v['missing'])})" for k, v in extras.items()]
+        width = max(len(v["install"]) for v in extras.values())
+        lines += [f"  {k:<15} {v['install']:<{width}}   ({', '.join(v['missing'])})" for k, v in extras.items()]
     return lines
