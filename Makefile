@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.edgekit-installed
 PYTHON ?= python3
 
-.PHONY: quickstart test test-all lint bench clean
+.PHONY: quickstart test test-all lint bench smoke-wheel clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,5 +27,8 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/int8_vs_fp32.py
 
+smoke-wheel:   # the wheel, installed with no extras in a fresh venv, used from an empty folder (needs PyPI)
+	.ci/smoke-wheel
+
 clean:
-	rm -rf runs .pytest_cache
+	rm -rf runs .pytest_cache build dist

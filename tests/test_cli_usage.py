@@ -112,3 +112,10 @@ def test_env_reports_versions_cpu_runtimes_and_extras(tmp_path):
         assert missing["install"] == f"pip install 'edgekit[{extra}]'" and missing["missing"]
     text, _ = edgekit_cli("env", cwd=tmp_path)
     assert text.returncode == 0 and "onnxruntime" in text.stdout and "isa" in text.stdout
+
+
+def test_interrupt_exits_130(tmp_path):
+    code = ("import sys; sys.argv[0] = 'edgekit'; from edgekit.cli import app, main\n"
+            "@app.command('wait')\ndef wait():\n    raise KeyboardInterrupt\nmain()")
+    proc, _ = edgekit_cli("wait", cwd=tmp_path, code=code)
+    assert proc.returncode == 130 and "Traceback" not in proc.stderr, proc.stderr
