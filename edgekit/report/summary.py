@@ -83,7 +83,7 @@ def text(v: Any) -> str:
     return str(v)
 
 
-def first_line(s: str, limit: int = 300) -> str:
+def first_line(s: str, limit: int = 200) -> str:
     line = s.strip().splitlines()[0] if s.strip() else ""
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
@@ -135,6 +135,8 @@ def run_verdict(report: Report) -> Verdict:
     warned = [g for g in report.gates if g.severity == "warning" and not g.passed]
     tally = f"{len(hard) - len(failed)}/{len(hard)} gates passed" if hard else "no gates configured"
     details = [f"{len(report.errors)} error(s): see Errors"] if report.errors else []
+    if causes and first_line(causes[0]) != causes[0].strip():
+        details.insert(0, causes[0])
     details += [f"warning: {g.name} on {g.target}: {g.detail}" for g in warned]
     if report.status == "failed":
         return Verdict("fail", "FAILED: " + first_line(causes[0] if causes else "status failed, no error recorded"),
@@ -142,13 +144,14 @@ def run_verdict(report: Report) -> Verdict:
     if report.status not in ("completed", "completed_with_errors"):
         why = f"INCOMPLETE: status {report.status}"
         return Verdict("incomplete", why, [*(["last error: " + first_line(causes[0])] if causes else []),
-                                           "the run stopped before it finished: `edgekit run --resume RUN_DIR` "
+                                           "the run stopped before it finished; edgekit run --resume RUN_DIR "
                                            "finishes it", *details])
     if failed:
         g = failed[0]
-        cause = causes[0] if causes else (f"gate {g.name} on {g.target}: {gate_value(g.name, g.value)} vs threshold "
-                                          f"{gate_value(g.name, g.threshold)}" + (f" ({g.detail})" if g.detail else ""))
-        return Verdict("fail", "FAILED: " + first_line(cause), [tally, *details])
+        if causes:
+            return Verdict("fail", "FAILED: " + first_line(causes[0]), [tally, *details])
+        return Verdict("fail", f"FAILED: gate {g.name} on {g.target}: {gate_value(g.name, g.value)} vs threshold "
+                               f"{gate_value(g.name, g.threshold)}", [tally, *([g.detail] if g.detail else []), *details])
     if causes:
         return Verdict("warn", f"{tally}, with errors: " + first_line(causes[0]), details)
     return Verdict("pass" if hard else "none", tally if hard else "Completed; no gates configured", details)
@@ -215,13 +218,21 @@ def _speedup_interval(r: Result, ref: Result, run_dir: Path | None) -> str:
     return f" [{b['ci_low']:.2f}, {b['ci_high']:.2f}]"
 
 
+def reference_note(report: Report) -> str:
+    ref = report.reference
+    if not ref or ref.get("accuracy") is None:
+        return ""
+    return f"Reference ({text(ref.get('source'))}): test accuracy {pct(ref.get('accuracy'))}. "
+
+
 def summary_table(report: Report, run_dir: Path | None = None) -> Table:
     t = Table([_col("artifact"), _col("format"), _col("precision"), _col("device"), _col("size", True),
                _col("accuracy", True), _col("cosine", True), _col("top-1 agree", True), _col("p50 ms", True),
                _col("p90 ms", True), _col("speed-up vs fp32 [95% CI]", True), _col("status")],
-              caption="Accuracy on the test split; cosine and top-1 agreement against the fp32 reference's outputs; "
-                      "latency per batch. The speed-up interval is a block bootstrap of the recorded samples; the "
-                      "two files were timed one after the other, so slow drift of the machine is not in it.")
+              caption=reference_note(report) + "Accuracy on the test split; cosine and top-1 agreement against the "
+                      "fp32 reference's outputs; latency per batch. The speed-up interval is a block bootstrap of the "
+                      "recorded samples; the two files were timed one after the other, so slow drift of the machine "
+                      "is not in it.")
     by_art: dict[str, list[Result]] = {}
     for r in report.results:
         by_art.setdefault(r.artifact, []).append(r)
@@ -229,9 +240,9 @@ def summary_table(report: Report, run_dir: Path | None = None) -> Table:
         p = a.parity
         for r in by_art.pop(a.name, None) or [None]:
             lat = r.latency_ms if r else None
-            status = r.status if r else a.status
+            status = r.status if r else (a.status if a.status != "ok" else "not measured")
             err = (r.error if r else None) or a.error
-            cls = "fail" if status not in ("ok",) else ""
+            cls = "" if status in ("ok", "not measured") else "fail"
             t.add([Cell(a.name), Cell(a.format), Cell(a.precision), Cell(r.device if r else "-"),
                    Cell(size(r.size_bytes if r and r.size_bytes is not None else a.size_bytes), True),
                    Cell(pct(r.accuracy) if r else "-", True), Cell(num(p.cosine, ".5f") if p else "-", True),
@@ -321,6 +332,9 @@ CANDIDATE_COLUMNS = [  # (key, header, formatter, numeric)
 ]
 
 
+FOLDABLE = {"weight_type", "saturation_safe", "meets_target"}  # constant columns become one line under the table
+
+
 def candidate_label(row: dict, i: int) -> str:
     for k in ("scheme", "candidate", "label", "node"):
         if row.get(k) not in (None, ""):
@@ -342,9 +356,13 @@ def candidate_table(p: PassRecord) -> Table | None:
     if not rows:
         return None
     cols = [c for c in CANDIDATE_COLUMNS if any(r.get(c[0]) is not None for r in rows)]
+    shared = [c for c in cols if c[0] in FOLDABLE and len(rows) > 1 and len({text(r.get(c[0])) for r in rows}) == 1]
+    cols = [c for c in cols if c not in shared]
     fp32 = p.before.get("latency_ms_p50_selection")
-    t = Table([_col("candidate"), *(_col(h, n) for _, h, _, n in cols), _col("choice")],
-              caption=f"fp32 p50 on this host during selection: {num(fp32, '.3f', 'ms')}" if fp32 is not None else "")
+    notes = [f"{h} {f(rows[0].get(k))} for every candidate" for k, h, f, _ in shared]
+    if fp32 is not None:
+        notes.append(f"fp32 p50 on this host during selection: {num(fp32, '.3f', 'ms')}")
+    t = Table([_col("candidate"), *(_col(h, n) for _, h, _, n in cols), _col("choice")], caption="; ".join(notes))
     for i, r in enumerate(rows):
         slow = slower_than_fp32(r, p)
         chosen = r.get("chosen") is True
@@ -353,7 +371,8 @@ def candidate_table(p: PassRecord) -> Table | None:
             note = (note + "; " if note else "") + "slower than fp32"
         cls = " ".join(x for x in ("chosen" if chosen else "", "slow" if slow else "", "fail" if r.get("error") else "")
                        if x)
-        t.add([Cell(candidate_label(r, i)), *(Cell(f(r.get(k)), n) for k, _, f, n in cols), Cell(note)], cls)
+        t.add([Cell(candidate_label(r, i)), *(Cell(f(r.get(k)), n) for k, _, f, n in cols), Cell(note, cls="nowrap")],
+              cls)
     return t
 
 
