@@ -59,6 +59,12 @@ CASES = {
     "name-traversal": ({"name": "../x"}, "name"),
     "name-option": ({"name": f"-oProxyCommand={TOUCH}"}, "name"),
     "name-slash": ({"name": "a/b"}, "name"),
+    "description-escape": ({"description": "pi\x1b]0;owned\x07"}, "description"),
+    "threads-bomb": ({"threads": 10**9}, "threads"),
+    "affinity-bomb": ({"affinity": [0, 10**9]}, "affinity.1"),
+    "runtime-not-a-name": ({"runtimes": ["onnxruntime; x"]}, "runtimes.0"),
+    "peak-infinite": ({"peaks": {"fp32_gflops": float("inf")}}, "peaks.fp32_gflops"),
+    "budget-nan": ({"budgets": {"max_latency_ms": float("nan")}}, "budgets.max_latency_ms"),
 }
 
 

@@ -96,6 +96,15 @@ def check_option_path(value: str) -> str:
     return value
 
 
+def check_text(value: str) -> str:
+    """One line of prose printed to a terminal or a report: no control characters (no escape sequences)."""
+    if _CONTROL.search(value):
+        raise _refuse(value, "holds a control character (a newline or a terminal escape)")
+    if len(value) > 2000:
+        raise PydanticCustomError("unsafe_value", "is longer than 2000 characters")
+    return value
+
+
 def check_flag(value: str) -> str:
     if not _FLAG.fullmatch(value):
         raise _refuse(value, "is not a benchmark_model flag of the form --name or --name=value")
@@ -136,3 +145,4 @@ PathText = Annotated[str, AfterValidator(check_path)]
 OptionPath = Annotated[str, AfterValidator(check_option_path)]
 SshConfigPath = Annotated[str, AfterValidator(check_ssh_config)]
 BenchmarkFlag = Annotated[str, AfterValidator(check_flag)]
+Text = Annotated[str, AfterValidator(check_text)]

@@ -9,22 +9,27 @@ sidecar `<profile>.measured.yaml` beside the profile, so the hand-written file a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from edgekit.config_base import Strict
-from edgekit.devices.fields import BenchmarkFlag, Host, OptionPath, PathText, Serial, SshConfigPath, User
+from edgekit.devices.fields import BenchmarkFlag, Host, OptionPath, PathText, Serial, SshConfigPath, Text, User
 from edgekit.names import Name, name_problem
 
 MEASURED_SUFFIX = ".measured.yaml"
+MAX_THREADS, MAX_CPU_ID = 1024, 8191
+
+
+def _finite(default=None, **kw):
+    return Field(default, gt=0, allow_inf_nan=False, **kw)
 
 
 class Budgets(Strict):
-    max_latency_ms: float | None = Field(None, gt=0)
-    max_size_mb: float | None = Field(None, gt=0)
-    max_memory_mb: float | None = Field(None, gt=0)
+    max_latency_ms: float | None = _finite()
+    max_size_mb: float | None = _finite()
+    max_memory_mb: float | None = _finite()
 
 
 class SshSettings(Strict):
@@ -68,7 +73,7 @@ class AdbSettings(Strict):
 
 
 class CudaSettings(Strict):
-    device_index: int = Field(0, ge=0)
+    device_index: int = Field(0, ge=0, le=255)
     torch_dtype: Literal["fp32", "fp16"] = Field("fp32", description="precision PyTorch artifacts run in")
 
 
@@ -76,15 +81,15 @@ class Peaks(Strict):
     """Peak throughput the roofline uses: GFLOP/s (fp32, fp16), GOP/s (int8, multiply and add counted apart)
     and memory bandwidth in GB/s. `source` says where the numbers come from."""
 
-    fp32_gflops: float | None = Field(None, gt=0)
-    fp16_gflops: float | None = Field(None, gt=0)
-    int8_gops: float | None = Field(None, gt=0)
-    mem_bandwidth_gbs: float | None = Field(None, gt=0)
-    source: str = ""
+    fp32_gflops: float | None = _finite()
+    fp16_gflops: float | None = _finite()
+    int8_gops: float | None = _finite()
+    mem_bandwidth_gbs: float | None = _finite()
+    source: Text = ""
 
 
 class MeasuredPeaks(Peaks):
-    measured_at: str = ""
+    measured_at: Text = ""
     details: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -99,11 +104,12 @@ class DeviceProfile(Strict):
     name: Name
     kind: Literal["cpu", "gpu", "mobile", "embedded"] = "cpu"
     transport: Literal["local", "ssh", "adb", "cuda"] = "local"
-    description: str = ""
-    threads: int | None = Field(None, ge=1, description="intra-op threads (default: all usable cores)")
-    affinity: list[int] | None = Field(None, description="CPU ids the bench process may run on")
-    runtimes: list[str] = Field(default_factory=lambda: ["torch", "onnxruntime"])
-    providers: list[str] | None = Field(None, description="ONNX Runtime execution providers, in order")
+    description: Text = ""
+    threads: int | None = Field(None, ge=1, le=MAX_THREADS, description="intra-op threads (default: all usable cores)")
+    affinity: list[Annotated[int, Field(le=MAX_CPU_ID)]] | None = Field(
+        None, description="CPU ids the bench process may run on")
+    runtimes: list[Name] = Field(default_factory=lambda: ["torch", "onnxruntime"])
+    providers: list[Name] | None = Field(None, description="ONNX Runtime execution providers, in order")
     delegate: Literal["xnnpack", "gpu", "nnapi", "none"] | None = Field(
         None, description="TFLite delegate (adb: passed to benchmark_model; default xnnpack)")
     ssh: SshSettings | None = None
