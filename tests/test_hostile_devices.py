@@ -217,3 +217,18 @@ def test_bench_run_and_list_refuse_a_hostile_profile(tmp_path):
     _refused(_cli(tmp_path / "host-option", "devices", "list"), "evil.yaml", "ssh.host")
     _refused(_cli(tmp_path, "devices", "show", "../x"), "'../x'", "not a valid name")
     _no_marker(tmp_path)
+
+
+def test_a_device_named_by_a_report_is_a_name_not_a_profile_file(tmp_path):
+    """A tampered report cannot point the gate at a profile file of its own (its host, its known_hosts)."""
+    from edgekit.report.gates import budget_gates
+    from edgekit.report.schema import LatencyStats, Result
+
+    path = _write(tmp_path, {"budgets": {"max_latency_ms": 1.0}})
+    assert load_profile(str(path)).budgets.max_latency_ms == 1.0
+    with pytest.raises(DeviceError, match="not a valid name"):
+        load_profile(str(path), name_only=True)
+    stats = LatencyStats(p50=5, p90=5, p99=5, mean=5, std=0, min=5, max=5, iqr=0, samples=10)
+    row = Result(artifact="a", device=str(path), runtime="onnxruntime", latency_ms=stats)
+    assert budget_gates(row, "a@evil") == []
+    assert [g.passed for g in budget_gates(row.model_copy(update={"device": "rpi5"}), "a@rpi5")] == [True]

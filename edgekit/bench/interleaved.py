@@ -75,7 +75,7 @@ def interleave_targets(report, run_dir: Path, baseline, baseline_dir: Path, only
             out[key] = f"artifact file not found: {', '.join(missing)}"
             continue
         try:
-            profile = load_profile(r.device)
+            profile = load_profile(r.device, name_only=True)
             why = reachable(profile)
             if why:
                 raise EdgekitError(f"device unreachable: {why}")

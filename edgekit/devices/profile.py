@@ -179,16 +179,17 @@ def _validated(path: Path, model):
         raise DeviceError(e.message, path=e.path, key=e.key, line=e.line) from None
 
 
-def load_profile(name_or_path: str, extra_dir: Path | None = None) -> DeviceProfile:
+def load_profile(name_or_path: str, extra_dir: Path | None = None, name_only: bool = False) -> DeviceProfile:
     """A profile by file path or by name (searched in `search_dirs`). A malformed or unsafe profile is a
-    DeviceError naming the file and key; an unknown name is a RecipeError."""
+    DeviceError naming the file and key; an unknown name is a RecipeError. `name_only` refuses paths: for device
+    names read from a report, which must not pick a profile file of their own."""
     from edgekit.errors import DeviceError, RecipeError
 
     candidate = Path(name_or_path)
-    if candidate.suffix in (".yaml", ".yml") and candidate.is_file():
+    if not name_only and candidate.suffix in (".yaml", ".yml") and candidate.is_file():
         path = candidate
     else:
-        if candidate.suffix in (".yaml", ".yml"):
+        if not name_only and candidate.suffix in (".yaml", ".yml"):
             raise RecipeError("device profile not found", path=name_or_path, key="bench.devices")
         why = name_problem(name_or_path)
         if why:

@@ -201,7 +201,7 @@ def budget_gates(r: Result, target: str) -> list[GateResult]:
     from edgekit.errors import EdgekitError
 
     try:
-        b = load_profile(r.device).budgets
+        b = load_profile(r.device, name_only=True).budgets
     except EdgekitError:
         return []
     out = []
