@@ -189,7 +189,7 @@ def _recipe_error(e: ValidationError, root, source: str) -> RecipeError:
         visible = tuple(p for p in loc if not _is_union_tag(p))
         key = ".".join(str(p) for p in visible) or "(top level)"
         line = key_line(root, loc) if err["type"] == "extra_forbidden" else line_of(root, loc)
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
         if err["type"] == "union_tag_invalid":
             msg = err["msg"].replace("Input tag", "value")
         if first_line is None:
