@@ -216,3 +216,49 @@ def test_verdict_banner(status, errors, gate_ok, headline):
     assert page.index('class="banner') < page.index("<table")
     md = render_markdown(rep)
     assert md.splitlines()[2].startswith(f"**{md_escape(headline)}")
+
+
+def with_evidence(run: Path, rep: Report, outside: Path | None = None) -> Report:
+    """Latency samples for the fp32 and int8 rows (int8 about twice as slow), hashed into the report."""
+    import numpy as np
+
+    from edgekit.report.evidence import save_samples
+
+    rng = np.random.default_rng(0)
+    for r, ms in zip(rep.results[:2], (0.01, 0.02)):
+        target = (outside or run / "samples") / f"{r.artifact}.npz"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _, sha = save_samples(target, [0] * 10, [0] * 10, ms * (1 + 0.05 * rng.random(300)))
+        r.samples, r.samples_sha256 = (str(target) if outside else f"samples/{r.artifact}.npz"), sha
+    return rep
+
+
+def speedup_of(page: str, artifact: str, device: str = "host-cpu") -> str:
+    summary = Page(page).tables[0]
+    head = summary[0]
+    row = next(r for r in summary[1:] if r[0] == artifact and r[head.index("device")] == device)
+    return row[head.index("speed-up vs fp32 [95% CI]")]
+
+
+def test_speedup_interval_from_recorded_samples(tmp_path):
+    rep = with_evidence(tmp_path, real_report())
+    page = render_html(rep, {}, tmp_path)
+    fp32, int8 = speedup_of(page, "onnx-fp32"), speedup_of(page, "onnx-int8")
+    assert fp32 == "reference"
+    lo, hi = map(float, re.search(r"\[([\d.]+), ([\d.]+)\]", int8).groups())
+    assert 0.4 < lo <= hi < 0.6  # twice as slow: about 0.5x, interval around it
+    md = render_markdown(rep, tmp_path).splitlines()
+    md_row = next(x for x in md if x.startswith("| onnx-int8 | onnx | int8 | host-cpu"))
+    assert re.search(r"[\d.]+× \\\[[\d.]+, [\d.]+\\\]", md_row)
+
+
+def test_evidence_outside_the_run_folder_is_not_read(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    rep = with_evidence(run, real_report(), outside=tmp_path / "elsewhere")
+    int8 = speedup_of(render_html(rep, {}, run), "onnx-int8")
+    assert re.fullmatch(r"[\d.]+×", int8)  # the point estimate from the report, no interval from outside files
+    from edgekit.names import UnsafeInputError
+
+    with pytest.raises(UnsafeInputError, match="samples"):
+        compare_html(rep, rep, run, run, compare_rows(rep, rep))

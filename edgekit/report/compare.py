@@ -79,6 +79,7 @@ def compare_html(a: Report, b: Report, dir_a: Path, dir_b: Path, rows: list[dict
 def _overlay_ecdf(a, b, dir_a, dir_b) -> bytes | None:
     import numpy as np
 
+    from edgekit.names import contained
     from edgekit.report.evidence import load_samples
     from edgekit.report.plots import _plt, _png
 
@@ -87,11 +88,14 @@ def _overlay_ecdf(a, b, dir_a, dir_b) -> bytes | None:
     drawn = 0
     for rep, d, style in ((a, dir_a, "--"), (b, dir_b, "-")):
         for r in rep.results:
-            ev = load_samples(d, r.samples, r.samples_sha256) if r.status == "ok" else None
+            if r.status != "ok" or not r.samples:
+                continue
+            contained(d, r.samples, "results[].samples", str(d / "report.json"))
+            ev = load_samples(d, r.samples, r.samples_sha256)
             if ev is not None and "latency_ms" in ev:
                 lat = np.sort(ev["latency_ms"])
                 ax.step(lat, np.arange(1, len(lat) + 1) / len(lat), style, where="post",
-                        label=f"{'A' if rep is a else 'B'} {r.artifact}@{r.device}")
+                        label=f"{'A' if rep is a else 'B'} {r.artifact}@{r.device}".replace("$", r"\$"))
                 drawn += 1
     if not drawn:
         plt.close(fig)

@@ -6,6 +6,7 @@ tolerantly: a string where a number belongs is shown as that string, never trust
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,15 +203,24 @@ def speedup_cell(report: Report, r: Result | None, run_dir: Path | None) -> Cell
 
 
 def _speedup_interval(r: Result, ref: Result, run_dir: Path | None) -> str:
-    if run_dir is None:
+    if run_dir is None or not (r.samples and r.samples_sha256 and ref.samples and ref.samples_sha256):
         return ""
+    return _interval(Path(run_dir).resolve(), r.samples, r.samples_sha256, ref.samples, ref.samples_sha256)
+
+
+@functools.lru_cache(maxsize=256)
+def _interval(run_dir: Path, samples: str, sha: str, ref_samples: str, ref_sha: str) -> str:
+    """Cached by the files' hashes: report.md and report.html show the same interval, computed once. Only files
+    inside the run folder whose sha256 matches the report are read."""
+    from edgekit.names import contained
     from edgekit.report.evidence import load_samples
     from edgekit.report.significance import bootstrap_latency_ratio
 
     try:
-        ev, ev_ref = load_samples(run_dir, r.samples, r.samples_sha256), load_samples(run_dir, ref.samples,
-                                                                                      ref.samples_sha256)
-    except Exception:  # evidence is optional; a damaged file only costs the interval
+        contained(run_dir, samples, "samples")
+        contained(run_dir, ref_samples, "samples")
+        ev, ev_ref = load_samples(run_dir, samples, sha), load_samples(run_dir, ref_samples, ref_sha)
+    except Exception:  # evidence is optional; a damaged, missing or outside file only costs the interval
         return ""
     if not ev or not ev_ref or "latency_ms" not in ev or "latency_ms" not in ev_ref:
         return ""
