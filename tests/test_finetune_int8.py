@@ -86,3 +86,21 @@ def test_finetuning_brings_the_simulated_int8_model_closer_to_fp32_without_label
 def test_without_holdout_every_image_trains_and_the_last_epoch_is_kept(cnn, splits):
     res = finetune_for_int8(cnn, splits.x_calib[:64], epochs=2, lr=1e-4, holdout=0, log=lambda m: None)
     assert res.best_epoch == 2 and len(res.history) == 2
+
+
+def test_finetuning_is_reused_for_the_same_inputs_and_stops_at_its_deadline(cnn, splits):
+    """ONNX QDQ per-channel and TFLite int8 share one simulated grid: the second format reuses the first's work
+    (same weights); a deadline already past lets one epoch run, then stops."""
+    import time
+
+    x = splits.x_calib[:40]
+    kw = dict(epochs=2, lr=1e-5, batch=10, per_channel=True, saturation_safe=False, log=lambda m: None)
+    first = finetune_for_int8(cnn, x, **kw)
+    again = finetune_for_int8(cnn, x, **kw)
+    assert not first.reused and again.reused and again.best_epoch == first.best_epoch
+    a, b = first.model.state_dict(), again.model.state_dict()
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    other = finetune_for_int8(cnn, x, **{**kw, "saturation_safe": True})  # another grid: fine-tuned anew
+    assert not other.reused
+    hurried = finetune_for_int8(cnn, x[:30], **{**kw, "epochs": 5}, deadline=time.monotonic())
+    assert hurried.stopped_by_deadline and len(hurried.history) == 1

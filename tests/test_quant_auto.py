@@ -94,6 +94,25 @@ def test_files_with_one_graph_tie_on_speed_and_the_more_faithful_wins(onnx_fp32)
     assert sig["minmax"] == sig["percentile"] != sig["pt"]
 
 
+def test_most_faithful_is_ranked_by_dense_cosine_not_by_agreement_counts():
+    """Run A of the issue: the fine-tuned file won on validation agreement (52/54 vs 49/54) with a lower cosine, and
+    lost on held-out photos. Three images are no paired-test evidence; the cosine gap over every image is."""
+    from edgekit.passes.quant_auto import most_faithful
+
+    rng = np.random.default_rng(1)
+    n = 54
+    base = rng.normal(0.9974, 0.002, n)
+    static = {"scheme": "static", "cosine": float(base.mean()), "top1_agreement": 49 / n,
+              "_per_sample": {"cosine": base, "agree": np.arange(n) >= 5}}
+    ft_cos = base - 0.0051 + rng.normal(0, 0.001, n)
+    finetuned = {"scheme": "fine-tuned", "cosine": float(ft_cos.mean()), "top1_agreement": 52 / n,
+                 "_per_sample": {"cosine": ft_cos, "agree": np.arange(n) >= 2}}
+    assert most_faithful([finetuned, static], 0.05) is static
+    many = {**finetuned, "top1_agreement": 1.0, "_per_sample": {"cosine": ft_cos, "agree": np.ones(n, bool)}}
+    worse = {**static, "_per_sample": {"cosine": base, "agree": np.arange(n) >= 20}}  # 20 images: a real difference
+    assert most_faithful([many, worse], 0.05) is many
+
+
 def test_no_target_met_keeps_the_fastest_that_paired_tests_cannot_tell_less_faithful():
     """Measured on a VNNI host: one layer kept float bought one validation image of 150 (agreement 0.933 vs 0.927,
     cosine equal) at 25% of the speed; the most faithful by point estimate is not more faithful by any test."""
@@ -111,7 +130,8 @@ def test_no_target_met_keeps_the_fastest_that_paired_tests_cannot_tell_less_fait
                 "_per_sample": {"cosine": cos, "agree": agree}}
 
     most = row("+1 float", 2, 5.1, agree, cos)
-    tied = row("fine-tuned", 1, 4.1, agree & (np.arange(n) != 10), cos + rng.normal(0, 1e-4, n))
+    noise = rng.normal(0, 1e-4, n)
+    tied = row("fine-tuned", 1, 4.1, agree & (np.arange(n) != 10), cos + noise - noise.mean() - 1e-6)
     lower_cos = row("bias-corrected", 1, 4.0, agree, cos - 0.0015 + rng.normal(0, 3e-4, n))
     lower_agree = row("per-tensor", 3, 3.7, np.arange(n) >= 22, cos)  # 12 images fewer
     ok = [most, tied, lower_cos, lower_agree]
@@ -121,6 +141,22 @@ def test_no_target_met_keeps_the_fastest_that_paired_tests_cannot_tell_less_fait
     strict = AutoQuantize(AutoQuantConfig(name="quantize.auto", faithful_tie_p=None, **FAST))
     chosen, why = strict._choose(ok, {"p50": 6.8})
     assert chosen is most and "kept the most faithful: +1 float" in why
+
+
+def test_time_budget_skips_what_no_longer_fits_and_says_so(onnx_fp32):
+    """A budget spent after the first (cheapest) scheme: the others are listed as skipped, none is lost silently."""
+    src, ctx = onnx_fp32
+    cfg = AutoQuantConfig(name="quantize.auto", artifact="auto-budget", target=Tolerance(min_cosine=0.9), time_s=0.2,
+                          time_budget_s=0.5, schemes=[Scheme(calibration="percentile"), Scheme(per_channel=False),
+                                                      Scheme()], finetune=None, max_float_layers=0)
+    art, rec = get_pass(cfg).apply(src, ctx)
+    built = [r for r in rec.candidates if "cosine" in r]
+    skipped = [r for r in rec.candidates if r.get("skipped")]
+    assert len(built) == 1 and built[0]["chosen"] and built[0]["settings"]["calibration"] == "minmax"
+    assert len(skipped) == 2 and all("time budget" in r["skipped"] for r in skipped)
+    assert [r["settings"]["calibration"] for r in rec.candidates][0] == "percentile"  # listed in recipe order
+    assert any(n.startswith("skipped:") for n in rec.notes)
+    assert any("one image is" in n for n in rec.notes)
 
 
 def test_finetune_always_needs_finetune_options():

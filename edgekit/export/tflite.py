@@ -75,7 +75,7 @@ def _finetuned(model, calib: np.ndarray, f, log) -> tuple:
                                saturation_safe=False, log=log or (lambda _m: None))
     except Exception as e:  # a model the simulation cannot hook (no conv/linear) or a failing forward pass
         raise ExportError(f"label-free fine-tuning for int8 failed: {type(e).__name__}: {e}") from e
-    return ft.model.eval(), {"best_epoch": ft.best_epoch, "holdout_cosine_rounded": ft.cosine_plain,
+    return ft.model.eval(), {"best_epoch": ft.best_epoch, "reused": ft.reused, "holdout_cosine_rounded": ft.cosine_plain,
                              "holdout_cosine_before": ft.cosine_before, "holdout_cosine_after": ft.cosine_after,
                              "calibration_samples": int(len(calib)), **f.model_dump()}
 

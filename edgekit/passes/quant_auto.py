@@ -2,7 +2,7 @@
 fp32 on this host, and keep the fastest that meets the target; when none does, keep the most faithful and say so
 (the fastest of those that paired tests on the validation split cannot tell less faithful: `faithful_tie_p`).
 
-The ladder (default `schemes`) goes from the plainest to the most elaborate: per-tensor U8S8, per-tensor after
+The ladder (default `schemes`) runs cheapest first, within `time_budget_s`: per-tensor U8S8, per-tensor after
 cross-layer equalization, per-channel U8S8, per-channel S8S8, QOperator, percentile and MSE calibration (edgekit's
 streaming calibrators), bias correction, AdaRound + bias correction.
 If no scheme meets the target and the torch model is at hand, the most faithful scheme is tried once more on the
@@ -59,6 +59,15 @@ class Scheme(Strict):
         return " ".join(parts)
 
 
+def relative_cost(s: Scheme) -> float:
+    """Rough cost of building a scheme, in units of a plain min/max candidate (measured orders of magnitude on
+    EfficientNet-Lite0: streaming calibrators ~2-3x, bias correction ~1.5x, AdaRound ~10x)."""
+    cost = 1.0
+    cost += {"minmax": 0.0, "percentile": 1.5, "entropy": 2.0, "mse": 2.0}[s.calibration]
+    cost += 1.0 * s.equalize + 0.5 * s.bias_correction + 8.0 * s.adaround
+    return cost
+
+
 def default_schemes() -> list[Scheme]:
     return [Scheme(per_channel=False), Scheme(per_channel=False, equalize=True), Scheme(),
             Scheme(activation_type="int8"), Scheme(format="qoperator"), Scheme(calibration="percentile"),
@@ -96,6 +105,10 @@ class AutoQuantConfig(Strict):
                                       "level count as equally faithful, and the fastest of them is kept; null: keep "
                                       "the most faithful, however much slower")
     time_s: float = Field(3.0, gt=0, description="seconds of side-by-side timing of fp32 and all candidates")
+    time_budget_s: float | None = Field(
+        600.0, gt=0, description="wall-clock budget of the whole pass: schemes run cheapest first, a scheme whose "
+                                 "estimated cost no longer fits is skipped (and listed), fine-tuning stops its epochs "
+                                 "at the budget; null: no limit")
     tolerance: Tolerance = Field(default_factory=lambda: Tolerance(min_cosine=0.98, min_top1=0.9),
                                  description="parity of the chosen artifact on the test split (run check)")
 
@@ -183,25 +196,51 @@ class AutoQuantize(Pass):
         with tempfile.TemporaryDirectory(prefix="edgekit-auto-") as tmp:
             tmp = Path(tmp)
             pre, pre_error = preprocess(src, tmp / "pre.onnx", ctx.log)
-            rows = []
-            for i, s in enumerate(c.schemes):
-                ctx.log(f"  [{i + 1}/{len(c.schemes)}] {s.label()}")
+            rows, unit = [], None
+            order = sorted(range(len(c.schemes)), key=lambda k: relative_cost(c.schemes[k]))  # stable: ties keep order
+            for n, i in enumerate(order):
+                s = c.schemes[i]
+                met = any(not r.get("misses", ["?"]) for r in rows if "_path" in r)
+                if s.adaround and met:
+                    rows.append(_skipped(s, "a cheaper scheme already meets the target; AdaRound could only add "
+                                            "fidelity the target does not ask for"))
+                    continue
+                left = self._budget_left(t_start)
+                if unit is not None and left is not None and unit * relative_cost(s) > left:
+                    rows.append(_skipped(s, f"time budget: ~{unit * relative_cost(s):.0f} s estimated, {left:.0f} s "
+                                            f"left of time_budget_s"))
+                    ctx.log(f"  [{n + 1}/{len(c.schemes)}] {s.label()}: skipped, {rows[-1]['skipped']}")
+                    continue
+                ctx.log(f"  [{n + 1}/{len(c.schemes)}] {s.label()}")
+                started = time.monotonic()
                 rows.append(self._candidate(s, pre, tmp, ctx, i))
+                if "_path" in rows[-1]:
+                    rows[-1]["misses"] = self._misses(rows[-1], ctx)
+                    unit = unit or (time.monotonic() - started) / relative_cost(s)
+                else:
+                    ctx.log(f"    failed: {rows[-1]['error']}")
+            rows = [row for _, row in sorted(zip(order, rows), key=lambda p: p[0])]  # listed as the recipe has them
             ok = [r for r in rows if "_path" in r]
             if not ok:
-                raise PassError(f"quantize.auto: every scheme failed: {[r['error'] for r in rows]}")
-            for r in ok:
-                r["misses"] = self._misses(r, ctx)
+                raise PassError(f"quantize.auto: every scheme failed: {[r.get('error') for r in rows]}")
             met = any(not r["misses"] for r in ok)
             wants_ft = c.finetune is not None and (c.finetune_when == "always" or not met)
             if wants_ft and ctx.model is not None:
-                rows.append(self._finetuned(max(ok, key=_faithfulness), tmp, ctx))
+                rows.append(self._finetuned(most_faithful(ok, c.faithful_tie_p or 0.05), tmp, ctx, t_start))
                 if "_path" in rows[-1]:
                     rows[-1]["misses"] = self._misses(rows[-1], ctx)
+                else:
+                    ctx.log(f"    failed: {rows[-1]['error']}")
                 ok = [r for r in rows if "_path" in r]
+            left = self._budget_left(t_start)
             if c.max_float_layers and not any(not r["misses"] for r in ok):
-                rows += self._mixed_precision(max(ok, key=_faithfulness), tmp, ctx, threads, x_time)
-                ok = [r for r in rows if "_path" in r]
+                if left is not None and unit is not None and left < 2 * unit:
+                    rows.append({"scheme": "mixed precision", "stage": "fallback",
+                                 "skipped": f"time budget: {left:.0f} s left of time_budget_s"})
+                else:
+                    rows += self._mixed_precision(most_faithful(ok, c.faithful_tie_p or 0.05), tmp, ctx, threads,
+                                                  x_time)
+                    ok = [r for r in rows if "_path" in r]
             ctx.log(f"  timing fp32 and {len(ok)} candidates side by side ...")
             lat = time_in_blocks({"fp32": src, **{str(i): Path(r["_path"]) for i, r in enumerate(ok)}}, x_time,
                                  threads, min_time_s=c.time_s)
@@ -240,12 +279,27 @@ class AutoQuantize(Pass):
         if not chosen["meets_target"]:
             rec.notes.append("WARNING: no candidate met the target; the artifact is the most faithful one tried, or a "
                              "faster one that paired tests cannot tell less faithful (see the decision)")
+        n_val = len(ctx.splits.x_val)
+        if n_val:
+            rec.notes.append(f"selection on {n_val} validation images: one image is {100 / n_val:.2f} points of top-1 "
+                             f"agreement; fidelity is ranked by per-sample cosine (dense), and differences in "
+                             f"agreement count only when a paired test shows them")
+        skipped = [r for r in rows if r.get("skipped")]
+        if skipped:
+            rec.notes.append("skipped: " + "; ".join(f"{r['scheme']} ({r['skipped']})" for r in skipped))
         if wants_ft and ctx.model is None:
             rec.notes.append("label-free fine-tuning skipped: no torch model at hand (the model came in as ONNX)")
         rec.notes += int8_cost_notes(src, out_path, fp32["p50"], chosen["latency_ms_p50"])
         return art, rec
 
-    def _finetuned(self, best: dict, tmp: Path, ctx: PassContext) -> dict:
+    def _budget_left(self, t_start: float) -> float | None:
+        """Seconds left of time_budget_s, keeping back what the side-by-side timing needs."""
+        c = self.config
+        if c.time_budget_s is None:
+            return None
+        return c.time_budget_s - (time.perf_counter() - t_start) - 3 * c.time_s
+
+    def _finetuned(self, best: dict, tmp: Path, ctx: PassContext, t_start: float) -> dict:
         """The most faithful scheme on the label-free fine-tuned model (no bias correction or AdaRound: the
         fine-tuning has already adapted the weights to their grid)."""
         from edgekit.bench.quick import export_temp_onnx
@@ -262,14 +316,17 @@ class AutoQuantize(Pass):
             sat = (s.format == "qdq" and s.activation_type == "uint8" and s.per_channel and not c.reduce_range
                    and (c.saturation_safe is True or (c.saturation_safe == "auto" and cpu_saturates_u8s8())))
             x = ctx.splits.x_calib[: c.calibration_size]
+            left = self._budget_left(t_start)
             ft = finetune_for_int8(ctx.model, x, epochs=f.epochs, lr=f.lr, temperature=f.temperature,
                                    mse_weight=f.mse_weight, batch=f.batch, holdout=f.holdout,
-                                   per_channel=s.per_channel, saturation_safe=sat, seed=ctx.seed, log=ctx.log)
+                                   per_channel=s.per_channel, saturation_safe=sat, seed=ctx.seed, log=ctx.log,
+                                   deadline=None if left is None else time.monotonic() + 0.7 * left)
             export_temp_onnx(ft.model, x[:1], tmp / "finetuned.onnx")
             pre, pre_error = preprocess(tmp / "finetuned.onnx", tmp / "finetuned-pre.onnx", ctx.log)
             row = self._static(s).build(pre, tmp / "cand-finetuned.onnx", s.format, s.activation_type,
                                         s.per_channel, ctx)
-            row["finetune"] = {"best_epoch": ft.best_epoch, "history": ft.history,
+            row["finetune"] = {"best_epoch": ft.best_epoch, "history": ft.history, "reused": ft.reused,
+                               "stopped_by_deadline": ft.stopped_by_deadline,
                                "holdout_cosine_rounded": ft.cosine_plain, "holdout_cosine_before": ft.cosine_before,
                                "holdout_cosine_after": ft.cosine_after,
                                **f.model_dump()}
@@ -306,7 +363,7 @@ class AutoQuantize(Pass):
                    f"count as equally fast) of the {len(meeting)} of {len(ok)} candidates meeting the target on the "
                    f"validation split.")
         else:
-            best = max(ok, key=_faithfulness)
+            best = most_faithful(ok, c.faithful_tie_p or 0.05)
             pool = [best]
             if c.faithful_tie_p is not None:
                 for r in ok:
@@ -334,7 +391,7 @@ class AutoQuantize(Pass):
             best[r["_graph"]] = min(best.get(r["_graph"], float("inf")), r["latency_ms_p50"])
         fastest = min(best.values())
         tied = [r for r in pool if best[r["_graph"]] <= fastest * (1 + self.config.speed_margin)]
-        return max(tied, key=_faithfulness)
+        return most_faithful(tied, self.config.faithful_tie_p or 0.05)
 
 
 def _worse(r: dict, best: dict, alpha: float) -> bool:
@@ -367,6 +424,30 @@ def graph_signature(path: Path) -> tuple:
     return ops, inits
 
 
-def _faithfulness(r: dict) -> tuple:
-    """Most accurate first: validation accuracy where labelled, then top-1 agreement, then cosine."""
-    return (r.get("val_accuracy", 0.0), r["top1_agreement"], r["cosine"])
+def _skipped(s: Scheme, why: str) -> dict:
+    return {"scheme": s.label(), "stage": "ladder", "settings": s.model_dump(), "skipped": why}
+
+
+def _dense_first(r: dict) -> tuple:
+    """Mean per-sample cosine first; the agreement and accuracy point estimates only break exact ties."""
+    return r["cosine"], r["top1_agreement"], r.get("val_accuracy", 0.0)
+
+
+def most_faithful(rows: list[dict], alpha: float) -> dict:
+    """The candidate closest to fp32 by mean per-sample cosine on the validation split (a dense signal), unless a
+    paired test (McNemar on top-1 agreement, or on accuracy where labelled) shows another one better at level
+    `alpha`: agreement counts on a small split move with single images, and ranking by them overfits the split."""
+    from edgekit.report.significance import mcnemar_exact
+
+    ranked = sorted(rows, key=_dense_first, reverse=True)
+    best = ranked[0]
+    for r in ranked[1:]:
+        a, b = best.get("_per_sample"), r.get("_per_sample")
+        if a is None or b is None:
+            continue
+        for key in ("correct", "agree"):
+            t = mcnemar_exact(a[key], b[key]) if key in a and key in b else None
+            if t and t["p_value"] < alpha and t["only_candidate_right"] > t["only_baseline_right"]:
+                best = r
+                break
+    return best

@@ -13,8 +13,12 @@ fine-tuning adapted to. The best epoch is chosen on a held-out part of the calib
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
+import time
+from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from pydantic import Field
@@ -42,6 +46,25 @@ class FinetuneResult:
     cosine_plain: float | None = None  # simulated int8 vs fp32 on the held-out calibration images, as rounded
     cosine_before: float = 0.0  # ... at the start of fine-tuning (after the bias-corrected start)
     cosine_after: float = 0.0
+    stopped_by_deadline: bool = False
+    reused: bool = False  # the same fine-tuning had already run in this process (another format on the same grid)
+
+
+# Fine-tuning is a deterministic function of the model, the images and the options; formats that share the
+# simulated grid (ONNX QDQ U8S8 per-channel and TFLite int8 on a CPU that needs no saturation-safe scale) reuse it.
+_REUSE: OrderedDict[str, tuple[dict, FinetuneResult]] = OrderedDict()
+_REUSE_SIZE = 2
+
+
+def _reuse_key(model, x_calib: np.ndarray, options: dict) -> str:
+    h = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode())
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    a = np.ascontiguousarray(x_calib)
+    h.update(f"{a.shape}{a.dtype}".encode())
+    h.update(a.tobytes())
+    return h.hexdigest()
 
 
 def _weight_scale(w, per_channel: bool, saturation_safe: bool, depthwise: bool, qmax: int = 127):
@@ -176,9 +199,33 @@ def _cosine(a, b) -> float:
 def finetune_for_int8(model, x_calib: np.ndarray, epochs: int = 8, lr: float = 1e-5, temperature: float = 1.0,
                       mse_weight: float = 1.0, batch: int = 10, holdout: float = 0.2, per_channel: bool = True,
                       saturation_safe: bool = False, bias_start: bool = True, seed: int = 0,
-                      log: Callable[[str], None] = print) -> FinetuneResult:
+                      log: Callable[[str], None] = print, deadline: float | None = None) -> FinetuneResult:
     """Fine-tune a BN-folded copy of `model` under simulated int8 to match `model`'s logits on `x_calib`
-    (starting from bias-corrected biases when `bias_start`)."""
+    (starting from bias-corrected biases when `bias_start`). With `deadline` (a time.monotonic() value) no epoch
+    starts that would end after it. A fine-tuning already run in this process with the same inputs is reused."""
+    options = {"epochs": epochs, "lr": lr, "temperature": temperature, "mse_weight": mse_weight, "batch": batch,
+               "holdout": holdout, "per_channel": per_channel, "saturation_safe": saturation_safe,
+               "bias_start": bias_start, "seed": seed, "deadline": deadline is not None}
+    key = _reuse_key(model, x_calib, options)
+    if key in _REUSE:
+        state, done = _REUSE[key]
+        from edgekit.quant.fold import fold_batchnorm
+
+        student = fold_batchnorm(copy.deepcopy(model).eval())
+        student.load_state_dict(state)
+        log(f"  label-free fine-tuning reused: the same model, images and grid were fine-tuned earlier in this run "
+            f"(best epoch {done.best_epoch})")
+        return replace(done, model=student, reused=True)
+    res = _finetune(model, x_calib, epochs, lr, temperature, mse_weight, batch, holdout, per_channel,
+                    saturation_safe, bias_start, seed, log, deadline)
+    _REUSE[key] = ({k: v.detach().clone() for k, v in res.model.state_dict().items()}, replace(res, model=None))
+    while len(_REUSE) > _REUSE_SIZE:
+        _REUSE.popitem(last=False)
+    return res
+
+
+def _finetune(model, x_calib, epochs, lr, temperature, mse_weight, batch, holdout, per_channel, saturation_safe,
+              bias_start, seed, log, deadline) -> FinetuneResult:
     import torch
     import torch.nn.functional as F
 
@@ -222,7 +269,13 @@ def finetune_for_int8(model, x_calib: np.ndarray, epochs: int = 8, lr: float = 1
     best_state = copy.deepcopy(student.state_dict())
     opt = torch.optim.Adam([p for p in student.parameters() if p.requires_grad], lr=lr)
     g = np.random.default_rng(seed)
+    epoch_s = 0.0
     for ep in range(1, epochs + 1):
+        if deadline is not None and ep > 1 and time.monotonic() + epoch_s > deadline:
+            res.stopped_by_deadline = True
+            log(f"  label-free fine-tuning stopped after epoch {ep - 1}/{epochs}: the time budget is spent")
+            break
+        started = time.monotonic()
         total = 0.0
         with sim:  # eval mode: dropout / drop-connect would only add noise to matching a deterministic teacher
             for idx in np.array_split(g.permutation(len(x_tr)), max(1, len(x_tr) // batch)):
@@ -237,6 +290,7 @@ def finetune_for_int8(model, x_calib: np.ndarray, epochs: int = 8, lr: float = 1
                 total += loss.item() * len(idx)
         cos = held_out_cosine()
         res.history.append({"epoch": ep, "loss": total / len(x_tr), "holdout_cosine": cos})
+        epoch_s = time.monotonic() - started
         log(f"  label-free fine-tuning epoch {ep}/{epochs}: loss {total / len(x_tr):.4g}"
             + (f", simulated int8 cosine on held-out calibration images {cos:.5f}" if n_hold else ""))
         if cos > best or not n_hold:
