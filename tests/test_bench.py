@@ -42,6 +42,7 @@ def test_bench_on_a_real_session(runtime, artifacts, splits, cnn):
     lat = row.latency_ms
     assert lat.samples >= 30 and 0 < lat.min <= lat.p50 <= lat.p90 <= lat.p99 <= lat.max
     assert row.throughput > 0 and row.peak_rss_mb > row.baseline_rss_mb > 0
+    assert row.peak_rss_mb_accuracy_pass >= row.peak_rss_mb  # measured at the bench batch first
     ref_acc = float((predict(cnn, splits.x_test).argmax(1) == splits.y_test).mean())
     assert row.accuracy == pytest.approx(ref_acc, abs=1e-9)  # same model, same test split
     saved = np.load(d / "samples" / f"{arts[runtime].name}@host-cpu.npz")

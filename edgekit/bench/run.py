@@ -77,6 +77,7 @@ def bench_artifact(artifact: Artifact, run_dir: Path, x_test: np.ndarray, y_test
         row.energy_mj = out["energy_per_batch_mj"] / out["batch_size"]
     row.peak_rss_mb = out.get("peak_rss_mb")
     row.baseline_rss_mb = out.get("baseline_rss_mb")
+    row.peak_rss_mb_accuracy_pass = out.get("peak_rss_mb_accuracy_pass")
     row.load_ms = out["load_ms"]
     row.first_inference_ms = out["first_inference_ms"]
     row.runtime_version = out["runtime_version"]

@@ -73,7 +73,9 @@ class Result(Record):
     test_samples: int | None = None
     latency_ms: LatencyStats | None = None
     throughput: float | None = Field(None, description="samples per second at batch_size")
-    peak_rss_mb: float | None = None
+    peak_rss_mb: float | None = Field(None, description="peak RSS of the bench process at batch_size (before the "
+                                                        "accuracy pass)")
+    peak_rss_mb_accuracy_pass: float | None = Field(None, description="peak RSS after running the test split")
     baseline_rss_mb: float | None = Field(None, description="RSS before the model was loaded")
     load_ms: float | None = None
     first_inference_ms: float | None = None
