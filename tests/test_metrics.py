@@ -95,6 +95,21 @@ def test_metric_gates():
     assert not out["min_metric.nn_agreement"].passed and "not measured" in out["min_metric.nn_agreement"].detail
 
 
+@pytest.mark.parametrize("n,warns", [(44, True), (5000, False)])
+def test_proportion_gates_carry_an_interval_and_warn_when_the_split_cannot_resolve_them(n, warns):
+    """On 44 photos one photo is 2.3 points: 0.93 against a 0.9 bound is not resolved; on 5000 it is."""
+    from edgekit.report.significance import proportion_interval
+
+    gates = GatesConfig(min_metric={"top1_agreement": 0.9}, device_budgets=False)
+    rep = _report({"top1_agreement": 41 / 44 if n == 44 else 0.93})
+    rep.results[0].test_samples = n
+    g = next(g for g in evaluate_gates(rep, gates) if g.name == "min_metric.top1_agreement")
+    assert g.passed and g.ci[0] < g.value < g.ci[1]
+    assert ("too few samples" in g.detail) is warns
+    lo, hi = proportion_interval(0.5, 100)
+    assert 0.39 < lo < 0.41 and 0.59 < hi < 0.61  # Wilson, by hand: 0.5 -+ 0.098
+
+
 def test_metric_names_are_checked_in_recipes():
     with pytest.raises(RecipeError, match="min_metric"):
         validate_yaml_text("name: x\nmodel: {arch: mlp}\ndata: {source: digits}\ngates:\n  min_metric: {cosin: 0.9}\n",

@@ -80,9 +80,9 @@ def evaluate_gates(report: Report, gates, baseline: Report | None = None, run_di
                     g.detail = f"{g.detail}; recorded runs compared ({inter})"
                 out.append(g)
         for name, thr in (gates.min_metric or {}).items():
-            out.append(metric_gate(target, r, name, thr, lower_bound=True))
+            out.append(metric_gate(target, r, name, thr, lower_bound=True, confidence=gates.confidence))
         for name, thr in (gates.max_metric or {}).items():
-            out.append(metric_gate(target, r, name, thr, lower_bound=False))
+            out.append(metric_gate(target, r, name, thr, lower_bound=False, confidence=gates.confidence))
         if gates.device_budgets:
             out += budget_gates(r, target)
     if not any(g.severity == "error" for g in out) and _has_any(gates):
@@ -182,8 +182,14 @@ def _interleaved_gate(target, r, base, inter, gates) -> GateResult:
                 f"{st['ci_high']:.3f}] ({sig}){recorded}"))
 
 
-def metric_gate(target: str, r: Result, name: str, threshold: float, lower_bound: bool) -> GateResult:
-    """`min_metric.NAME` / `max_metric.NAME` on a bench metric; a metric the bench could not measure fails."""
+PROPORTIONS = {"accuracy", "top1_agreement", "top_k_agreement", "top_k_accuracy", "nn_agreement"}
+
+
+def metric_gate(target: str, r: Result, name: str, threshold: float, lower_bound: bool,
+                confidence: float = 0.95) -> GateResult:
+    """`min_metric.NAME` / `max_metric.NAME` on a bench metric; a metric the bench could not measure fails. A
+    proportion gets its Wilson interval, and the detail warns when the test split is too small to tell the value
+    from the threshold (the verdict stays the point estimate's)."""
     gate = f"{'min' if lower_bound else 'max'}_metric.{name}"
     value = (r.metrics or {}).get(name)
     if value is None:
@@ -191,8 +197,19 @@ def metric_gate(target: str, r: Result, name: str, threshold: float, lower_bound
                           detail=f"{name} was not measured (it needs labels or reference outputs; measured: "
                                  f"{sorted(r.metrics or {})})")
     passed = value >= threshold if lower_bound else value <= threshold
-    return GateResult(name=gate, target=target, value=value, threshold=threshold, passed=passed,
-                      detail=f"{r.test_samples} test samples")
+    n = r.test_samples or 0
+    if name not in PROPORTIONS or n == 0:
+        return GateResult(name=gate, target=target, value=value, threshold=threshold, passed=passed,
+                          detail=f"{n} test samples")
+    from edgekit.report.significance import proportion_interval
+
+    lo, hi = proportion_interval(value, n, confidence)
+    detail = f"{value:.4f} [{lo:.4f}, {hi:.4f}] on {n} test samples ({confidence:.0%} Wilson)"
+    if lo < threshold < hi:
+        detail += (f"; WARNING: too few samples to resolve {threshold:g} (one sample is {100 / n:.2g} points): "
+                   f"the verdict is the point estimate's")
+    return GateResult(name=gate, target=target, value=value, threshold=threshold, passed=passed, detail=detail,
+                      confidence=confidence, ci=[lo, hi])
 
 
 def budget_gates(r: Result, target: str) -> list[GateResult]:

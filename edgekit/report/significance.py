@@ -24,6 +24,15 @@ def mcnemar_exact(base_correct: np.ndarray, cand_correct: np.ndarray) -> dict:
     return {"only_baseline_right": only_base, "only_candidate_right": only_cand, "p_value": p}
 
 
+def proportion_interval(value: float, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson interval of a proportion (accuracy, agreement) measured as `value` over `n` samples."""
+    from scipy.stats import binomtest
+
+    k = int(round(value * n))
+    ci = binomtest(k, n).proportion_ci(confidence_level=confidence, method="wilson")
+    return float(ci.low), float(ci.high)
+
+
 def paired_mean_test(base: np.ndarray, cand: np.ndarray) -> dict:
     """Two-sided test that mean(cand - base) is 0 over paired samples (per-sample cosine of two models on the same
     inputs, say): the paired t statistic with a normal tail, which for the tens to hundreds of samples of a
