@@ -122,6 +122,37 @@ def test_search_end_to_end_and_best_recipe_reproduces(tmp_path):
     rerun = api.run(out / "best.yaml", tmp_path / "rerun", **QUIET)
     res = next(r for r in rerun.report.results if r.artifact == row["result"].split("@")[0])
     assert abs(res.accuracy - row["metrics"]["accuracy"]) <= 0.01
+    _check_readable_outputs(summary, out, recipe)
+
+
+def _check_readable_outputs(summary, out, recipe):
+    """best.yaml is the user's recipe with the chosen values (no dump of defaults); tables and the printed summary
+    carry no float noise and no Python dicts; pareto.png names its axes and draws the accuracy constraint."""
+    from edgekit.report.plots import metric_label
+    from edgekit.search.results import pareto_figure, summary_text
+
+    user = yaml.safe_load(recipe.read_text())
+    best = yaml.safe_load((out / "best.yaml").read_text())
+    assert set(best) == set(user) - {"search"}
+    assert best["train"].keys() == user["train"].keys() and best["bench"] == user["bench"]
+    assert best["model"]["hidden"] in ([16], [64]) and isinstance(best["train"]["optimizer"]["lr"], float)
+    for line in (out / "trials.csv").read_text().splitlines()[1:]:
+        for cell in line.split(","):
+            assert len(cell.split(".")[-1]) <= 8 or not cell.replace(".", "").isdigit(), line
+    text = summary_text(summary)
+    assert "{" not in text and f"best accuracy (maximize): trial {summary['best']['accuracy']}" in text
+    assert "best.yaml" in text and "Pareto front: trials" in text
+    acc = next(r["metrics"]["accuracy"] for r in summary["rows"] if r["number"] == summary["best"]["accuracy"])
+    assert f"accuracy {acc:.4g}" in text
+    cfg = SearchConfig.model_validate(user["search"])
+    fig = pareto_figure(summary["rows"], [r for r in summary["rows"] if r["number"] in summary["pareto_front"]], cfg,
+                        cfg.constraints)
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == metric_label("size_mb") == "size (MB)" and ax.get_ylabel() == "test accuracy"
+    assert any(line.get_label().startswith("constraint: test accuracy >= 0.5") for line in ax.lines)
+    assert ax.collections
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any(t.startswith("size ") and t.endswith(" MB") for t in legend)
 
 
 def _postgres(tmp_path):
@@ -242,3 +273,5 @@ def test_grid_search_runs_each_point_once_and_stops_at_the_grid_size(tmp_path):
     done = [r for r in summary["rows"] if r["state"] == "complete"]
     assert len(done) == 4 and summary["trials_requested"] == 4
     assert len({(str(r["params"]["model.hidden"]), r["params"]["train.optimizer.lr"]) for r in done}) == 4
+    lrs = {line.split(",")[4] for line in (tmp_path / "s" / "trials.csv").read_text().splitlines()[1:]}
+    assert lrs == {"0.003", "0.03"}, lrs  # 0.003 + 0.027 is 0.030000000000000002 in floats

@@ -32,8 +32,9 @@ def register(app: typer.Typer) -> None:
             raise EdgekitError("give a search RECIPE, or --resume SEARCH_DIR")
         else:
             summary = api.search(recipe, out, storage, workers, trials, study, log=log)
-        typer.echo(f"{summary['complete']} trials complete, {summary['feasible']} meeting the constraints; "
-                   f"Pareto front: {summary['pareto_front']}; best: {summary['best']}")
+        from edgekit.search.results import summary_text
+
+        typer.echo(summary_text(summary))
         if not summary["constraints_met"]:
             raise typer.Exit(1)
 

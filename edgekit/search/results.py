@@ -7,7 +7,7 @@ import csv
 import json
 from pathlib import Path
 
-from edgekit.report.atomic import atomic_write_text
+from edgekit.report.atomic import atomic_path, atomic_write_text
 from edgekit.search.config import SearchConfig
 from edgekit.search.space import SearchSpec
 
@@ -54,7 +54,10 @@ def best_by(rows: list[dict], cfg: SearchConfig, k: int) -> dict | None:
 
 
 def recipe_of(spec: SearchSpec, params: dict) -> str:
-    """The plain recipe a trial ran (spaces replaced by its values), as YAML for `edgekit run`."""
+    """The plain recipe a trial ran: what the user wrote, with each space replaced by the trial's value (defaults
+    stay implicit), as YAML for `edgekit run`."""
+    import yaml
+
     from edgekit.recipe import Recipe
 
     values = {}
@@ -62,10 +65,20 @@ def recipe_of(spec: SearchSpec, params: dict) -> str:
         v = params[s.path]
         if s.kind == "choice" and not all(isinstance(c, (bool, int, float, str)) or c is None for c in s.values):
             v = json.loads(v)
-        values[s.path] = v
+        values[s.path] = clean_float(v, 12) if isinstance(v, float) else v
     data = spec.resolve(values)
     data.pop("output_dir", None)
-    return Recipe.model_validate(data).to_yaml()
+    Recipe.model_validate(data)  # the written file must run
+    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=120)
+
+
+def clean_float(v: float, digits: int = 6) -> float:
+    """`v` to `digits` significant digits: 0.30000000000000004 -> 0.3 (float noise out of tables and files)."""
+    return float(f"{v:.{digits}g}")
+
+
+def _rounded(v):
+    return clean_float(v) if isinstance(v, float) else v
 
 
 def write_summary(study, spec: SearchSpec, cfg: SearchConfig, out_dir: Path) -> dict:
@@ -94,7 +107,7 @@ def write_summary(study, spec: SearchSpec, cfg: SearchConfig, out_dir: Path) -> 
         "trials_requested": cfg.trials, "trials": len(rows), "complete": len(done), "feasible": len(feasible),
         "pruned": sum(r["state"] == "pruned" for r in rows), "failed": sum(r["state"] == "fail" for r in rows),
         "surplus_tickets": surplus, "pareto_front": [r["number"] for r in front], "best": best,
-        "constraints_met": bool(feasible), "rows": rows,
+        "constraints_met": bool(feasible), "folder": str(out_dir), "rows": rows,
     }
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2, default=str))
     _write_csv(rows, spec, out_dir / "trials.csv")
@@ -117,8 +130,8 @@ def _write_csv(rows: list[dict], spec: SearchSpec, path: Path) -> None:
     w = csv.writer(buf)
     w.writerow(["trial", "state", "feasible", *[s.path for s in spec.spaces], *metrics, "error"])
     for r in rows:
-        w.writerow([r["number"], r["state"], r["feasible"], *[r["params"].get(s.path) for s in spec.spaces],
-                    *[r["metrics"].get(m) for m in metrics], r["error"] or r["pruned_because"] or ""])
+        w.writerow([r["number"], r["state"], r["feasible"], *[_rounded(r["params"].get(s.path)) for s in spec.spaces],
+                    *[_rounded(r["metrics"].get(m)) for m in metrics], r["error"] or r["pruned_because"] or ""])
     atomic_write_text(path, buf.getvalue())
 
 
@@ -145,46 +158,96 @@ def summary_markdown(summary: dict, spec: SearchSpec, cfg: SearchConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
+def summary_text(summary: dict) -> str:
+    """What a person reads at the end of a search: counts, the best trial per objective with its metrics, the front
+    and the files to use."""
+    rows = {r["number"]: r for r in summary["rows"]}
+    lines = [f"search '{summary['study']}': {summary['complete']} of {summary['trials']} trials complete, "
+             f"{summary['feasible']} meeting the constraints, {summary['pruned']} pruned, {summary['failed']} failed"]
+    if not summary["constraints_met"]:
+        lines.append("  no trial met the constraints: the best trials below are unconstrained")
+    directions = {o["metric"]: o["direction"] for o in summary["objectives"]}
+    folder = Path(summary.get("folder", "."))
+    for metric, number in summary["best"].items():
+        shown = [f"{m} {_fmt(v)}" for m, v in sorted(rows[number]["metrics"].items()) if m in _SHOWN]
+        lines.append(f"  best {metric} ({directions[metric]}): trial {number}: " + ", ".join(shown)
+                     + f"  -> {folder / f'best-{metric}.yaml'}")
+    front = summary["pareto_front"]
+    lines.append("  Pareto front: " + (f"trials {', '.join(str(n) for n in front)}" if front else "empty"))
+    if summary["best"]:
+        lines.append(f"  edgekit run {folder / 'best.yaml'}   reproduces the best trial; table: {folder / 'summary.md'}")
+    return "\n".join(lines)
+
+
 def _fmt(v) -> str:
     if v is None:
         return ""
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+    if not isinstance(v, float):
+        return str(v)
+    text = f"{v:.4g}"
+    return f"{v:.6g}" if text in ("1", "0", "-1") and v != float(text) else text  # a 0.99996 cosine is not 1
 
 
-def _plot(rows: list[dict], front: list[dict], cfg: SearchConfig, path: Path) -> None:
+def pareto_figure(rows: list[dict], front: list[dict], cfg: SearchConfig, constraints=()):
     """Accuracy (or the first maximized objective) against p90 latency (or the first minimized one); marker area
-    follows the artifact size; the Pareto front of the configured objectives is outlined."""
-    import matplotlib
+    follows the artifact size (keyed in the legend); the Pareto front of the configured objectives is outlined and
+    joined; constraints on either axis are drawn as lines, the others listed in the legend."""
+    from matplotlib.lines import Line2D
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from edgekit.report.plots import _plt, draw_front, metric_label
 
+    plt = _plt()
     done = [r for r in rows if r["state"] == "complete"]
     ys = next((o.metric for o in cfg.objectives if o.direction == "maximize"), "accuracy")
     xs = next((o.metric for o in cfg.objectives if o.direction == "minimize"), "latency_p90_ms")
     pts = [r for r in done if xs in r["metrics"] and ys in r["metrics"]]
-    fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=110)
+    sizes = [r["metrics"]["size_mb"] for r in pts if "size_mb" in r["metrics"]]
+    biggest = max(sizes, default=0) or 1.0
+
+    def area(mb: float | None) -> float:
+        return 30 + 150 * (mb if mb is not None else biggest / 2) / biggest
+
+    fig, ax = plt.subplots(figsize=(7.6, 4.6), dpi=110)
     for feas, color, label in ((True, "tab:blue", "meets constraints"), (False, "tab:gray", "violates constraints")):
         sel = [r for r in pts if r["feasible"] == feas]
         if sel:
             ax.scatter([r["metrics"][xs] for r in sel], [r["metrics"][ys] for r in sel], c=color, alpha=0.75,
-                       s=[30 + 60 * r["metrics"].get("size_mb", 0.5) / max(0.01, max(p["metrics"].get("size_mb", 0.5)
-                                                                                    for p in pts)) for r in sel],
-                       label=label)
+                       s=[area(r["metrics"].get("size_mb")) for r in sel], label=label, zorder=3)
     f = sorted((r for r in front if r in pts), key=lambda r: r["metrics"][xs])
     if f:
-        ax.plot([r["metrics"][xs] for r in f], [r["metrics"][ys] for r in f], "r-o", mfc="none", ms=12, lw=1,
-                label="Pareto front")
+        ax.scatter([r["metrics"][xs] for r in f], [r["metrics"][ys] for r in f], s=260, facecolors="none",
+                   edgecolors="tab:red", lw=1.2, zorder=4, label="on the Pareto front")
+        draw_front(ax, [r["metrics"][xs] for r in f], [r["metrics"][ys] for r in f])
     for r in pts:
-        ax.annotate(str(r["number"]), (r["metrics"][xs], r["metrics"][ys]), fontsize=7, xytext=(3, 3),
+        ax.annotate(str(r["number"]), (r["metrics"][xs], r["metrics"][ys]), fontsize=7, xytext=(4, 4),
                     textcoords="offset points")
-    ax.set_xlabel(xs)
-    ax.set_ylabel(ys)
-    ax.set_title("search trials (marker area ~ size)")
+    handles = []
+    for c in constraints:
+        bound, op = (c.max, "<=") if c.max is not None else (c.min, ">=")
+        text = f"constraint: {metric_label(c.metric)} {op} {bound:g}"
+        if c.metric in (xs, ys):
+            line = ax.axvline if c.metric == xs else ax.axhline
+            line(bound, color="tab:orange", ls="-.", lw=1.2, label=text)
+        else:
+            handles.append(Line2D([], [], ls="none", label=text + " (not on these axes)"))
+    if sizes:
+        for mb in sorted({min(sizes), biggest}):
+            handles.append(Line2D([], [], ls="none", marker="o", ms=area(mb) ** 0.5, mfc="white", mec="black",
+                                  label=f"size {mb:.3g} MB"))
+    h, _ = ax.get_legend_handles_labels()
+    ax.legend(handles=h + handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_xlabel(metric_label(xs))
+    ax.set_ylabel(metric_label(ys))
+    ax.margins(0.12)
+    ax.set_title("search trials (number = trial; marker area ~ size)", fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp)
-    plt.close(fig)
-    tmp.replace(path)
+    return fig
+
+
+def _plot(rows: list[dict], front: list[dict], cfg: SearchConfig, path: Path) -> None:
+    from edgekit.report.plots import _png
+    from edgekit.search.study import all_constraints
+
+    png = _png(pareto_figure(rows, front, cfg, all_constraints(cfg)))
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(png)

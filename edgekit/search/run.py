@@ -93,7 +93,5 @@ def _work(st, spec, cfg, out_dir: Path, storage: str, name: str, workers: int, l
     if any(codes):
         log(f"search: worker exit codes {codes}")
     summary = write_summary(st, spec, cfg, out_dir)
-    log(f"search: {summary['complete']} complete ({summary['feasible']} meeting the constraints), "
-        f"{summary['pruned']} pruned, {summary['failed']} failed; Pareto front: trials {summary['pareto_front']}; "
-        f"best: {summary['best']}; {out_dir / 'summary.md'}")
+    log(f"search: {summary['complete']} trials complete; summary in {out_dir / 'summary.md'}")
     return summary
