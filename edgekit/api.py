@@ -92,18 +92,30 @@ def bench(run_dir: Path, devices: list[str] | None = None, log: Callable[[str], 
     return run
 
 
-def gate(report_path: Path, baseline_path: Path | str | None = None, gates=None, log: Callable[[str], None] = print):
+def gate(report_path: Path, baseline_path: Path | str | None = None, gates=None, log: Callable[[str], None] = print,
+         if_missing: str = "fail"):
     """Evaluate gates (the report's recipe gates unless `gates` is given); returns (results, passed).
 
     `baseline_path` is a report.json, a run folder, or the name of a baseline saved with `edgekit baseline save`.
-    A latency-regression gate times baseline and candidate artifacts interleaved now (`gates.latency_comparison`)."""
+    A latency-regression gate times baseline and candidate artifacts interleaved now (`gates.latency_comparison`).
+    `if_missing="warn"`: a baseline that does not exist yet (a first CI run) adds a warning row and the gates that
+    need no baseline still apply; "fail" raises GateInputError (exit 2)."""
     from edgekit.recipe import GatesConfig
-    from edgekit.report.baselines import resolve_baseline
+    from edgekit.report.baselines import baseline_exists, resolve_baseline
     from edgekit.report.gates import evaluate_gates, gates_passed
     from edgekit.report.io import load_report, report_dir
+    from edgekit.report.schema import GateResult
 
+    if if_missing not in ("fail", "warn"):
+        raise EdgekitError(f"if_missing must be 'fail' or 'warn', not {if_missing!r}")
     report = load_report(report_path)
-    baseline, baseline_dir = None, None
+    baseline, baseline_dir, missing = None, None, []
+    if baseline_path is not None and if_missing == "warn" and not baseline_exists(baseline_path):
+        detail = f"baseline '{baseline_path}' not found: baseline gates skipped (save one with `edgekit baseline save`)"
+        log(f"warning: {detail}")
+        missing = [GateResult(name="baseline_present", target="run", value=None, threshold=1, passed=False,
+                              severity="warning", detail=detail)]
+        baseline_path = None
     if baseline_path is not None:
         found = resolve_baseline(baseline_path)
         baseline, baseline_dir = load_report(found), report_dir(found)
@@ -114,8 +126,8 @@ def gate(report_path: Path, baseline_path: Path | str | None = None, gates=None,
         from edgekit.bench.interleaved import interleave_targets
 
         interleaved = interleave_targets(report, report_dir(report_path), baseline, baseline_dir, gates.artifacts, log)
-    results = evaluate_gates(report, gates, baseline, run_dir=report_dir(report_path), baseline_dir=baseline_dir,
-                             interleaved=interleaved)
+    results = missing + evaluate_gates(report, gates, baseline, run_dir=report_dir(report_path),
+                                       baseline_dir=baseline_dir, interleaved=interleaved)
     return results, gates_passed(results)
 
 

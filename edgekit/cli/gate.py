@@ -1,10 +1,16 @@
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
+
+class IfMissing(StrEnum):
+    fail = "fail"
+    warn = "warn"
 
 
 def register(app: typer.Typer) -> None:
@@ -22,6 +28,9 @@ def register(app: typer.Typer) -> None:
             help="override: 'interleaved' (time baseline and candidate files now, alternating) or 'recorded'")] = None,
         markdown: Annotated[Optional[Path], typer.Option(help="write a Markdown summary here")] = None,
         junit: Annotated[Optional[Path], typer.Option(help="write JUnit XML here")] = None,
+        if_missing: Annotated[IfMissing, typer.Option(
+            help="when the --baseline does not exist: fail (exit 2), or warn and gate without it (a first CI run)")]
+            = IfMissing.fail,
     ) -> None:
         """Check gates on a report. Exit 0 pass, 1 a gate failed, 2 bad input.
 
@@ -40,7 +49,7 @@ def register(app: typer.Typer) -> None:
                      "max_class_accuracy_drop": max_class_accuracy_drop, "confidence": confidence,
                      "latency_comparison": latency_comparison}
         cfg = GatesConfig.model_validate({**cfg.model_dump(), **{k: v for k, v in overrides.items() if v is not None}})
-        results, passed = api.gate(report, baseline, cfg, log=lambda m: typer.echo(m, err=True))
+        results, passed = api.gate(report, baseline, cfg, log=lambda m: typer.echo(m, err=True), if_missing=if_missing.value)
         typer.echo(format_table(results))
         typer.echo("PASS" if passed else "FAIL")
         md = gates_markdown(results, f"edgekit gates: {rep.recipe_name}")

@@ -41,6 +41,12 @@ def save_baseline(run_dir: Path, name: str = "main", store: Path | None = None) 
     return dst
 
 
+def baseline_exists(ref: Path | str, store: Path | None = None) -> bool:
+    """Whether `ref` names a report/run folder or a saved baseline (a first CI run has none yet)."""
+    p = Path(ref)
+    return p.is_file() or p.is_dir() or ((store or store_dir()) / str(ref) / "report.json").is_file()
+
+
 def resolve_baseline(ref: Path | str, store: Path | None = None) -> Path:
     """A path to a report/run folder, or the name of a stored baseline; returns the report path or folder."""
     p = Path(ref)
