@@ -312,10 +312,12 @@ def edgekit_auto(fp32: Path, torch_model, out: Path, xc: np.ndarray, xv: np.ndar
                       bench=SimpleNamespace(threads=threads, batch_size=1))
     cfg = AutoQuantConfig(name="quantize.auto", artifact="edgekit-auto", max_float_layers=float_layers,
                           target=Tolerance(min_cosine=min_cosine, min_top1=min_top1), finetune_when=finetune_when)
+    t0 = time.time()
     art, rec = get_pass(cfg).apply(describe("onnx-fp32", "onnx", "fp32", fp32, out), ctx)
     log("  " + (rec.decision or ""))
     for n in rec.notes:
         log("  " + n)
+    log(f"  quantize.auto took {time.time() - t0:.0f} s (time_budget_s {cfg.time_budget_s})")
     return out / art.path
 
 
@@ -541,6 +543,26 @@ def evaluate_tflite(paths: dict[str, Path], a, xe: np.ndarray, nat: np.ndarray, 
               f"{p.stat().st_size / 1e6:.1f} |")
 
 
+def paired_against(outs: dict, ref: np.ndarray, mask: np.ndarray, name: str, others: list[str]) -> None:
+    """`name` against each of `others` on the same held-out photos: McNemar on top-1 agreement with fp32 (the
+    images where exactly one of the two agrees) and a paired test on per-sample logit cosine."""
+    from edgekit.export.parity import per_sample
+    from edgekit.report.significance import mcnemar_exact, paired_mean_test
+
+    if name not in outs:
+        return
+    mine = per_sample(ref[mask], outs[name][mask])
+    print(f"\nPaired on the {int(mask.sum())} held-out natural photos (no selection step saw them): {name} against\n")
+    print("| other | agree: only other / only this | McNemar p | cosine: mean difference (this - other) | paired p |")
+    print("|---|---|---|---|---|")
+    for other in (o for o in others if o in outs):
+        theirs = per_sample(ref[mask], outs[other][mask])
+        mc = mcnemar_exact(theirs["agree"], mine["agree"])
+        pt = paired_mean_test(theirs["cosine"], mine["cosine"])
+        print(f"| {other} | {mc['only_baseline_right']} / {mc['only_candidate_right']} | {mc['p_value']:.3g} | "
+              f"{pt['mean_difference']:+.5f} | {pt['p_value']:.3g} |")
+
+
 def evaluate(models: dict, a, xe: np.ndarray, le: np.ndarray, src_e: list[str], n_cal: int, t_start: float,
              tmp, tflite: dict | None = None) -> None:
     log("evaluating ...")
@@ -562,6 +584,7 @@ def evaluate(models: dict, a, xe: np.ndarray, le: np.ndarray, src_e: list[str], 
         print(f"| {k} | {r['cos']:.4f} | {r['agree']:.3f} | {r['agree_conf']:.3f} | {c['cos']:.4f} | "
               f"{c['agree']:.3f} | {al['agree']:.3f} | {al['acc']:.2f} | {cells} | "
               f"{models[k].stat().st_size / 1e6:.1f} |")
+    paired_against(outs, ref_y, nat, "edgekit quantize.auto", ["edgekit quantize.static", "ort-pc-u8s8"])
     by_source(outs, ref_y, np.array(src_e))
     if tflite:
         evaluate_tflite(tflite, a, xe, nat, ref_y)
