@@ -190,6 +190,7 @@ def env() -> dict:
 
     from edgekit import __version__
     from edgekit.bench.environment import PACKAGES, fingerprint
+    from edgekit.child_python import child_env, python_argv
     from edgekit.devices.base import check_code, parse_check_output
 
     out = fingerprint()
@@ -201,7 +202,8 @@ def env() -> dict:
     names.pop("edgekit", None)
     out["packages"] = {n: _installed_version(n) for n in names}
     try:
-        proc = subprocess.run([sys.executable, "-c", check_code()], capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(python_argv("-c", check_code()), capture_output=True, text=True, timeout=300,
+                              env=child_env())
         out["modules"], out["modules_error"] = parse_check_output(proc.stdout)["modules"], None
     except (subprocess.TimeoutExpired, OSError, EdgekitError) as e:
         out["modules"], out["modules_error"] = {}, f"{type(e).__name__}: {e}"

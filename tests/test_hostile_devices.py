@@ -232,3 +232,20 @@ def test_a_device_named_by_a_report_is_a_name_not_a_profile_file(tmp_path):
     row = Result(artifact="a", device=str(path), runtime="onnxruntime", latency_ms=stats)
     assert budget_gates(row, "a@evil") == []
     assert [g.passed for g in budget_gates(row.model_copy(update={"device": "rpi5"}), "a@rpi5")] == [True]
+
+
+def test_a_hostile_working_folder_is_not_imported_by_bench_children(tmp_path, monkeypatch):
+    """`python -m`/`-c` children would import a numpy.py or edgekit/ from the current folder: they run with -P."""
+    from edgekit.devices import check, load_profile
+    from edgekit.devices.local import run_agent
+
+    payload = f"open({str(tmp_path / MARK)!r}, 'w').write('x')\n"
+    (tmp_path / "numpy.py").write_text(payload)
+    (tmp_path / "edgekit" / "bench").mkdir(parents=True)
+    for init in ("edgekit/__init__.py", "edgekit/bench/__init__.py", "edgekit/bench/agent.py"):
+        (tmp_path / init).write_text(payload)
+    monkeypatch.chdir(tmp_path)
+    assert check(load_profile("host-cpu"))["runtimes"]["onnxruntime"]["importable"]
+    with pytest.raises(Exception):  # noqa: B017  (no such model: the real agent says so)
+        run_agent({"runtime": "onnxruntime", "model": str(tmp_path / "missing.onnx")}, 120)
+    _no_marker(tmp_path)

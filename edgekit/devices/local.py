@@ -8,19 +8,18 @@ preexec_fn: forking a parent that runs JAX or other threaded libraries that way 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
+from edgekit.child_python import child_env, python_argv
 from edgekit.errors import BenchError
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def agent_env(job: dict) -> dict:
-    env = dict(os.environ)
+    env = child_env()
     if job.get("threads"):
         for k in THREAD_ENV:
             env[k] = str(job["threads"])
@@ -34,7 +33,7 @@ def run_agent(job: dict, timeout_s: float, profile=None) -> dict:
         job_path.write_text(json.dumps(job))
         try:
             proc = subprocess.run(
-                [sys.executable, "-m", "edgekit.bench.agent", str(job_path), str(result_path)],
+                python_argv("-m", "edgekit.bench.agent", str(job_path), str(result_path)),
                 capture_output=True, text=True, timeout=timeout_s, env=agent_env(job),
             )
         except subprocess.TimeoutExpired as e:
@@ -53,7 +52,8 @@ def check(profile, timeout_s: float = 120.0) -> dict:
     from edgekit.devices.base import check_code, parse_check_output, summarize_check, unreachable
 
     try:
-        proc = subprocess.run([sys.executable, "-c", check_code()], capture_output=True, text=True, timeout=timeout_s)
+        proc = subprocess.run(python_argv("-c", check_code()), capture_output=True, text=True, timeout=timeout_s,
+                              env=child_env())
     except (subprocess.TimeoutExpired, OSError) as e:
         return unreachable(profile, f"{type(e).__name__}: {e}")
     return summarize_check(profile, parse_check_output(proc.stdout))

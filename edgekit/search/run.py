@@ -6,10 +6,10 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from edgekit.child_python import child_env, python_argv
 from edgekit.errors import EdgekitError, RecipeError
 from edgekit.report.atomic import atomic_write_text
 from edgekit.search.config import SearchConfig
@@ -84,8 +84,9 @@ def _work(st, spec, cfg, out_dir: Path, storage: str, name: str, workers: int, l
     from edgekit.search.results import write_summary
     from edgekit.search.study import run_worker
 
-    procs = [subprocess.Popen([sys.executable, "-m", "edgekit", "search-worker", "--storage", storage, "--study", name,
-                               "--out", str(out_dir), "--worker-id", str(i)]) for i in range(1, workers)]
+    procs = [subprocess.Popen(python_argv("-m", "edgekit", "search-worker", "--storage", storage, "--study", name,
+                                          "--out", str(out_dir), "--worker-id", str(i)), env=child_env())
+             for i in range(1, workers)]
     try:
         run_worker(st, spec, cfg, out_dir, log)
     finally:
