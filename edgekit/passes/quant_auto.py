@@ -109,8 +109,17 @@ class AutoQuantConfig(Strict):
         600.0, gt=0, description="wall-clock budget of the whole pass: schemes run cheapest first, a scheme whose "
                                  "estimated cost no longer fits is skipped (and listed), fine-tuning stops its epochs "
                                  "at the budget; null: no limit")
-    tolerance: Tolerance = Field(default_factory=lambda: Tolerance(min_cosine=0.98, min_top1=0.9),
-                                 description="parity of the chosen artifact on the test split (run check)")
+    tolerance: Tolerance = Field(default_factory=Tolerance, description="parity of the chosen artifact on the test "
+                                 "split; default: the target (one notion of faithful enough), applied as the task "
+                                 "allows (top-1 only for classifiers)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _tolerance_is_the_target(cls, data):
+        if isinstance(data, dict) and data.get("tolerance") is None:
+            target = data.get("target")
+            data = {**data, "tolerance": target if target is not None else Tolerance(min_cosine=0.99, min_top1=0.95)}
+        return data
 
     @model_validator(mode="after")
     def _finetune_when_needs_finetune(self):
