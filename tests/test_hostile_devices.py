@@ -215,6 +215,7 @@ def test_bench_run_and_list_refuse_a_hostile_profile(tmp_path):
         _refused(out, str(path), key)
         assert not (cwd / "runs").exists()  # refused before the run folder was made
     _refused(_cli(tmp_path / "host-option", "devices", "list"), "evil.yaml", "ssh.host")
+    _refused(_cli(tmp_path / "user-option", "devices", "show", "devices/evil.yaml"), "evil.yaml", "ssh.user")
     _refused(_cli(tmp_path, "devices", "show", "../x"), "'../x'", "not a valid name")
     _no_marker(tmp_path)
 
