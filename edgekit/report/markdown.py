@@ -35,7 +35,9 @@ def render_markdown(report: Report, run_dir: Path | None = None) -> str:
     out = [f"# edgekit report: {e(report.recipe_name)}", "", f"**{e(v.headline)}**", ""]
     out += [f"- {e(d)}" for d in v.details] + ([""] if v.details else [])
     out += ["## Summary", "", render_table(s.summary_table(report, run_dir)), ""]
-    for p in s.pass_views(report):
+    passes = s.pass_views(report)
+    out += ["## Passes", ""] if passes else []
+    for p in passes:
         out += [f"### Pass {e(p.title)} ({e(p.status)}, {e(p.duration)})", ""]
         if p.error:
             out += [f"**error:** {e(p.error)}", ""]
