@@ -131,6 +131,14 @@ def gate(report_path: Path, baseline_path: Path | str | None = None, gates=None,
     return results, gates_passed(results)
 
 
+def inspect(path: Path) -> dict:
+    """What an artifact file says about itself: format, I/O spec and the deployment metadata edgekit wrote into it
+    (ONNX metadata_props) or beside it (`<file>.model_card.json`)."""
+    from edgekit.export.model_card import read_card
+
+    return read_card(Path(path))
+
+
 def search(recipe: Path, out_dir: Path | None = None, storage: str | None = None, workers: int = 1,
            trials: int | None = None, study: str | None = None, log: Callable[[str], None] = print) -> dict:
     """Search a recipe's spaces with Optuna (see edgekit.search); returns the summary written to the folder."""

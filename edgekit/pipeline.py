@@ -310,6 +310,20 @@ def stage_torch_passes(run: Run) -> None:
     run.save("torch_passes")
 
 
+def stamp_card(run: Run, art: Artifact) -> Artifact:
+    """Write the artifact's deployment metadata (in the file for ONNX, a model_card.json beside it for every format),
+    then record the stamped file's size and sha256, so the report's hash is that of the file shipped."""
+    from edgekit.export.artifact import artifact_path, file_sha256
+    from edgekit.export.model_card import build_card, stamp
+
+    path = artifact_path(run.run_dir, art)
+    card = build_card(artifact=art, splits=run.splits, recipe_name=run.recipe.name,
+                      recipe_sha256=run.report.recipe_sha256, version=__version__)
+    stamp(path, art.format, card)
+    art.size_bytes, art.sha256 = path.stat().st_size, file_sha256(path)
+    return art
+
+
 def verify(run: Run, art: Artifact, tolerance, samples: int = 256) -> Artifact:
     """Run the artifact on held-out test inputs in its runtime and compare with the fp32 reference."""
     from edgekit.errors import ExportParityError
@@ -344,7 +358,7 @@ def stage_export(run: Run, formats: set[str] | None = None) -> None:
                        outputs=tensor_specs(proto.graph.output), ops=op_counts(proto), details={"user_model": True})
         from edgekit.config_base import Tolerance
 
-        verify(run, art, Tolerance(max_abs=1e-5, min_cosine=0.99999, min_top1=1.0))
+        verify(run, stamp_card(run, art), Tolerance(max_abs=1e-5, min_cosine=0.99999, min_top1=1.0))
         run.report.artifacts.append(art)
         run.save("export")
         return
@@ -368,7 +382,7 @@ def stage_export(run: Run, formats: set[str] | None = None) -> None:
                          "batch_size": cfg.batch_size or (run.recipe.bench.batch_size if run.recipe.bench else 1)}
             art = get_exporter(cfg.format).export(run.model, run.splits.x_test, cfg, path, run.run_dir, name, **extra)
             art.details["export_s"] = round(time.perf_counter() - t0, 3)
-            verify(run, art, cfg.tolerance, cfg.parity_samples)
+            verify(run, stamp_card(run, art), cfg.tolerance, cfg.parity_samples)
         except EdgekitError as e:
             run.fail(f"export {name}", e)
             art = Artifact(name=name, format=cfg.format, precision=getattr(cfg, "precision", "fp32"), path="",
@@ -404,6 +418,10 @@ def stage_onnx_passes(run: Run) -> None:
         run.log(f"pass: {cfg.name} on {source.name}")
         try:
             art, rec = p.apply(source, _context(run))
+            unstamped = art.size_bytes
+            stamp_card(run, art)
+            if rec.after.get("size_bytes") == unstamped:
+                rec.after["size_bytes"] = art.size_bytes
             verify(run, art, cfg.tolerance)
         except EdgekitError as e:
             run.fail(f"pass {cfg.name}", e)

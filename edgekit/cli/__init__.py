@@ -31,9 +31,24 @@ def _root(
 
 
 def _register() -> None:
-    from edgekit.cli import analyze, bench, compare, devices, env, export, gate, init, profile, recipe, run, search, train
+    from edgekit.cli import (
+        analyze,
+        bench,
+        compare,
+        devices,
+        env,
+        export,
+        gate,
+        init,
+        inspect,
+        profile,
+        recipe,
+        run,
+        search,
+        train,
+    )
 
-    for mod in (init, run, train, export, bench, gate, compare, recipe, devices, analyze, profile, search, env):
+    for mod in (init, run, train, export, bench, gate, compare, inspect, recipe, devices, analyze, profile, search, env):
         mod.register(app)
 
 

@@ -10,4 +10,5 @@ def load(cfg, seed: int) -> Splits:
 
     d = load_digits()
     x = (d.images / 16.0).reshape(-1, 1, 8, 8)
-    return make_splits(x, d.target, cfg, seed, class_names=[str(i) for i in range(10)], source="digits")
+    return make_splits(x, d.target, cfg, seed, class_names=[str(i) for i in range(10)], source="digits",
+                       preprocess="8x8 grey pixel intensities (0-16) divided by 16")

@@ -71,4 +71,5 @@ def load(cfg, seed: int) -> Splits:
     return make_splits(
         x_train, arrays["y_train"], cfg, seed, class_names=CLASSES,
         test=(x_test, arrays["y_test"]), source="fashion-mnist",
+        preprocess="28x28 grey pixels (0-255) divided by 255",
     )

@@ -35,4 +35,6 @@ def load(cfg, seed: int) -> Splits:
             ys.append(label)
     if not xs:
         raise DataError(f"{root}: no images found (suffixes {sorted(SUFFIXES)})")
-    return make_splits(np.stack(xs), np.array(ys), cfg, seed, class_names=classes, source=f"image-folder:{root.name}")
+    return make_splits(np.stack(xs), np.array(ys), cfg, seed, class_names=classes, source=f"image-folder:{root.name}",
+                       preprocess=f"image converted to {mode}, resized to {w}x{h} (width x height), pixels (0-255) "
+                                  "divided by 255, channels first")

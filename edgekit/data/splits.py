@@ -29,6 +29,7 @@ class Splits:
     augment: object = None
     vocab_size: int | None = None  # integer inputs: largest token id + 1 (or the source's declared vocabulary)
     labelled: bool = True
+    preprocess: str = ""  # how raw inputs became the values normalized below (what a deployment must repeat)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -57,6 +58,7 @@ class Splits:
             "input_dtype": str(self.x_train.dtype),
             **({"vocab_size": self.vocab_size} if self.vocab_size is not None else {}),
             **({} if self.labelled else {"labelled": False}),
+            **({"preprocess": self.preprocess} if self.preprocess else {}),
             "normalization": self.normalization,
             "fingerprint": self.fingerprint(),
         }
@@ -73,6 +75,7 @@ def make_splits(
     source: str = "",
     integer_inputs: bool = False,
     vocab_size: int | None = None,
+    preprocess: str = "",
 ) -> Splits:
     """Split (x, y) stratified and seeded; normalize with train statistics; draw calibration from train.
 
@@ -141,7 +144,7 @@ def make_splits(
         x_train, y_train, x_val, y_val, x_test, y_test, x_calib,
         num_classes=num_classes, class_names=names, source=source, augment=cfg.augment, vocab_size=vocab_size,
         normalization=_describe(norm, kind) if not integer_inputs else {"kind": "none (integer token ids)"},
-        labelled=labelled,
+        labelled=labelled, preprocess=preprocess,
     )
 
 
@@ -185,6 +188,9 @@ def _apply(x: np.ndarray, norm) -> np.ndarray:
 
 
 def _describe(norm, kind: str) -> dict:
+    """Every channel's (or feature's) shift and scale at float32 precision: x_model = (x - shift) / scale."""
     if norm is None:
         return {"kind": "none"}
-    return {"kind": kind, "shift": norm[0].ravel().round(6).tolist()[:16], "scale": norm[1].ravel().round(6).tolist()[:16]}
+    axis = {4: "channel (axis 1)", 3: "feature (last axis)"}.get(norm[0].ndim, "feature (axis 1)")
+    return {"kind": kind, "per": axis, "shift": [float(f"{v:.8g}") for v in norm[0].ravel()],
+            "scale": [float(f"{v:.8g}") for v in norm[1].ravel()]}
