@@ -10,28 +10,43 @@ from edgekit.recipe import Recipe, load_recipe
 
 
 def run(recipe: Recipe | str | Path, out_dir: Path | None = None, overrides: list[str] | None = None,
-        log: Callable[[str], None] = print, on_epoch: Callable[[int, float], None] | None = None):
+        log: Callable[[str], None] = print, on_epoch: Callable[[int, float], None] | None = None,
+        mlflow: bool | None = None):
     """Everything the recipe asks for; returns the pipeline Run. `on_epoch(epoch, val_accuracy)` is called after
-    each training epoch and may raise to stop the run (a search pruning a hopeless trial)."""
+    each training epoch and may raise to stop the run (a search pruning a hopeless trial). `mlflow`: log the run to
+    MLflow (None: when MLFLOW_TRACKING_URI is set)."""
     from edgekit.devices.profile import check_profiles
     from edgekit.pipeline import new_run, run_stages
+    from edgekit.report.tracking import tracking_wanted
 
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, overrides)
     if recipe.bench is not None:
         check_profiles(recipe.bench.devices)
+    track = tracking_wanted(mlflow, log)
     run = new_run(recipe, out_dir, log)
     run.on_epoch = on_epoch
-    return run_stages(run)
+    return _tracked(run_stages(run), track, log)
 
 
-def resume(run_dir: Path, recipe: Recipe | str | Path | None = None, log: Callable[[str], None] = print):
+def resume(run_dir: Path, recipe: Recipe | str | Path | None = None, log: Callable[[str], None] = print,
+           mlflow: bool | None = None):
     """Finish an interrupted run in its folder, reusing what it completed and what is unchanged."""
     from edgekit.pipeline import resume_run, run_stages
+    from edgekit.report.tracking import tracking_wanted
 
     if recipe is not None and not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
-    return run_stages(resume_run(Path(run_dir), recipe, log))
+    track = tracking_wanted(mlflow, log)
+    return _tracked(run_stages(resume_run(Path(run_dir), recipe, log)), track, log)
+
+
+def _tracked(run, track: bool, log: Callable[[str], None]):
+    if track:
+        from edgekit.report.tracking import log_run
+
+        run.mlflow_run_id = log_run(run.report, run.run_dir, log)
+    return run
 
 
 def train(recipe: Recipe, out_dir: Path | None = None, log: Callable[[str], None] = print):

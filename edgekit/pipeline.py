@@ -35,6 +35,7 @@ class Run:
     previous: Report | None = None  # the report of an interrupted run being resumed
     reused: set[str] = field(default_factory=set)  # artifact names taken over from `previous`
     on_epoch: Callable[[int, float], None] | None = None  # training progress hook (search pruning)
+    mlflow_run_id: str | None = None  # set when the run was logged to MLflow
 
     def save(self, stage: str | None = None) -> None:
         from edgekit.report.io import save_report

@@ -16,6 +16,9 @@ def register(app: typer.Typer) -> None:
         set_: SetOpt = None,
         resume: Annotated[Optional[Path], typer.Option(help="finish an interrupted run folder, reusing its "
                                                             "completed stages")] = None,
+        mlflow: Annotated[Optional[bool], typer.Option(
+            "--mlflow/--no-mlflow", help="log the run to MLflow (the `mlflow` extra; default: when "
+                                         "MLFLOW_TRACKING_URI is set)")] = None,
     ) -> None:
         """Run a whole recipe: train, compress, export, verify, bench, gate. Exit 1 if a gate or a target failed."""
         from edgekit import api
@@ -26,11 +29,11 @@ def register(app: typer.Typer) -> None:
         if resume is not None:
             if set_:
                 raise EdgekitError("--set cannot be combined with --resume: the run keeps its recipe")
-            r = api.resume(resume, recipe, log=log)
+            r = api.resume(resume, recipe, log=log, mlflow=mlflow)
         elif recipe is None:
             raise EdgekitError("give a RECIPE, or --resume RUN_DIR")
         else:
-            r = api.run(recipe, out, overrides=set_, log=log)
+            r = api.run(recipe, out, overrides=set_, log=log, mlflow=mlflow)
         typer.echo(results_table(r.report))
         if r.report.gates:
             typer.echo("\n" + format_table(r.report.gates))
