@@ -234,7 +234,12 @@ class AutoQuantize(Pass):
                 raise PassError(f"quantize.auto: every scheme failed: {[r.get('error') for r in rows]}")
             met = any(not r["misses"] for r in ok)
             wants_ft = c.finetune is not None and (c.finetune_when == "always" or not met)
-            if wants_ft and ctx.model is not None:
+            left = self._budget_left(t_start)
+            if wants_ft and ctx.model is not None and left is not None and left <= 0:
+                rows.append({"scheme": "label-free fine-tuning", "stage": "finetune",
+                             "skipped": f"time budget: spent ({-left:.0f} s over, timing reserve included)"})
+                ctx.log(f"  label-free fine-tuning skipped: {rows[-1]['skipped']}")
+            elif wants_ft and ctx.model is not None:
                 rows.append(self._finetuned(most_faithful(ok, c.faithful_tie_p or 0.05), tmp, ctx, t_start))
                 if "_path" in rows[-1]:
                     rows[-1]["misses"] = self._misses(rows[-1], ctx)
