@@ -154,10 +154,6 @@ def load_recipe(path: Path | str, overrides: list[str] | None = None) -> Recipe:
         raise
 
 
-def dump_recipe(recipe: Recipe) -> str:
-    return recipe.to_yaml()
-
-
 def apply_override(data: dict, item: str, source: str) -> None:
     key, sep, raw = item.partition("=")
     if not sep or not key:

