@@ -38,10 +38,14 @@ def test_a_run_logs_one_mlflow_run_with_accuracy_and_p90(tmp_path, monkeypatch):
     files = {f.path for f in client.list_artifacts(run.info.run_id)}
     assert {"report.html", "report.json"} <= files
 
-    p = subprocess.run([sys.executable, "-m", "edgekit", "run", str(recipe), "--out", str(tmp_path / "off"),
-                        "--no-mlflow"], env=env, capture_output=True, text=True, timeout=900)
-    assert p.returncode == 0 and "mlflow" not in p.stderr
-    assert len(client.search_runs([exp.experiment_id])) == 1
+
+def test_tracking_follows_the_flag_then_the_environment(monkeypatch):
+    from edgekit.report.tracking import tracking_wanted
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "file:///nowhere")
+    assert tracking_wanted(None) and tracking_wanted(True) and not tracking_wanted(False)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI")
+    assert not tracking_wanted(None) and tracking_wanted(True)
 
 
 def test_flatten_keeps_every_recipe_value_within_mlflow_limits():
