@@ -6,7 +6,18 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edgekit.errors import EdgekitError
+from edgekit.preflight import check_recipe
 from edgekit.recipe import Recipe, load_recipe
+
+
+def validate(recipe: Recipe | str | Path, overrides: list[str] | None = None,
+             log: Callable[[str], None] = print) -> Recipe:
+    """Check a recipe without running it: its schema, then what `run` would check before any work (devices load,
+    export formats are known, the optional packages of its model, passes, exporters and runtimes are installed)."""
+    if not isinstance(recipe, Recipe):
+        recipe = load_recipe(recipe, overrides)
+    check_recipe(recipe, log)
+    return recipe
 
 
 def run(recipe: Recipe | str | Path, out_dir: Path | None = None, overrides: list[str] | None = None,
@@ -15,14 +26,12 @@ def run(recipe: Recipe | str | Path, out_dir: Path | None = None, overrides: lis
     """Everything the recipe asks for; returns the pipeline Run. `on_epoch(epoch, val_accuracy)` is called after
     each training epoch and may raise to stop the run (a search pruning a hopeless trial). `mlflow`: log the run to
     MLflow (None: when MLFLOW_TRACKING_URI is set)."""
-    from edgekit.devices.profile import check_profiles
     from edgekit.pipeline import new_run, run_stages
     from edgekit.report.tracking import tracking_wanted
 
     if not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe, overrides)
-    if recipe.bench is not None:
-        check_profiles(recipe.bench.devices)
+    check_recipe(recipe, log)
     track = tracking_wanted(mlflow, log)
     run = new_run(recipe, out_dir, log)
     run.on_epoch = on_epoch
@@ -37,6 +46,7 @@ def resume(run_dir: Path, recipe: Recipe | str | Path | None = None, log: Callab
 
     if recipe is not None and not isinstance(recipe, Recipe):
         recipe = load_recipe(recipe)
+    check_recipe(recipe or load_recipe(Path(run_dir) / "recipe.yaml"), log)
     track = tracking_wanted(mlflow, log)
     return _tracked(run_stages(resume_run(Path(run_dir), recipe, log)), track, log)
 
@@ -55,6 +65,7 @@ def train(recipe: Recipe, out_dir: Path | None = None, log: Callable[[str], None
 
     if recipe.train is None:
         raise EdgekitError("the recipe has no `train` section")
+    check_recipe(recipe, log, passes=False, export=False, bench=False)
     run = p.new_run(recipe, out_dir, log)
     p.stage_data(run)
     p.stage_model(run)
@@ -68,6 +79,7 @@ def export(recipe: Recipe, checkpoint: Path | None = None, formats: set[str] | N
     """Build (and train, unless a checkpoint is given), run the passes, export and verify the targets."""
     from edgekit import pipeline as p
 
+    check_recipe(recipe, log, passes=compress, formats=formats, bench=False)
     run = p.new_run(recipe, out_dir, log)
     p.stage_data(run)
     p.stage_model(run, checkpoint)
@@ -87,7 +99,6 @@ def export(recipe: Recipe, checkpoint: Path | None = None, formats: set[str] | N
 def bench(run_dir: Path, devices: list[str] | None = None, log: Callable[[str], None] = print, **overrides):
     """Benchmark every artifact of an existing run folder (on its recipe's devices, or `devices`)."""
     from edgekit import pipeline as p
-    from edgekit.devices.profile import check_profiles
     from edgekit.report.io import load_report
 
     run_dir = Path(run_dir)
@@ -96,10 +107,10 @@ def bench(run_dir: Path, devices: list[str] | None = None, log: Callable[[str], 
         from edgekit.bench.config import BenchConfig
 
         recipe.bench = BenchConfig()
-    check_profiles(devices or recipe.bench.devices)
     for k, v in overrides.items():
         if v is not None:
             setattr(recipe.bench, k, v)
+    check_recipe(recipe, log, model=False, passes=False, export=False, devices=devices)
     run = p.Run(recipe, run_dir, load_report(run_dir), log)
     p.stage_data(run)
     p.stage_bench(run, devices)

@@ -67,3 +67,17 @@ class DeviceUnreachable(BenchError):
 
 class GateInputError(EdgekitError):
     """A report given to `edgekit gate` is missing or malformed."""
+
+
+class MissingExtra(EdgekitError):
+    """An optional package the recipe or command needs is not installed; names the extra to install."""
+
+
+class PreflightError(EdgekitError):
+    """What the cheap checks before any work found: every problem at once (devices, formats, missing extras)."""
+
+    def __init__(self, problems: list[str], source: str | None = None):
+        self.problems, self.source = problems, source
+        where = f"{source}: " if source else ""
+        super().__init__(where + ("; ".join(problems) if len(problems) == 1 else
+                                  f"{len(problems)} problems before any work: " + "; ".join(problems)))

@@ -2,25 +2,25 @@ from __future__ import annotations
 
 import typer
 
-from edgekit.cli.options import RecipeArg, SetOpt
+from edgekit.cli.options import RecipeArg, SetOpt, log
 
 
 def register(app: typer.Typer) -> None:
     @app.command("validate")
     def validate(recipe: RecipeArg, set_: SetOpt = None,
                  show: bool = typer.Option(False, help="print the full recipe with defaults")) -> None:
-        """Check a recipe (or a search recipe: its spaces, every end of each, and its `search:` section) without
-        running it."""
-        import yaml
+        """Check a recipe without running it: its schema, its devices, export formats and passes, and the optional
+        packages they need (a search recipe: every end of each space, and its `search:` section)."""
+        from edgekit import api
+        from edgekit.recipe import parse_yaml_mapping
 
-        from edgekit.recipe import load_recipe
-
-        if recipe.is_file() and "search" in (yaml.safe_load(recipe.read_text()) or {}) and not set_:
-            from edgekit.search.run import load_search
+        if recipe.is_file() and "search" in parse_yaml_mapping(recipe.read_text(), str(recipe))[0] and not set_:
+            from edgekit.search.run import load_search, preflight_search
 
             spec, cfg, _ = load_search(recipe)
+            preflight_search(spec, None, log)
             typer.echo(f"{recipe}: ok (search, {len(spec.spaces)} spaces: {', '.join(s.path for s in spec.spaces)}; "
                        f"{cfg.trials} trials, strategy {cfg.strategy})")
             return
-        r = load_recipe(recipe, set_)
+        r = api.validate(recipe, set_, log=log)
         typer.echo(r.to_yaml() if show else f"{recipe}: ok ({r.name})")

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
 from edgekit.config_base import Strict, Tolerance
+from edgekit.extras import Needs
 from edgekit.quant.finetune import FinetuneOptions
 
 
 class _ExportBase(Strict):
+    needs: ClassVar[Needs | None] = None  # optional packages the exporter imports, and their extra
     name: str | None = Field(None, description="artifact name (default FORMAT-PRECISION)")
     parity_samples: int = Field(256, ge=1, description="held-out test samples compared with PyTorch")
 
@@ -41,6 +43,8 @@ TFLITE_TOLERANCE = {
 
 class TfliteExport(_ExportBase):
     """PyTorch -> LiteRT (.tflite) with litert-torch; quantized precisions use ai-edge-quantizer recipes."""
+
+    needs: ClassVar[Needs] = Needs("tflite", ("litert_torch", "ai_edge_quantizer"))
 
     format: Literal["tflite"]
     precision: Literal["fp32", "fp16", "dynamic_int8", "int8"] = Field(

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, ClassVar, Literal, Union
 
 from pydantic import Field, field_validator, model_validator
 
 from edgekit.config_base import Strict
+from edgekit.extras import Needs
 
 Init = Literal["default", "xavier", "he"]
 
@@ -186,6 +187,8 @@ class VitConfig(_EncoderBase):
 
 class HfModel(Strict):
     """A local Hugging Face folder (config.json + model.safetensors [+ tokenizer files]), loaded offline."""
+
+    needs: ClassVar[Needs] = Needs("hf", ("transformers",))
 
     arch: Literal["hf"]
     path: Path

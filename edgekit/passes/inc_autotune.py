@@ -6,12 +6,13 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from edgekit.config_base import Strict
 from edgekit.errors import PassError
+from edgekit.extras import Needs
 from edgekit.passes.base import Pass, PassContext
 from edgekit.passes.torch_config import TorchPassConfig
 
@@ -47,6 +48,7 @@ def _default_candidates() -> list[IncCandidate]:
 
 
 class AutotuneConfig(TorchPassConfig):
+    needs: ClassVar[Needs] = Needs("compress", ("neural_compressor",))
     name: Literal["quantize.autotune"]
     candidates: list[IncCandidate] = Field(default_factory=_default_candidates, min_length=1,
                                            description="tried in order; the first that meets the target wins")

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import copy
 import time
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from pydantic import Field
 
 from edgekit.errors import PassError
+from edgekit.extras import Needs
 from edgekit.passes.base import Pass, PassContext
 from edgekit.passes.torch_config import TorchPassConfig
 
 
 class StructuredPruneConfig(TorchPassConfig):
+    needs: ClassVar[Needs] = Needs("compress", ("torch_pruning",))
     """Remove a fraction of the channels of every prunable group (or enough to reach `target_macs`)."""
 
     name: Literal["prune.structured"]

@@ -7,11 +7,12 @@ from __future__ import annotations
 import copy
 import time
 import warnings
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from edgekit.errors import PassError
+from edgekit.extras import Needs
 from edgekit.passes.base import Pass, PassContext
 from edgekit.passes.torch_config import TorchPassConfig
 
@@ -23,6 +24,7 @@ EXPORT_NOTE = ("export this model with `exporter: dynamo` (the legacy exporter h
 
 
 class QatConfig(TorchPassConfig):
+    needs: ClassVar[Needs] = Needs("compress", ("torchao|executorch",))
     name: Literal["quantize.qat"]
     epochs: int = Field(3, ge=1, description="fine-tuning epochs with fake quantization")
     lr: float | None = Field(None, gt=0, description="default: the recipe's lr (a tenth of it is a common choice)")

@@ -14,10 +14,11 @@ import contextlib
 import copy
 import logging
 import time
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 
+from edgekit.extras import Needs
 from edgekit.passes.base import Pass, PassContext
 from edgekit.passes.torch_config import TorchPassConfig
 
@@ -26,6 +27,8 @@ PACKED_CLASS = "INCWeightOnlyLinear"
 
 class WeightOnlyConfig(TorchPassConfig):
     """RTN weight-only quantization of nn.Linear weights; activations stay float."""
+
+    needs: ClassVar[Needs] = Needs("compress", ("neural_compressor", "accelerate"))
 
     name: Literal["quantize.weight_only"]
     bits: Literal[4, 8] = 8

@@ -7,7 +7,10 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from edgekit.extras import Needs
 from edgekit.report.schema import Report, Result
+
+NEEDS = Needs("report", ("matplotlib",))
 
 METRIC_LABELS = {
     "accuracy": "test accuracy", "latency_p50_ms": "p50 latency (ms)", "latency_p90_ms": "p90 latency (ms)",

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.extras import Needs
+
 
 def as_model_input(x: np.ndarray) -> np.ndarray:
     """Float arrays become float32; integer arrays (token ids) stay integers, as int64. Contiguous either way."""
@@ -46,6 +48,7 @@ class Session(ABC):
 class Runtime(ABC):
     name: str = ""
     formats: tuple[str, ...] = ()
+    needs: Needs | None = None  # optional packages this runtime imports, and their extra
 
     @abstractmethod
     def version(self) -> str:

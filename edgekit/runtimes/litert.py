@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import ArtifactError, RuntimeUnavailable
+from edgekit.extras import Needs
 from edgekit.runtimes.base import Runtime, Session
 
 
@@ -151,6 +152,7 @@ def delegation(interp) -> dict:
 class LiteRtRuntime(Runtime):
     name = "litert"
     formats = ("tflite",)
+    needs = Needs("tflite", ("ai_edge_litert|tflite_runtime",))
 
     def version(self) -> str:
         from importlib.metadata import PackageNotFoundError, version

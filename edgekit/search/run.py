@@ -35,12 +35,36 @@ def load_search(path: Path, trials: int | None = None) -> tuple[SearchSpec, Sear
     return spec, cfg, text
 
 
+def preflight_search(spec: SearchSpec, storage: str | None, log: Callable[[str], None] | None = None) -> None:
+    """Before the first trial: Optuna and the storage's driver are installed, and the recipe at every end of every
+    space passes the checks a run makes first (devices, export formats, the extras its passes and targets need)."""
+    from edgekit.errors import PreflightError
+    from edgekit.extras import missing_extras
+    from edgekit.preflight import collect
+    from edgekit.recipe import Recipe
+    from edgekit.search.study import storage_needs
+
+    problems = missing_extras(("search", n) for n in storage_needs(storage))
+    notes: list[str] = []
+    base = {s.path: s.ends()[0] for s in spec.spaces}
+    ends = [{**base, s.path: v} for s in spec.spaces for v in s.ends()] or [base]
+    for values in ends:
+        found, seen = collect(Recipe.model_validate(spec.resolve(values)))
+        problems += [p for p in found if p not in problems]
+        notes += [n for n in seen if n not in notes]
+    if problems:
+        raise PreflightError(problems, spec.source)
+    for n in notes if log is not None else []:
+        log(f"note: {n}")
+
+
 def search(recipe: Path, out_dir: Path | None = None, storage: str | None = None, workers: int = 1,
            trials: int | None = None, study: str | None = None, log: Callable[[str], None] = print) -> dict:
     """Run a search from a search recipe; returns the summary (also written to the search folder)."""
     from edgekit.search.study import open_study
 
     spec, cfg, text = load_search(recipe, trials)
+    preflight_search(spec, storage, log)
     name = study or cfg.study or spec.template.get("name", "search")
     if out_dir is None:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -67,6 +91,7 @@ def resume(out_dir: Path, workers: int = 1, log: Callable[[str], None] = print) 
         raise EdgekitError(f"{out_dir}: not a search folder (no search.json)")
     info = json.loads(state.read_text())
     spec, cfg, text = load_search(out_dir / "search.yaml")
+    preflight_search(spec, info["storage"], log)
     st = open_study(spec, cfg, info["storage"], info["study"], text)
     fail_orphans(st, log)
     return _work(st, spec, cfg, out_dir, info["storage"], info["study"], workers, log)
@@ -74,8 +99,10 @@ def resume(out_dir: Path, workers: int = 1, log: Callable[[str], None] = print) 
 
 def worker(storage: str, study: str, out_dir: Path, worker_id: int = 1, log: Callable[[str], None] = print) -> int:
     """Join a study from any machine that reaches its storage; runs trials until the budget is used."""
-    from edgekit.search.study import join_study, run_worker
+    from edgekit.extras import require
+    from edgekit.search.study import join_study, run_worker, storage_needs
 
+    require("search", *storage_needs(storage))
     st, spec, cfg = join_study(storage, study, worker_id)
     return run_worker(st, spec, cfg, Path(out_dir), log)
 

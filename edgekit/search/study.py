@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edgekit.errors import EdgekitError
+from edgekit.extras import Needs
 from edgekit.search.config import Constraint, SearchConfig
 from edgekit.search.space import SearchSpec
 
@@ -29,6 +30,14 @@ class TrialError(EdgekitError):
 
 class Surplus(EdgekitError):
     """This trial's number is past the budget: closed without running."""
+
+
+def storage_needs(url: str | None) -> list[Needs]:
+    """Optuna, and the database driver a storage URL names."""
+    needs = [Needs("search", ("optuna",))]
+    if url and url.startswith("postgresql"):
+        needs.append(Needs("search", ("psycopg2",)))
+    return needs
 
 
 def open_storage(url: str):
