@@ -44,7 +44,8 @@ def test_bench_on_a_real_session(runtime, artifacts, splits, cnn):
     assert row.throughput > 0 and row.peak_rss_mb > row.baseline_rss_mb > 0
     assert row.peak_rss_mb_accuracy_pass >= row.peak_rss_mb  # measured at the bench batch first
     ref_acc = float((predict(cnn, splits.x_test).argmax(1) == splits.y_test).mean())
-    assert row.accuracy == pytest.approx(ref_acc, abs=1e-9)  # same model, same test split
+    # same model, same test split; a near-tie may break differently in another runtime's kernels
+    assert row.accuracy == pytest.approx(ref_acc, abs=2.5 / len(splits.y_test))
     saved = np.load(d / "samples" / f"{arts[runtime].name}@host-cpu.npz")
     assert len(saved["predictions"]) == len(splits.y_test) and len(saved["latency_ms"]) == lat.samples
 
