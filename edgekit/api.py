@@ -226,6 +226,7 @@ def env() -> dict:
     from edgekit.bench.environment import PACKAGES, fingerprint
     from edgekit.child_python import child_env, python_argv
     from edgekit.devices.base import check_code, parse_check_output
+    from edgekit.extras import Needs
 
     out = fingerprint()
     out["edgekit"] = __version__
@@ -246,7 +247,7 @@ def env() -> dict:
     for extra, reqs in (requirements or {}).items():
         missing = [n for n in reqs if n != "edgekit" and out["packages"].get(n) is None]
         if extra and missing:
-            out["extras_missing"][extra] = {"missing": missing, "install": f"pip install 'edgekit[{extra}]'"}
+            out["extras_missing"][extra] = {"missing": missing, "install": Needs(extra, ()).install}
     return out
 
 
