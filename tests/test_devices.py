@@ -183,3 +183,17 @@ def test_local_bench_result_has_observability_fields(cnn_onnx, splits, tmp_path)
 
     out = run_agent(_job(cnn_onnx, save_inputs(tmp_path, splits.x_test[:16]), 1, None), timeout_s=120)
     assert out["os_threads"] >= 1 and out["cpus_seen"] and np.isfinite(out["latencies_ms"]).all()
+
+
+def test_a_shipped_profile_keeps_its_measured_peaks_in_the_working_folder(tmp_path, monkeypatch):
+    """An installed package is not a place to write: probing host-cpu from a folder writes ./devices/."""
+    from edgekit.devices.probe import write_measured
+    from edgekit.devices.profile import MeasuredPeaks, load_profile, shipped_dir
+
+    monkeypatch.chdir(tmp_path)
+    p = load_profile("host-cpu")
+    assert p.path.parent == shipped_dir().resolve()
+    side = write_measured(p, MeasuredPeaks(fp32_gflops=12.5, source="test"))
+    assert side == tmp_path / "devices" / "host-cpu.measured.yaml"
+    assert not (shipped_dir() / "host-cpu.measured.yaml").exists()
+    assert load_profile("host-cpu").measured.fp32_gflops == 12.5

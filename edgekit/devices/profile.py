@@ -150,16 +150,26 @@ class DeviceProfile(Strict):
 
 def search_dirs(extra: Path | None = None) -> list[Path]:
     """Where profiles are looked up, first match first: `extra`, `./devices`, then those shipped in the package."""
-    from importlib.resources import files
-
-    dirs = [Path.cwd() / "devices", Path(str(files("edgekit.devices") / "profiles"))]
+    dirs = [Path.cwd() / "devices", shipped_dir()]
     if extra is not None:
         dirs.insert(0, Path(extra))
     return dirs
 
 
+def shipped_dir() -> Path:
+    """Where the profiles that come with edgekit live (inside the installed package: never written to)."""
+    from importlib.resources import files
+
+    return Path(str(files("edgekit.devices") / "profiles"))
+
+
 def sidecar_path(profile_path: Path) -> Path:
-    return Path(profile_path).with_name(Path(profile_path).stem + MEASURED_SUFFIX)
+    """The measured-peaks sidecar of a profile: beside a profile of yours; for a shipped profile, in ./devices (an
+    installed package is not a place to write)."""
+    path = Path(profile_path)
+    if path.resolve().parent == shipped_dir().resolve():
+        return Path.cwd() / "devices" / (path.stem + MEASURED_SUFFIX)
+    return path.with_name(path.stem + MEASURED_SUFFIX)
 
 
 def _profile_files(d: Path) -> list[Path]:
