@@ -261,6 +261,8 @@ class StaticQuantize(Pass):
                         row["latency_ms_p50"] = _time_session(cand, x_time, threads, self.config.select_time_s)
                 except Exception as e:  # one failing candidate must not lose the others
                     row = {"format": fmt, "activation_type": act, "per_channel": pc, "error": f"{type(e).__name__}: {e}"}
+                    first = (str(row["error"]).strip().splitlines() or [""])[0]
+                    ctx.log(f"  candidate {fmt} {act} {'per-channel' if pc else 'per-tensor'} failed: {first}")
                 rows.append(row)
             ok = [r for r in rows if "_path" in r]
             if not ok:
