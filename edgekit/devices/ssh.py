@@ -25,8 +25,9 @@ from edgekit.devices.base import FILE_KEYS, DeviceUnreachable
 from edgekit.errors import BenchError
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ("__init__.py", "errors.py", "runtimes/*.py", "bench/__init__.py", "bench/agent.py", "bench/agent_probe.py",
-           "bench/agent_opprof.py", "bench/agent_paired.py", "bench/energy.py", "bench/cuda_agent.py")
+SHIPPED = ("__init__.py", "errors.py", "extras.py", "runtimes/*.py", "bench/__init__.py", "bench/agent.py",
+           "bench/agent_probe.py", "bench/agent_opprof.py", "bench/agent_paired.py", "bench/energy.py",
+           "bench/cuda_agent.py")
 RESULT_MARK, NO_RESULT_MARK = "EDGEKIT-RESULT", "EDGEKIT-NORESULT"
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
