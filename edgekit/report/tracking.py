@@ -9,8 +9,11 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from edgekit.errors import EdgekitError
+from edgekit.errors import MissingExtra
+from edgekit.extras import Needs
 from edgekit.report.schema import Report
+
+NEEDS = Needs("mlflow", ("mlflow",))
 
 MAX_PARAM_CHARS = 6000  # MLflow's limit on a param value
 BATCH = 100  # params/metrics per log_batch call
@@ -24,13 +27,10 @@ def tracking_wanted(flag: bool | None, log: Callable[[str], None] = print) -> bo
         return False
     if flag is None and not os.environ.get("MLFLOW_TRACKING_URI"):
         return False
-    try:
-        import mlflow  # noqa: F401
-    except ImportError:
+    if NEEDS.missing():
         if flag:
-            raise EdgekitError("--mlflow needs MLflow: pip install 'edgekit[mlflow]'") from None
-        log("note: MLFLOW_TRACKING_URI is set but mlflow is not installed (pip install 'edgekit[mlflow]'); "
-            "not tracking this run")
+            raise MissingExtra(f"--mlflow needs MLflow: {NEEDS.install}")
+        log(f"note: MLFLOW_TRACKING_URI is set but mlflow is not installed ({NEEDS.install}); not tracking this run")
         return False
     return True
 
