@@ -378,7 +378,7 @@ def stage_export(run: Run, formats: set[str] | None = None) -> None:
         t0 = time.perf_counter()
         try:
             extra = {}
-            if cfg.format == "tflite":  # static-shaped: export at the bench batch; int8 calibrates on the calib split
+            if cfg.format in ("tflite", "executorch"):  # static-shaped: the bench batch; int8 calibrates on calib
                 extra = {"calibration": run.splits.x_calib, "log": run.log,
                          "batch_size": cfg.batch_size or (run.recipe.bench.batch_size if run.recipe.bench else 1)}
             art = get_exporter(cfg.format).export(run.model, run.splits.x_test, cfg, path, run.run_dir, name, **extra)

@@ -65,7 +65,8 @@ def load_session(job: dict):
         from edgekit.bench.cuda_agent import load_on_cuda
 
         return runtime, load_on_cuda(runtime, job)
-    return runtime, runtime.load(job["model"], threads=job.get("threads"), providers=job.get("providers"))
+    return runtime, runtime.load(job["model"], threads=job.get("threads"), providers=job.get("providers"),
+                                 **(job.get("runtime_options") or {}))
 
 
 CANARY_EVERY = 8
@@ -94,6 +95,7 @@ def run_job(job: dict) -> dict:
     runtime, sess = load_session(job)
     out["load_ms"] = (time.perf_counter() - t0) * 1e3
     out["runtime"], out["runtime_version"] = runtime.name, runtime.version()
+    out["runtime_precision"] = getattr(sess, "inference_precision", None)
     bs = sess.static_batch or job["batch_size"]
     out["batch_size"] = bs
     n_batches = max(1, min(64, len(x) // bs))

@@ -16,7 +16,7 @@ def _session(job: dict, suffix: str):
     transport ships both files like any other)."""
     from edgekit.bench.agent import load_session
 
-    spec = {k: job[k + suffix] for k in ("model", "runtime", "threads") if k + suffix in job}
+    spec = {k: job[k + suffix] for k in ("model", "runtime", "threads", "runtime_options") if k + suffix in job}
     return load_session({**job, **spec})[1]
 
 

@@ -43,6 +43,8 @@ def bench_interleaved(base: Side, cand: Side, x: np.ndarray, profile, cfg) -> In
         job = {"task": "paired", "model": str(base.path), "runtime": base.runtime, "threads": base.threads,
                "model_b": str(cand.path), "runtime_b": cand.runtime, "threads_b": cand.threads,
                "providers": profile.providers, "affinity": profile.affinity, "inputs": str(inputs),
+               "runtime_options": profile.runtime_options(base.runtime),
+               "runtime_options_b": profile.runtime_options(cand.runtime),
                "batch_size": cfg.batch_size, "warmup": cfg.warmup, "per_round": PER_ROUND, "min_rounds": MIN_ROUNDS,
                "iterations": cfg.iterations, "min_time_s": 2 * cfg.min_time_s, "max_time_s": 2 * cfg.max_time_s}
         out = transport(profile)(job, cfg.timeout_s)

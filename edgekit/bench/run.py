@@ -13,7 +13,7 @@ from edgekit.bench.stats import latency_stats
 from edgekit.errors import EdgekitError
 from edgekit.export.artifact import artifact_path
 from edgekit.report.schema import Artifact, Result
-from edgekit.runtimes import DEFAULT_RUNTIME
+from edgekit.runtimes import runtime_name_for
 from edgekit.runtimes.base import as_model_input
 
 
@@ -36,7 +36,7 @@ def bench_artifact(artifact: Artifact, run_dir: Path, x_test: np.ndarray, y_test
     `y_test` None means unlabelled data; `reference` (fp32 outputs on x_test) enables the fidelity metrics."""
     from edgekit.devices import transport
 
-    rt = runtime or DEFAULT_RUNTIME.get(artifact.format, "?")
+    rt = runtime or runtime_name_for(artifact.format, profile.runtimes)
     threads = resolve_threads(cfg, profile)
     row = Result(artifact=artifact.name, device=profile.name, runtime=rt, batch_size=cfg.batch_size, threads=threads,
                  size_bytes=artifact.size_bytes)
@@ -49,7 +49,8 @@ def bench_artifact(artifact: Artifact, run_dir: Path, x_test: np.ndarray, y_test
         np.save(inputs, as_model_input(x_test))
         job = {
             "runtime": rt, "model": str(artifact_path(run_dir, artifact)), "threads": threads,
-            "providers": profile.providers, "affinity": profile.affinity, "batch_size": cfg.batch_size,
+            "providers": profile.providers, "runtime_options": profile.runtime_options(rt),
+            "affinity": profile.affinity, "batch_size": cfg.batch_size,
             "warmup": cfg.warmup, "iterations": cfg.iterations, "min_time_s": cfg.min_time_s,
             "max_time_s": cfg.max_time_s, "inputs": str(inputs), "accuracy": cfg.accuracy,
             "outputs_path": str(Path(tmp) / "outputs.npy"),
@@ -81,6 +82,7 @@ def bench_artifact(artifact: Artifact, run_dir: Path, x_test: np.ndarray, y_test
     row.load_ms = out["load_ms"]
     row.first_inference_ms = out["first_inference_ms"]
     row.runtime_version = out["runtime_version"]
+    row.runtime_precision = out.get("runtime_precision")
     if "predictions" in out and len(x_test):
         from edgekit.bench.metrics import compute_metrics
 

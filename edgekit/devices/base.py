@@ -11,7 +11,8 @@ FILE_KEYS = ("model", "model_b", "model_int8", "inputs")
 """Job keys holding paths of files the agent reads; remote transports copy them and rewrite the paths."""
 
 CHECK_MODULES = {"numpy": "numpy", "onnxruntime": "onnxruntime", "litert": "ai_edge_litert",
-                 "tflite_runtime": "tflite_runtime", "torch": "torch"}
+                 "tflite_runtime": "tflite_runtime", "torch": "torch", "openvino": "openvino",
+                 "executorch": "executorch.runtime"}
 
 CHECK_SNIPPET = r"""
 import importlib, json, os, platform, sys

@@ -77,6 +77,14 @@ class CudaSettings(Strict):
     torch_dtype: Literal["fp32", "fp16"] = Field("fp32", description="precision PyTorch artifacts run in")
 
 
+class OpenVinoSettings(Strict):
+    """How the `openvino` runtime runs ONNX files on this device's CPU."""
+
+    precision: Literal["f32", "bf16"] = Field(
+        "f32", description="the CPU plugin's inference precision: f32 (the honest fp32 baseline), or bf16 where the "
+                           "CPU has it (OpenVINO's own default on AMX CPUs; rows are labelled bf16)")
+
+
 class Peaks(Strict):
     """Peak throughput the roofline uses: GFLOP/s (fp32, fp16), GOP/s (int8, multiply and add counted apart)
     and memory bandwidth in GB/s. `source` says where the numbers come from."""
@@ -115,6 +123,7 @@ class DeviceProfile(Strict):
     ssh: SshSettings | None = None
     adb: AdbSettings | None = None
     cuda: CudaSettings | None = None
+    openvino: OpenVinoSettings | None = Field(None, description="openvino runtime settings (default: f32)")
     peaks: Peaks = Field(default_factory=Peaks, description="datasheet figures, with their source")
     measured: MeasuredPeaks | None = Field(None, description="filled by `edgekit devices probe` (sidecar file)")
     budgets: Budgets = Field(default_factory=Budgets)
@@ -131,7 +140,15 @@ class DeviceProfile(Strict):
                 raise ValueError(f"`{key}:` settings are given but transport is '{self.transport}'")
         if self.affinity is not None and (not self.affinity or min(self.affinity) < 0):
             raise ValueError("affinity must list CPU ids >= 0")
+        if self.openvino is not None and "openvino" not in self.runtimes:
+            raise ValueError("`openvino:` settings are given but `runtimes` does not list openvino")
         return self
+
+    def runtime_options(self, runtime: str) -> dict[str, Any]:
+        """Keyword arguments the named runtime's `load` takes from this profile."""
+        if runtime == "openvino" and self.openvino is not None:
+            return self.openvino.model_dump()
+        return {}
 
     @property
     def path(self) -> Path | None:

@@ -8,9 +8,10 @@ EXPORTERS = {
     "onnx": "edgekit.export.onnx:OnnxExporter",
     "torch": "edgekit.export.torch_program:TorchProgramExporter",
     "tflite": "edgekit.export.tflite:TfliteExporter",
+    "executorch": "edgekit.export.executorch:ExecutorchExporter",
 }
 
-SUFFIX = {"onnx": ".onnx", "torch": ".pt2", "tflite": ".tflite"}
+SUFFIX = {"onnx": ".onnx", "torch": ".pt2", "tflite": ".tflite", "executorch": ".pte"}
 
 
 def get_exporter(fmt: str):

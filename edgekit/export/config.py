@@ -33,6 +33,13 @@ class TorchExport(_ExportBase):
     tolerance: Tolerance = Field(default_factory=lambda: Tolerance(max_abs=1e-4, min_cosine=0.99999, min_top1=1.0))
 
 
+def precision_tolerance(data, table: dict[str, dict]):
+    """The raw target with its tolerance defaulted from `table` by its precision (when none is given)."""
+    if isinstance(data, dict) and data.get("tolerance") is None:
+        data = {**data, "tolerance": table.get(data.get("precision", "fp32"), table["fp32"])}
+    return data
+
+
 TFLITE_TOLERANCE = {
     "fp32": {"max_abs": 1e-3, "min_cosine": 0.9999, "min_top1": 0.99},
     "fp16": {"min_cosine": 0.999, "min_top1": 0.98},
@@ -69,24 +76,61 @@ class TfliteExport(_ExportBase):
     @model_validator(mode="before")
     @classmethod
     def _default_tolerance(cls, data):
-        if isinstance(data, dict) and data.get("tolerance") is None:
-            data = {**data, "tolerance": TFLITE_TOLERANCE.get(data.get("precision", "fp32"), TFLITE_TOLERANCE["fp32"])}
-        return data
+        return precision_tolerance(data, TFLITE_TOLERANCE)
 
     @model_validator(mode="after")
     def _io_needs_int8(self):
         if self.io_dtype == "int8" and self.precision != "int8":
             raise ValueError(f"io_dtype int8 needs precision int8 (got {self.precision})")
-        # by value, not by "was it set": a recipe dumped back to YAML spells every default out
-        defaults = {k: type(self).model_fields[k].get_default(call_default_factory=True)
-                    for k in ("calibration", "percentile", "calibration_size", "finetune", "keep_float")}
-        calib = sorted(k for k, v in defaults.items() if getattr(self, k) != v)
-        if calib and self.precision != "int8":
-            raise ValueError(f"{', '.join(calib)}: only with precision int8 (got {self.precision}), "
-                             "the only precision with calibrated activations")
-        if self.percentile != defaults["percentile"] and self.calibration != "percentile":
-            raise ValueError(f"percentile is used only with calibration: percentile (got {self.calibration})")
-        return self
+        return int8_only_options(self, ("calibration", "percentile", "calibration_size", "finetune", "keep_float"))
 
 
-EXPORT_CONFIGS: list[type] = [OnnxExport, TorchExport, TfliteExport]
+EXECUTORCH_TOLERANCE = {
+    "fp32": {"max_abs": 1e-3, "min_cosine": 0.9999, "min_top1": 0.99},
+    "int8": {"min_cosine": 0.98, "min_top1": 0.9},
+}
+
+
+class ExecutorchExport(_ExportBase):
+    """PyTorch -> ExecuTorch (.pte): torch.export, lowered to the XNNPACK backend; int8 is PT2E with the XNNPACK
+    quantizer (per-channel symmetric weights, per-tensor int8 activations), calibrated on the calibration split."""
+
+    format: Literal["executorch"]
+    precision: Literal["fp32", "int8"] = "fp32"
+    backend: Literal["xnnpack"] = Field("xnnpack", description="the delegate the program is lowered to")
+    batch_size: int | None = Field(None, ge=1, description="the file's static batch (default: the bench batch size)")
+    calibration_size: int | None = Field(None, ge=1, description="int8: calibration samples (default: all)")
+    calibration: Literal["minmax", "percentile", "mse", "entropy", "histogram"] = Field(
+        "minmax", description="int8: activation ranges over all calibration samples (edgekit's streaming "
+                              "calibrators; histogram: the XNNPACK quantizer's own HistogramObserver)")
+    percentile: float = Field(99.99, gt=50, le=100, description="int8 with calibration: percentile")
+    finetune: FinetuneOptions | None = Field(
+        None, description="int8: label-free fine-tuning of the weights under simulated int8 before quantization "
+                          "(the same grid as the XNNPACK quantizer's per-channel symmetric weights)")
+    tolerance: Tolerance = Field(default_factory=lambda: Tolerance(**EXECUTORCH_TOLERANCE["fp32"]),
+                                 description="default depends on precision")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_tolerance(cls, data):
+        return precision_tolerance(data, EXECUTORCH_TOLERANCE)
+
+    @model_validator(mode="after")
+    def _int8_only_options(self):
+        return int8_only_options(self, ("calibration", "percentile", "calibration_size", "finetune"))
+
+
+def int8_only_options(cfg, keys: tuple[str, ...]):
+    """Calibration and fine-tuning options are errors on a precision without calibrated activations; compared by
+    value, not by "was it set", since a recipe dumped back to YAML spells every default out."""
+    defaults = {k: type(cfg).model_fields[k].get_default(call_default_factory=True) for k in keys}
+    calib = sorted(k for k, v in defaults.items() if getattr(cfg, k) != v)
+    if calib and cfg.precision != "int8":
+        raise ValueError(f"{', '.join(calib)}: only with precision int8 (got {cfg.precision}), "
+                         "the only precision with calibrated activations")
+    if cfg.percentile != defaults["percentile"] and cfg.calibration != "percentile":
+        raise ValueError(f"percentile is used only with calibration: percentile (got {cfg.calibration})")
+    return cfg
+
+
+EXPORT_CONFIGS: list[type] = [OnnxExport, TorchExport, TfliteExport, ExecutorchExport]

@@ -30,14 +30,14 @@ class TfliteExporter:
     def export(self, model, example: np.ndarray, cfg, path: Path, run_dir: Path, name: str, *,
                calibration: np.ndarray | None = None, batch_size: int | None = None, log=None):
         batch = batch_size or cfg.batch_size or 1
-        x = _fixed_batch(example, batch)
+        x = fixed_batch(example, batch)
         precision = cfg.precision
         details: dict = {"static_batch": batch, "converter": f"litert-torch {_version('litert-torch')}"}
         calib = calibration if calibration is not None and len(calibration) else example
         if cfg.calibration_size:
             calib = calib[: cfg.calibration_size]
         if precision == "int8" and cfg.finetune is not None:
-            model, details["finetune"] = _finetuned(model, calib, cfg.finetune, log)
+            model, details["finetune"] = finetuned_model(model, calib, cfg.finetune, log)
         fp32 = convert_fp32(model, x)
         if precision == "fp32":
             data = fp32
@@ -64,9 +64,10 @@ class TfliteExporter:
                         ops=info["ops"], details=details)
 
 
-def _finetuned(model, calib: np.ndarray, f, log) -> tuple:
-    """The model after label-free fine-tuning under simulated int8 on ai-edge-quantizer's grid (per-channel
-    symmetric weights at max|w|/127; XNNPACK's int8 kernels do not saturate, so no saturation-safe scale)."""
+def finetuned_model(model, calib: np.ndarray, f, log) -> tuple:
+    """The model after label-free fine-tuning under simulated int8 on the grid of ai-edge-quantizer and the
+    XNNPACK quantizer (per-channel symmetric weights at max|w|/127; XNNPACK's int8 kernels do not saturate, so no
+    saturation-safe scale)."""
     from edgekit.quant.finetune import finetune_for_int8
 
     try:
@@ -80,7 +81,7 @@ def _finetuned(model, calib: np.ndarray, f, log) -> tuple:
                              "calibration_samples": int(len(calib)), **f.model_dump()}
 
 
-def _fixed_batch(x: np.ndarray, batch: int) -> np.ndarray:
+def fixed_batch(x: np.ndarray, batch: int) -> np.ndarray:
     from edgekit.runtimes.base import as_model_input
 
     return np.ascontiguousarray(np.resize(as_model_input(x), (batch, *x.shape[1:])))
@@ -236,7 +237,7 @@ def quantize(fp32: bytes, precision: str, io_dtype: str, calib: np.ndarray, batc
             if qt.need_calibration:
                 sig, name = _signature(fp32)
                 n = max(batch, (len(calib) + batch - 1) // batch * batch)
-                xs = _fixed_batch(calib, n)
+                xs = fixed_batch(calib, n)
                 if xs.dtype.kind in "iu":  # the converter turns int64 token inputs into int32
                     xs = xs.astype(np.int32)
                 feeds = [xs[i: i + batch] for i in range(0, n, batch)]

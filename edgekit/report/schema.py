@@ -82,6 +82,8 @@ class Result(Record):
     duration_s: float | None = None
     size_bytes: int | None = None
     runtime_version: str | None = None
+    runtime_precision: str | None = Field(
+        None, description="the precision the runtime computed in, where it chooses one (OpenVINO: f32 or bf16)")
     energy_mj: float | None = Field(
         None, description="energy per inference (one sample) in mJ from RAPL counters; absent where unreadable")
     latency_summary: dict[str, float] | None = Field(

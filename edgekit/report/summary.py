@@ -277,7 +277,8 @@ def results_table(report: Report) -> Table:
                _col("error")])
     for r in report.results:
         lat = r.latency_ms
-        t.add([Cell(r.artifact), Cell(r.device), Cell(r.runtime), Cell(r.status), Cell(pct(r.accuracy), True),
+        rt = f"{r.runtime} ({r.runtime_precision})" if r.runtime_precision else r.runtime
+        t.add([Cell(r.artifact), Cell(r.device), Cell(rt), Cell(r.status), Cell(pct(r.accuracy), True),
                *(Cell(num(getattr(lat, k), ".3f") if lat else "-", True) for k in ("p50", "p90", "p99", "std")),
                Cell(num(r.throughput, ".0f"), True), Cell(text(r.threads), True), Cell(size(r.size_bytes), True),
                Cell(num(r.peak_rss_mb, ".0f"), True), Cell(r.error or "")], "" if r.status == "ok" else "fail")

@@ -1,0 +1,176 @@
+"""PyTorch -> ExecuTorch (.pte): torch.export at a static batch, lowered to XNNPACK; int8 with PT2E.
+
+int8 uses the XNNPACK quantizer (per-channel symmetric int8 weights, per-tensor asymmetric int8 activations). Its
+activation ranges come from edgekit's streaming calibrators over every calibration sample (`minmax` by default, as
+for TFLite), or from the quantizer's own HistogramObserver (`calibration: histogram`). The delegation summary (what
+XNNPACK took, what fell back to portable kernels) goes into the artifact's details.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.errors import ExportError
+from edgekit.export.artifact import describe
+from edgekit.export.tflite import _version, finetuned_model, fixed_batch
+from edgekit.report.atomic import atomic_path
+
+_STRUCTURAL = {"getitem"}  # the delegate's output unpacking, not a kernel
+
+
+class ExecutorchExporter:
+    format = "executorch"
+
+    def export(self, model, example: np.ndarray, cfg, path: Path, run_dir: Path, name: str, *,
+               calibration: np.ndarray | None = None, batch_size: int | None = None, log=None):
+        import torch
+
+        from edgekit.models.inputs import input_spec
+        from edgekit.runtimes.litert import quiet_stderr
+
+        batch = batch_size or cfg.batch_size or 1
+        x = fixed_batch(example, batch)
+        details: dict = {"static_batch": batch, "backend": cfg.backend, "exporter": f"executorch {_version('executorch')}"}
+        calib = calibration if calibration is not None and len(calibration) else example
+        if cfg.calibration_size:
+            calib = calib[: cfg.calibration_size]
+        if cfg.precision == "int8" and cfg.finetune is not None:
+            model, details["finetune"] = finetuned_model(model, calib, cfg.finetune, log)
+        model = model.eval()
+        xt = torch.from_numpy(x)
+        try:
+            with torch.no_grad():
+                y = model(xt)
+            with warnings.catch_warnings(), quiet_stderr():
+                warnings.simplefilter("ignore")
+                ep = torch.export.export(model, (xt,))
+                if cfg.precision == "int8":
+                    ep = quantize_pt2e(ep, xt, calib, batch, cfg.calibration, cfg.percentile)
+                    details.update({"calibration": cfg.calibration, "calibration_samples": int(len(calib)),
+                                    "quantizer": f"XNNPACKQuantizer (torchao {_version('torchao')})",
+                                    "weights": "per-channel symmetric int8",
+                                    "activations": "per-tensor asymmetric int8"})
+                    if cfg.calibration == "percentile":
+                        details["percentile"] = cfg.percentile
+                data, deleg = lower(ep)
+        except ExportError:
+            raise
+        except Exception as e:  # torch.export, PT2E and the lowering raise many types
+            first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+            raise ExportError(f"ExecuTorch export of {type(model).__name__} failed: {type(e).__name__}: {first}") from e
+        if cfg.precision == "int8" and not any("dequantize_per_channel" in op for op in deleg["all_ops"]):
+            raise ExportError(f"{Path(path).name}: claimed int8 but the program has no per-channel int8 weights "
+                              f"(ops {sorted(deleg['all_ops'])}): nothing was quantized")
+        details["delegation"] = {k: v for k, v in deleg.items() if k != "all_ops"}
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data)
+        spec = input_spec(model, example)
+        return describe(name, "executorch", cfg.precision, path, run_dir,
+                        inputs=[{"name": spec.name, "shape": list(x.shape), "dtype": str(x.dtype)}],
+                        outputs=[{"name": "output", "shape": list(y.shape), "dtype": "float32"}],
+                        ops=deleg["all_ops"], details=details)
+
+
+def lower(ep) -> tuple[bytes, dict]:
+    """The program lowered to XNNPACK as .pte bytes, and its delegation summary."""
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()])
+    summary = delegation_summary(edge.exported_program().graph_module)
+    return bytes(edge.to_executorch().buffer), summary
+
+
+def delegation_summary(graph_module) -> dict:
+    """How many edge ops XNNPACK took and which fell back to ExecuTorch's portable kernels (by op type)."""
+    from executorch.devtools.backend_debug import get_delegation_info
+
+    info = get_delegation_info(graph_module)
+    all_ops: dict[str, int] = {}
+    rest: dict[str, int] = {}
+    for op, b in info.delegation_by_operator.items():
+        if op in _STRUCTURAL:
+            continue
+        all_ops[op] = b.delegated + b.non_delegated
+        if b.non_delegated:
+            rest[op] = b.non_delegated
+    delegated = sum(all_ops.values()) - sum(rest.values())
+    return {"delegate": "XNNPACK" if info.num_delegated_subgraphs else None,
+            "partitions": int(info.num_delegated_subgraphs), "ops": sum(all_ops.values()), "delegated": delegated,
+            "not_delegated": sum(rest.values()), "not_delegated_ops": dict(sorted(rest.items())),
+            "all_ops": dict(sorted(all_ops.items()))}
+
+
+def quantize_pt2e(ep, example, calib: np.ndarray, batch: int, calibration: str = "minmax",
+                  percentile: float = 99.99):
+    """PT2E with the XNNPACK quantizer, calibrated on `calib` at the static batch; the re-exported program."""
+    import torch
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    config = get_symmetric_quantization_config(is_per_channel=True)
+    if calibration != "histogram":
+        config = _with_activation_observer(config, calibration, percentile)
+    prepared = prepare_pt2e(ep.module(), XNNPACKQuantizer().set_global(config))
+    n = max(batch, (len(calib) + batch - 1) // batch * batch)
+    xs = fixed_batch(calib, n)
+    with torch.no_grad():
+        for i in range(0, n, batch):
+            prepared(torch.from_numpy(xs[i: i + batch]))
+    return torch.export.export(convert_pt2e(prepared), (example,))
+
+
+def _with_activation_observer(config, method: str, percentile: float):
+    """The quantization config with its activation observers replaced by one fed to edgekit's `method`."""
+    import dataclasses
+
+    kw = {"percentile": percentile} if method == "percentile" else {}
+    ctr = _calibrated_observer_class().with_args(method=method, calibrator_kw=kw, eps=2**-12)
+    swap = {}
+    for field in ("input_activation", "output_activation"):
+        spec = getattr(config, field)
+        if spec is not None:
+            swap[field] = dataclasses.replace(spec, observer_or_fake_quant_ctr=ctr)
+    return dataclasses.replace(config, **swap)
+
+
+_OBSERVER: type | None = None
+
+
+def _calibrated_observer_class() -> type:
+    """A torchao MinMaxObserver whose range comes from an edgekit streaming calibrator (built once, lazily:
+    torchao is an optional dependency)."""
+    global _OBSERVER
+    if _OBSERVER is not None:
+        return _OBSERVER
+    import torch
+    from torchao.quantization.pt2e.observer import MinMaxObserver
+
+    from edgekit.quant.calibrate import make_calibrator
+
+    class CalibratedObserver(MinMaxObserver):
+        def __init__(self, *args, method: str = "minmax", calibrator_kw: dict | None = None, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.calibrator = make_calibrator(method, **(calibrator_kw or {}))
+            self.seen = False
+
+        def forward(self, x_orig):
+            if x_orig.numel():
+                self.calibrator.update(x_orig.detach().float().cpu().numpy())
+                self.seen = True
+            return super().forward(x_orig)
+
+        def calculate_qparams(self):
+            if not self.seen:
+                return super().calculate_qparams()
+            lo, hi = self.calibrator.compute_range()
+            return self._calculate_qparams(torch.tensor(min(float(lo), 0.0)), torch.tensor(max(float(hi), 0.0)))
+
+    _OBSERVER = CalibratedObserver
+    return _OBSERVER

@@ -1,0 +1,90 @@
+"""ExecuTorch (.pte) export and runtime: fp32 and int8 parity with PyTorch, delegation recorded, bad files named."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgekit.errors import ArtifactError
+from edgekit.export.config import ExecutorchExport
+from edgekit.export.parity import check, compare
+from edgekit.runtimes import get_runtime, runtime_for
+from edgekit.train.trainer import predict
+
+pytest.importorskip("executorch.runtime")
+
+BATCH = 4
+
+
+@pytest.fixture(scope="module")
+def pte(cnn, splits, tmp_path_factory):
+    from edgekit.export.executorch import ExecutorchExporter
+
+    d = tmp_path_factory.mktemp("pte")
+    out = {}
+    for precision in ("fp32", "int8"):
+        cfg = ExecutorchExport(format="executorch", precision=precision)
+        out[precision] = (ExecutorchExporter().export(cnn, splits.x_test, cfg, d / f"{precision}.pte", d, precision,
+                                                      calibration=splits.x_calib, batch_size=BATCH), cfg, d)
+    return out
+
+
+@pytest.mark.parametrize("precision", ["fp32", "int8"])
+def test_pte_matches_torch_within_tolerance(precision, pte, cnn, splits):
+    art, cfg, d = pte[precision]
+    sess = runtime_for("executorch").load(d / art.path, threads=1)
+    x = splits.x_test[:128]
+    numbers = compare(predict(cnn, x), sess.run(x))  # 128 samples in chunks of the static batch
+    assert check(art.name, numbers, cfg.tolerance, "torch fp32").passed, numbers
+    assert sess.static_batch == BATCH == art.inputs[0].shape[0] and art.precision == precision
+    if precision == "fp32":
+        assert numbers["max_abs"] < 1e-4 and numbers["top1_agreement"] == 1.0
+    else:
+        assert numbers["cosine"] > 0.99 and numbers["top1_agreement"] >= 0.95, numbers
+        assert art.details["weights"] == "per-channel symmetric int8" and art.details["calibration"] == "minmax"
+        assert art.size_bytes < pte["fp32"][0].size_bytes
+
+
+def test_delegation_summary_says_what_xnnpack_took(pte):
+    for precision in ("fp32", "int8"):
+        art = pte[precision][0]
+        deleg = art.details["delegation"]
+        assert deleg["delegate"] == "XNNPACK" and deleg["partitions"] >= 1
+        assert deleg["delegated"] + deleg["not_delegated"] == deleg["ops"] == sum(art.ops.values()) > 0
+        assert deleg["not_delegated"] == sum(deleg["not_delegated_ops"].values())
+        assert deleg["delegated"] == deleg["ops"], deleg  # conv, linear, relu: all XNNPACK kernels
+    assert any("dequantize_per_channel" in op for op in pte["int8"][0].ops)
+
+
+def test_calibration_options_are_checked():
+    with pytest.raises(ValueError, match="only with precision int8"):
+        ExecutorchExport(format="executorch", precision="fp32", calibration="percentile")
+    with pytest.raises(ValueError, match="percentile is used only"):
+        ExecutorchExport(format="executorch", precision="int8", percentile=99.0)
+    assert ExecutorchExport(format="executorch", precision="int8").tolerance.min_cosine == 0.98
+
+
+def test_a_corrupt_or_truncated_pte_is_a_clear_error(pte, tmp_path):
+    art, _, d = pte["fp32"]
+    data = (d / art.path).read_bytes()
+    truncated, junk = tmp_path / "truncated.pte", tmp_path / "junk.pte"
+    truncated.write_bytes(data[: len(data) // 3])
+    junk.write_bytes(b"definitely not a program")
+    rt = get_runtime("executorch")
+    with pytest.raises(ArtifactError, match="ExecuTorch cannot load") as e:
+        rt.load(truncated)
+    assert str(truncated) in str(e.value) and "\n" not in str(e.value)
+    with pytest.raises(ArtifactError, match="not an ExecuTorch program"):
+        rt.load(junk)
+
+
+def test_the_bench_agent_runs_a_pte(pte, splits):
+    from edgekit.bench.config import BenchConfig
+    from edgekit.bench.run import bench_artifact
+    from edgekit.devices.profile import DeviceProfile
+
+    art, _, d = pte["int8"]
+    profile = DeviceProfile(name="et-cpu", runtimes=["executorch"], threads=1)
+    row = bench_artifact(art, d, splits.x_test[:64], splits.y_test[:64], profile,
+                         BenchConfig(warmup=1, iterations=5, min_time_s=0.0))
+    assert row.status == "ok", row.error
+    assert row.runtime == "executorch" and row.batch_size == BATCH and row.accuracy > 0.5
