@@ -88,3 +88,31 @@ def test_the_bench_agent_runs_a_pte(pte, splits):
                          BenchConfig(warmup=1, iterations=5, min_time_s=0.0))
     assert row.status == "ok", row.error
     assert row.runtime == "executorch" and row.batch_size == BATCH and row.accuracy > 0.5
+
+
+@pytest.mark.slow
+def test_a_run_verifies_benches_and_cross_checks_pte_and_openvino_rows(tmp_path):
+    """ONNX, its int8 pass and ExecuTorch fp32/int8 (fine-tuned) in one run: each file verified against PyTorch,
+    the .pte files benched by the executorch runtime, the ONNX files by OpenVINO on the profile that lists it."""
+    pytest.importorskip("openvino")
+    from helpers import tiny_recipe
+
+    from edgekit import api
+
+    recipe = tiny_recipe(
+        export=[{"format": "onnx", "exporter": "legacy"}, {"format": "executorch"},
+                {"format": "executorch", "precision": "int8", "finetune": {"epochs": 1}}],
+        bench={"devices": ["host-cpu", "host-cpu-openvino"], "warmup": 1, "iterations": 5, "min_time_s": 0.01})
+    run = api.run(recipe, tmp_path / "run", log=lambda m: None)
+    arts = {a.name: a for a in run.report.artifacts}
+    assert all(a.status == "ok" and a.parity.passed for a in arts.values()), [(a.name, a.error) for a in arts.values()]
+    assert arts["executorch-int8"].details["finetune"]["best_epoch"] >= 0
+    rows = {(r.artifact, r.device): r for r in run.report.results}
+    for name in ("executorch-fp32", "executorch-int8"):
+        assert rows[(name, "host-cpu")].runtime == "executorch" and rows[(name, "host-cpu")].status == "ok"
+    for name in ("onnx-fp32", "onnx-int8"):
+        r = rows[(name, "host-cpu-openvino")]
+        assert r.status == "ok" and r.runtime == "openvino" and r.runtime_precision == "f32", r.error
+        assert rows[(name, "host-cpu")].runtime == "onnxruntime"
+    pairs = {(p["a"], p["b"]) for p in run.report.cross_parity}
+    assert ("onnx-fp32", "executorch-fp32") in pairs and ("executorch-fp32", "executorch-int8") in pairs

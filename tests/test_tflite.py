@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from edgekit.errors import ArtifactError, ExportError
-from edgekit.export.config import OnnxExport, TfliteExport, TorchExport
+from edgekit.export.config import ExecutorchExport, OnnxExport, TfliteExport, TorchExport
 from edgekit.export.parity import check, compare
 from edgekit.export.tflite import TfliteExporter, inspect_tflite
 from edgekit.runtimes import get_runtime, runtime_for
@@ -28,27 +28,59 @@ def _tflite(model, splits, folder, precision="fp32", io_dtype="float32", name=No
     return art, cfg
 
 
+class _Built(dict):
+    """Files built on first use: a run that selects one runtime's cases converts for that runtime only."""
+
+    def __init__(self, build):
+        super().__init__()
+        self.build = build
+
+    def __missing__(self, key):
+        self[key] = value = self.build(*key)
+        return value
+
+
+OPTIONAL = {"executorch": "executorch.runtime", "openvino": "openvino"}  # runtimes whose extra may be missing
+
+
 @pytest.fixture(scope="module")
 def exported(cnn, splits, tmp_path_factory):
-    """The trained tiny CNN as torch .pt2, ONNX fp32 and TFLite in every precision (one conversion, cached)."""
+    """The trained tiny CNN as torch .pt2, ONNX fp32, TFLite in every precision and ExecuTorch fp32/int8, keyed by
+    (runtime, precision); openvino runs the ONNX fp32 file."""
+    from edgekit.export.executorch import ExecutorchExporter
     from edgekit.export.onnx import OnnxExporter
     from edgekit.export.torch_program import TorchProgramExporter
 
     d = tmp_path_factory.mktemp("tflite")
-    out = {}
-    cfg = TorchExport(format="torch")
-    out[("torch", "fp32")] = (TorchProgramExporter().export(cnn, splits.x_test, cfg, d / "m.pt2", d, "torch"), cfg, d)
-    cfg = OnnxExport(format="onnx", exporter="legacy")
-    out[("onnxruntime", "fp32")] = (OnnxExporter().export(cnn, splits.x_test, cfg, d / "m.onnx", d, "onnx"), cfg, d)
-    for p in ("fp32", "fp16", "dynamic_int8", "int8"):
-        out[("litert", p)] = (*_tflite(cnn, splits, d, p), d)
-    out[("litert", "int8-io8")] = (*_tflite(cnn, splits, d, "int8", "int8"), d)
+
+    def build(runtime, precision):
+        if runtime == "torch":
+            cfg = TorchExport(format="torch")
+            return TorchProgramExporter().export(cnn, splits.x_test, cfg, d / "m.pt2", d, "torch"), cfg, d
+        if runtime == "onnxruntime":
+            cfg = OnnxExport(format="onnx", exporter="legacy")
+            return OnnxExporter().export(cnn, splits.x_test, cfg, d / "m.onnx", d, "onnx"), cfg, d
+        if runtime == "openvino":
+            return out[("onnxruntime", precision)]
+        if runtime == "executorch":
+            cfg = ExecutorchExport(format="executorch", precision=precision)
+            return ExecutorchExporter().export(cnn, splits.x_test, cfg, d / f"et-{precision}.pte", d,
+                                               f"executorch-{precision}", calibration=splits.x_calib,
+                                               batch_size=BATCH), cfg, d
+        if precision == "int8-io8":
+            return (*_tflite(cnn, splits, d, "int8", "int8"), d)
+        return (*_tflite(cnn, splits, d, precision), d)
+
+    out = _Built(build)
     return out
 
 
 @pytest.mark.parametrize("runtime,precision", [("torch", "fp32"), ("onnxruntime", "fp32"), ("litert", "fp32"),
-                                               ("litert", "fp16"), ("litert", "dynamic_int8"), ("litert", "int8")])
+                                               ("litert", "fp16"), ("litert", "dynamic_int8"), ("litert", "int8"),
+                                               ("executorch", "fp32"), ("executorch", "int8"), ("openvino", "fp32")])
 def test_artifact_matches_torch_reference(runtime, precision, exported, cnn, splits):
+    if runtime in OPTIONAL:
+        pytest.importorskip(OPTIONAL[runtime])
     art, cfg, d = exported[(runtime, precision)]
     sess = get_runtime(runtime).load(d / art.path, threads=2)
     x = splits.x_test[:128]
@@ -56,11 +88,14 @@ def test_artifact_matches_torch_reference(runtime, precision, exported, cnn, spl
     assert check(art.name, numbers, cfg.tolerance, "torch fp32").passed, numbers
     if precision == "fp32":
         assert numbers["cosine"] > 0.99999 and numbers["top1_agreement"] == 1.0
-    if runtime == "litert":
+    if runtime in ("litert", "executorch"):
         assert art.details["static_batch"] == BATCH and sess.static_batch == BATCH
         assert art.inputs[0].shape[0] == BATCH and art.precision == precision
         assert sess.run(x[:BATCH + 3]).shape == (BATCH + 3, 10)  # chunked and padded at the static batch
+    if runtime == "litert":
         assert sum(sess.ops().values()) == art.details["delegation"]["ops"]
+    if runtime == "openvino":
+        assert sess.inference_precision == "f32"
 
 
 def test_litert_is_the_default_runtime_and_xnnpack_takes_the_fp32_graph(exported):

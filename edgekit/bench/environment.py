@@ -9,7 +9,7 @@ from importlib import metadata
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16",
              "asimd", "asimddp", "sve", "i8mm")
 PACKAGES = ("edgekit", "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "ai-edge-litert", "litert-torch", "numpy",
-            "torch-pruning", "neural-compressor")
+            "torch-pruning", "neural-compressor", "executorch", "openvino")
 
 
 def cpu_info() -> dict:
