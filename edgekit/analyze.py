@@ -130,16 +130,17 @@ def _exclude_nodes(model, names: list[str], example) -> list[str]:
     import tempfile
     import warnings
 
-    import onnx
     import torch
     from torch import nn
+
+    from edgekit.model_files import onnx_header
 
     layers = _layers(model)
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         path = Path(tmp) / "m.onnx"
         torch.onnx.export(model, (example,), str(path), dynamo=False)
-        nodes = {n.name for n in onnx.load(str(path)).graph.node}
+        nodes = {n.name for n in onnx_header(path).graph.node}
     out = []
     for n in names:
         for op in (("Gemm", "MatMul") if isinstance(layers[n], nn.Linear) else ("Conv",)):

@@ -65,6 +65,17 @@ class DeviceUnreachable(BenchError):
     """The device could not be reached, or the connection dropped; the bench of other devices goes on."""
 
 
+class OutputError(EdgekitError):
+    """An output file or folder cannot be written (a file where a folder should be, a full disk, no permission)."""
+
+    @classmethod
+    def from_os(cls, err: OSError, target) -> OutputError:
+        """The one-line form of an OSError met while writing `target`."""
+        other = f" ({err.filename})" if err.filename and str(err.filename) != str(target) else ""
+        why = err.strerror or (f"{err} (disk full?)" if err.errno is None else str(err))
+        return cls(f"{target}: cannot write{other}: {why}")
+
+
 class GateInputError(EdgekitError):
     """A report given to `edgekit gate` is missing or malformed."""
 

@@ -61,12 +61,11 @@ def _fresh_report(recipe: Recipe) -> Report:
 
 
 def new_run(recipe: Recipe, out_dir: Path | None = None, log: Callable[[str], None] = print) -> Run:
-    from edgekit.report.atomic import atomic_write_text
+    from edgekit.report.atomic import atomic_write_text, make_dir
 
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = Path(out_dir) if out_dir else Path(recipe.output_dir) / f"{recipe.name}-{stamp}"
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "artifacts").mkdir(exist_ok=True)
+    make_dir(make_dir(run_dir) / "artifacts")
     atomic_write_text(run_dir / "recipe.yaml", recipe.to_yaml())
     run = Run(recipe, run_dir, _fresh_report(recipe), log)
     run.save()
@@ -144,11 +143,18 @@ def stage_model(run: Run, checkpoint: Path | None = None) -> None:
             apply_state_dict(run.model, load_state_dict(checkpoint), checkpoint)
             info["checkpoint"] = str(checkpoint)
         run.model.eval()
-        info.update(model_stats(run.model, run.splits.input_shape))
+        info.update(model_stats(run.model, run.splits.input_shape, what=_model_label(cfg)))
         info.update(getattr(run.model, "edgekit_info", {}))
     run.report.model = info
-    run.log(f"model: {cfg.arch}" + (f", {info['params']:,} params, {info['macs']:,} MACs" if "params" in info else ""))
+    run.log(f"model: {cfg.arch}" + (f", {info['params']:,} params" if "params" in info else "")
+            + (f", {info['macs']:,} MACs" if "macs" in info else ""))
     run.save("model")
+
+
+def _model_label(cfg) -> str:
+    """The model as the recipe names it, for errors."""
+    source = getattr(cfg, "factory", None) or getattr(cfg, "path", None)
+    return f"model {cfg.arch}" + (f" '{source}'" if source else "")
 
 
 def stage_train(run: Run) -> None:

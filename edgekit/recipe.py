@@ -17,7 +17,7 @@ from edgekit.export.config import EXPORT_CONFIGS
 from edgekit.models.config import ModelConfig
 from edgekit.passes import pass_configs
 from edgekit.train.config import TrainConfig
-from edgekit.yaml_lines import compose, key_line, line_of
+from edgekit.yaml_lines import key_line, line_of, load_yaml, read_yaml_text
 
 PassConfig = Annotated[Union[tuple(pass_configs())], Field(discriminator="name")]
 ExportConfig = Annotated[Union[tuple(EXPORT_CONFIGS)], Field(discriminator="format")]
@@ -107,14 +107,9 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def parse_yaml_mapping(text: str, source: str = "<recipe>") -> tuple[dict, Any]:
-    """The YAML as data and as a node tree (for line numbers); a syntax error or a non-mapping names the line."""
-    try:
-        data = yaml.safe_load(text)
-        root = compose(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        raise RecipeError(f"invalid YAML: {getattr(e, 'problem', e)}", path=source,
-                          line=mark.line + 1 if mark else None) from None
+    """The YAML as data and as a node tree (for line numbers), read within bounds (edgekit.yaml_lines.load_yaml);
+    a syntax error or a non-mapping names the line."""
+    data, root = load_yaml(text, source)
     if not isinstance(data, dict):
         raise RecipeError(f"expected a mapping at the top level, got {type(data).__name__}", path=source, line=1)
     return data, root
@@ -133,9 +128,7 @@ def validate_yaml_text(text: str, model: type[M], source: str = "<recipe>", over
 
 def validate_yaml_file(path: Path, model: type[M], overrides: list[str] | None = None) -> M:
     path = Path(path)
-    if not path.is_file():
-        raise RecipeError("file not found", path=str(path))
-    return validate_yaml_text(path.read_text(), model, source=str(path), overrides=overrides)
+    return validate_yaml_text(read_yaml_text(path), model, source=str(path), overrides=overrides)
 
 
 def load_recipe(path: Path | str, overrides: list[str] | None = None) -> Recipe:
@@ -143,15 +136,21 @@ def load_recipe(path: Path | str, overrides: list[str] | None = None) -> Recipe:
     try:
         return validate_yaml_file(Path(path), Recipe, overrides)
     except RecipeError as e:
-        try:
-            is_search = "search" in (yaml.safe_load(Path(path).read_text()) or {})
-        except (OSError, yaml.YAMLError, TypeError):
-            is_search = False
+        is_search = is_search_recipe(Path(path))
         if is_search:
             raise RecipeError(f"this is a search recipe (it has a `search:` section and spaces): run it with "
                               f"`edgekit search {path}`; first problem: {e.message}", path=e.path, key=e.key,
                               line=e.line) from None
         raise
+
+
+def is_search_recipe(path: Path) -> bool:
+    """Whether the YAML file at `path` is a mapping with a `search:` section (False when it cannot be read)."""
+    try:
+        data = load_yaml(read_yaml_text(path), str(path))[0]
+    except (RecipeError, OSError):
+        return False
+    return isinstance(data, dict) and "search" in data
 
 
 def apply_override(data: dict, item: str, source: str) -> None:
@@ -168,7 +167,7 @@ def apply_override(data: dict, item: str, source: str) -> None:
         else:
             raise RecipeError(f"--set {key}: '{part}' does not name a mapping or list item", path=source, key=key)
     last = parts[-1]
-    value = yaml.safe_load(raw) if raw else ""
+    value = load_yaml(raw, f"--set {key}")[0] if raw else ""
     if isinstance(node, list) and last.isdigit() and int(last) < len(node):
         node[int(last)] = value
     elif isinstance(node, dict):

@@ -76,10 +76,11 @@ def trace_node_cost(node: dict) -> dict:
 
 def onnx_graph_costs(path, batch: int = 1) -> list[dict]:
     """Per-node cost of an ONNX file, shapes from onnx shape inference (symbolic dims set to `batch`)."""
-    import onnx
     from onnx import TensorProto, helper, shape_inference
 
-    model = onnx.load(str(path))
+    from edgekit.model_files import onnx_header
+
+    model = onnx_header(path)
     for vi in model.graph.input:
         for d in vi.type.tensor_type.shape.dim:
             if not d.HasField("dim_value"):

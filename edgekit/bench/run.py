@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.bench.stats import latency_stats
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, OutputError
 from edgekit.export.artifact import artifact_path
 from edgekit.report.schema import Artifact, Result
 from edgekit.runtimes import runtime_name_for
@@ -35,6 +35,7 @@ def bench_artifact(artifact: Artifact, run_dir: Path, x_test: np.ndarray, y_test
 
     `y_test` None means unlabelled data; `reference` (fp32 outputs on x_test) enables the fidelity metrics."""
     from edgekit.devices import transport
+    from edgekit.model_files import check_model_file
 
     rt = runtime or runtime_name_for(artifact.format, profile.runtimes)
     threads = resolve_threads(cfg, profile)
@@ -46,7 +47,6 @@ def bench_artifact(artifact: Artifact, run_dir: Path, x_test: np.ndarray, y_test
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="edgekit-inputs-") as tmp:
         inputs = Path(tmp) / "x.npy"
-        np.save(inputs, as_model_input(x_test))
         job = {
             "runtime": rt, "model": str(artifact_path(run_dir, artifact)), "threads": threads,
             "providers": profile.providers, "runtime_options": profile.runtime_options(rt),
@@ -56,6 +56,11 @@ def bench_artifact(artifact: Artifact, run_dir: Path, x_test: np.ndarray, y_test
             "outputs_path": str(Path(tmp) / "outputs.npy"),
         }
         try:
+            try:
+                np.save(inputs, as_model_input(x_test))
+            except OSError as e:
+                raise OutputError.from_os(e, inputs) from e
+            check_model_file(Path(job["model"]))  # here, before a device (which may lack the checks) reads it
             out = transport(profile)(job, cfg.timeout_s)
         except EdgekitError as e:
             row.status, row.error = "failed", str(e)

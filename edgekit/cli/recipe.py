@@ -12,9 +12,9 @@ def register(app: typer.Typer) -> None:
         """Check a recipe without running it: its schema, its devices, export formats and passes, and the optional
         packages they need (a search recipe: every end of each space, and its `search:` section)."""
         from edgekit import api
-        from edgekit.recipe import parse_yaml_mapping
+        from edgekit.recipe import is_search_recipe
 
-        if recipe.is_file() and "search" in parse_yaml_mapping(recipe.read_text(), str(recipe))[0] and not set_:
+        if is_search_recipe(recipe) and not set_:
             from edgekit.search.run import load_search, preflight_search
 
             spec, cfg, _ = load_search(recipe)

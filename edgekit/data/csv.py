@@ -7,13 +7,17 @@ import csv as _csv
 
 import numpy as np
 
-from edgekit.data.splits import Splits, make_splits
+from edgekit.data.splits import Splits, check_finite, make_splits
 from edgekit.errors import DataError
+from edgekit.limits import over_limit
 
 
 def load(cfg, seed: int) -> Splits:
     if not cfg.path.is_file():
         raise DataError(f"{cfg.path}: CSV file not found")
+    too_big = over_limit(cfg.path.stat().st_size, "EDGEKIT_MAX_DATA_BYTES", "the CSV file")
+    if too_big:
+        raise DataError(f"{cfg.path}: {too_big}")
     with open(cfg.path, newline="") as f:
         reader = _csv.reader(f)
         try:
@@ -37,6 +41,7 @@ def load(cfg, seed: int) -> Splits:
     if not labels:
         raise DataError(f"{cfg.path}: no data rows")
     x = np.array(feats, dtype=np.float64)
+    check_finite(x, str(cfg.path), "the features")
     if cfg.layout == "tokens":
         if not np.all(x == np.round(x)):
             raise DataError(f"{cfg.path}: layout tokens needs integer ids in every feature column")

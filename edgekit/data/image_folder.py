@@ -12,6 +12,7 @@ SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp"}
 
 def load(cfg, seed: int) -> Splits:
     from PIL import Image, UnidentifiedImageError
+    from PIL.Image import DecompressionBombError
 
     root = cfg.path
     if not root.is_dir():
@@ -29,7 +30,7 @@ def load(cfg, seed: int) -> Splits:
             try:
                 with Image.open(f) as im:
                     arr = np.asarray(im.convert(mode).resize((w, h)), dtype=np.float32) / 255.0
-            except (UnidentifiedImageError, OSError) as e:
+            except (UnidentifiedImageError, DecompressionBombError, OSError) as e:
                 raise DataError(f"{f}: cannot read image: {e}") from e
             xs.append(arr[None] if cfg.grayscale else arr.transpose(2, 0, 1))
             ys.append(label)

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import math
 import zipfile
 
 import numpy as np
 
-from edgekit.data.splits import Splits, make_splits
+from edgekit.data.splits import Splits, check_finite, make_splits
 from edgekit.errors import DataError
+from edgekit.limits import over_limit, shape_problem
+
+DATA = "EDGEKIT_MAX_DATA_BYTES"
 
 
 def load(cfg, seed: int) -> Splits:
     if not cfg.path.is_file():
         raise DataError(f"{cfg.path}: npz file not found")
+    check_members(cfg.path)
     try:
         with np.load(cfg.path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -27,12 +32,39 @@ def load(cfg, seed: int) -> Splits:
     if cfg.labels and not has_y:
         raise DataError(f"{cfg.path}: data.labels is true but there is no '{y_key}' array; found {sorted(arrays)}")
     labelled = has_y if cfg.labels is None else cfg.labels
+    for key in (x_key, "x_test") if split else (x_key,):
+        check_finite(arrays[key], str(cfg.path), f"array '{key}'")
     x = shape_inputs(arrays[x_key], cfg.layout, str(cfg.path))
     y = arrays[y_key] if labelled else None
     test = (shape_inputs(arrays["x_test"], cfg.layout, str(cfg.path)), arrays["y_test"] if labelled else None) \
         if split else None
     return make_splits(x, y, cfg, seed, test=test, source=f"npz:{cfg.path.name}", integer_inputs=cfg.layout == "tokens",
                        vocab_size=cfg.vocab_size)
+
+
+def check_members(path) -> None:
+    """Every array's declared shape and dtype, read from its .npy header, must fit in its zip member and the
+    limits (edgekit.limits) before numpy allocates it."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = [i for i in zf.infolist() if i.filename.endswith(".npy")]
+            total = over_limit(sum(i.file_size for i in members), DATA, "the arrays uncompressed")
+            if total:
+                raise DataError(f"{path}: {total}")
+            for info in members:
+                with zf.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read(f)
+                    name = info.filename[:-4]
+                    why = shape_problem(shape, dtype.itemsize, DATA)
+                    if why:
+                        raise DataError(f"{path}: array '{name}' {why}")
+                    if math.prod(shape) * dtype.itemsize > info.file_size:
+                        raise DataError(f"{path}: array '{name}' declares shape {list(shape)} {dtype}, more than the "
+                                        f"{info.file_size} bytes stored (truncated or lying file)")
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npz file: {e}") from e
 
 
 def shape_inputs(x: np.ndarray, layout: str, where: str) -> np.ndarray:
@@ -43,6 +75,8 @@ def shape_inputs(x: np.ndarray, layout: str, where: str) -> np.ndarray:
         return x
     if x.dtype.kind not in "iufb":
         raise DataError(f"{where}: x must be numeric; got {x.dtype}")
+    if 0 in x.shape[1:]:
+        raise DataError(f"{where}: x has an empty dimension: shape {x.shape}")
     if layout == "sequence":
         if x.ndim == 2:  # (N, T) univariate
             return x[:, :, None]

@@ -64,6 +64,20 @@ class Splits:
         }
 
 
+def check_finite(x: np.ndarray, where: str, what: str = "x") -> None:
+    """Refuse NaN, Inf and values beyond float32's range in float inputs, naming how many and where."""
+    if x.dtype.kind != "f" or x.size == 0:
+        return
+    finite = np.isfinite(x)
+    if x.dtype.itemsize > 4:
+        finite &= np.abs(x) <= np.finfo(np.float32).max
+    bad = x.size - int(np.count_nonzero(finite))
+    if bad:
+        first = int(np.argwhere(~finite)[0][0])
+        raise DataError(f"{where}: {what} holds {bad} non-finite values (NaN, Inf or beyond float32) among {x.size}; "
+                        f"the first in sample {first}")
+
+
 def make_splits(
     x: np.ndarray,
     y: np.ndarray | None,
@@ -100,6 +114,9 @@ def make_splits(
         vocab_size = vocab_size or hi + 1
     else:
         x = np.asarray(x, dtype=np.float32)
+        check_finite(x, source)
+        if test is not None:
+            check_finite(np.asarray(test[0]), source, "x_test")
         vocab_size = None
     y = np.asarray(y).astype(np.int64) if labelled else np.full(len(x), -1, dtype=np.int64)
     if test is not None and test[1] is None:

@@ -24,6 +24,7 @@ class OnnxExporter:
         import torch
 
         from edgekit.export.onnx_check import check_onnx_file, op_counts, tensor_specs
+        from edgekit.model_files import load_onnx
         from edgekit.models.inputs import dynamic_axes, input_spec, torch_dynamic_shapes
         from edgekit.runtimes.base import as_model_input
 
@@ -51,7 +52,7 @@ class OnnxExporter:
                                           input_names=[name_in], output_names=[OUTPUT_NAME], dynamic_axes=names)
             except Exception as e:  # the exporters raise many types; name the model and the cause
                 raise ExportError(f"ONNX export of {type(model).__name__} failed: {_first_line(e)}") from e
-            proto = onnx.load(str(raw))  # pulls in side .onnx.data written by the dynamo exporter
+            proto = load_onnx(raw)  # pulls in side .onnx.data written by the dynamo exporter
             with atomic_path(path) as tmp_path:
                 onnx.save(proto, str(tmp_path))
         proto = check_onnx_file(path)

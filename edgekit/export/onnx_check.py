@@ -8,18 +8,13 @@ from edgekit.errors import ArtifactError
 
 
 def check_onnx_file(path: Path):
-    """Load and check an ONNX model; return the ModelProto."""
+    """Load (within bounds: edgekit.model_files) and check an ONNX model; return the ModelProto."""
     import onnx
 
+    from edgekit.model_files import load_onnx
+
     path = Path(path)
-    if not path.is_file():
-        raise ArtifactError(f"{path}: ONNX file not found")
-    if path.stat().st_size == 0:
-        raise ArtifactError(f"{path}: ONNX file is empty")
-    try:
-        model = onnx.load(str(path))
-    except Exception as e:  # protobuf raises DecodeError; onnx raises its own for external data
-        raise ArtifactError(f"{path}: not a valid ONNX model (cannot parse protobuf: {e})") from e
+    model = load_onnx(path)
     try:
         onnx.checker.check_model(model)
     except Exception as e:  # onnx's checker raises its C++ ValidationError type

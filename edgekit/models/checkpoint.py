@@ -20,6 +20,9 @@ def load_state_dict(path: Path) -> dict:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
+        from edgekit.model_files import check_safetensors
+
+        check_safetensors(path)
         try:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError, RuntimeError) as e:

@@ -8,7 +8,9 @@ import json
 from pathlib import Path
 
 from edgekit.errors import ModelLoadError
+from edgekit.model_files import check_safetensors
 from edgekit.models.config import InputSpec
+from edgekit.names import contained
 
 TASK_CLASSES = {"sequence-classification": "AutoModelForSequenceClassification", "feature-extraction": "AutoModel"}
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "spiece.model", "merges.txt", "vocab.json")
@@ -56,30 +58,15 @@ def check_folder(path: Path) -> Path:
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise ModelLoadError(f"{index}: not a valid safetensors index (needs a 'weight_map'): {e}") from e
         for shard in shards:
-            check_safetensors(path / shard)
+            if not isinstance(shard, str):
+                raise ModelLoadError(f"{index}: weight_map values must be file names, got {shard!r}")
+            check_safetensors(contained(path, shard, "weight_map shard", where=str(index)))
         return index
     if (path / "pytorch_model.bin").is_file():
         raise ModelLoadError(f"{path / 'pytorch_model.bin'}: pickled PyTorch weights are not loaded; convert them to "
                              f"model.safetensors (transformers: model.save_pretrained(folder, safe_serialization=True))")
     raise ModelLoadError(f"{single}: weights file not found (expected model.safetensors or a sharded "
                          f"model.safetensors.index.json in {path})")
-
-
-def check_safetensors(file: Path) -> None:
-    """Header and data length must be intact (safetensors checks the offsets against the file size on open)."""
-    from safetensors import safe_open
-
-    if not file.is_file():
-        raise ModelLoadError(f"{file}: weights file not found")
-    if file.stat().st_size < 8:
-        raise ModelLoadError(f"{file}: not a valid safetensors file (only {file.stat().st_size} bytes)")
-    try:
-        with safe_open(str(file), framework="pt") as f:
-            names = list(f.keys())
-            if names:
-                f.get_slice(names[-1])
-    except Exception as e:  # SafetensorError, OSError, ValueError: a corrupt or truncated file
-        raise ModelLoadError(f"{file}: not a valid safetensors file: {str(e).strip().splitlines()[0]}") from e
 
 
 def _wrapper_class():

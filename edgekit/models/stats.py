@@ -54,11 +54,19 @@ def count_macs(model, input_shape) -> int:
     return int(total)
 
 
-def model_stats(model, input_shape) -> dict:
+def model_stats(model, input_shape, what: str | None = None) -> dict:
+    """Params and MACs. With `what` (the model as the recipe names it), a forward pass that fails on one sample of
+    the data's shape is a ModelLoadError naming the model and the shape; without it MACs are left out."""
     params = sum(p.numel() for p in model.parameters())
     try:
         macs = count_macs(model, input_shape)
-    except Exception:  # a user model whose forward does not take one (1, *shape) tensor: leave MACs out
+    except Exception as e:  # a user model whose forward does not take one (1, *shape) tensor
+        if what is not None:
+            from edgekit.errors import ModelLoadError
+
+            first = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+            raise ModelLoadError(f"{what}: does not accept the data's input: a forward pass on shape "
+                                 f"{(1, *input_shape)} failed: {type(e).__name__}: {first}") from e
         macs = None
     out = {"params": int(params)}
     if macs is not None:

@@ -7,9 +7,9 @@ import numpy as np
 
 def static_batch(path) -> int | None:
     """The fixed batch size of an ONNX model's first input, or None when the batch axis is dynamic."""
-    import onnx
+    from edgekit.model_files import onnx_header
 
-    dims = onnx.load(str(path), load_external_data=False).graph.input[0].type.tensor_type.shape.dim
+    dims = onnx_header(path).graph.input[0].type.tensor_type.shape.dim
     return int(dims[0].dim_value) if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0 else None
 
 

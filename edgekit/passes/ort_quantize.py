@@ -146,9 +146,9 @@ def preprocess_note(reason: str | None) -> list[str]:
 
 
 def _input_name(path: Path) -> str:
-    import onnx
+    from edgekit.model_files import onnx_header
 
-    return onnx.load(str(path), load_external_data=False).graph.input[0].name
+    return onnx_header(path).graph.input[0].name
 
 
 def _time_session(path: Path, x: np.ndarray, threads: int | None, budget_s: float) -> float:
@@ -452,12 +452,11 @@ class StaticQuantize(Pass):
         error every later layer inherits (EfficientNet-Lite0: it picked project convs that did not help, while the
         stem and the first depthwise conv did). Returns the probed layers, most faithful first, then the rest of
         `ranked`, and the probes' fidelity."""
-        import onnx
-
+        from edgekit.model_files import onnx_header
         from edgekit.quant.onnx_rewrite import _layers
 
         k = self.config.fallback.probe
-        order = [la.node for la in _layers(onnx.load(str(chosen["_path"]), load_external_data=False).graph)]
+        order = [la.node for la in _layers(onnx_header(chosen["_path"]).graph)]
         cands = list(dict.fromkeys([*ranked[:k], *[n for n in order if n in ranked][:k]]))
         probes = []
         fmt, act, pc = chosen["format"], chosen["activation_type"], chosen["per_channel"]
@@ -581,12 +580,13 @@ class Fp16(Pass):
 
         from edgekit.export.artifact import artifact_path, describe
         from edgekit.export.onnx_check import check_onnx_file, op_counts, tensor_specs, toposort
+        from edgekit.model_files import load_onnx
         from edgekit.report.atomic import atomic_path
 
         t0 = time.perf_counter()
         c = self.config
         out_path = ctx.run_dir / "artifacts" / f"{c.artifact}.onnx"
-        proto = convert_float_to_float16(onnx.load(str(artifact_path(ctx.run_dir, model))), keep_io_types=c.keep_io_types)
+        proto = convert_float_to_float16(load_onnx(artifact_path(ctx.run_dir, model)), keep_io_types=c.keep_io_types)
         toposort(proto.graph)  # the converter appends its input casts after their users
         with atomic_path(out_path) as tmp_out:
             onnx.save(proto, str(tmp_out))

@@ -431,7 +431,9 @@ def graph_signature(path: Path) -> tuple:
     and types of its tensors, not the values of its weights and scales."""
     import onnx
 
-    m = onnx.load(str(path), load_external_data=False)
+    from edgekit.model_files import onnx_header
+
+    m = onnx_header(path)
     ops = tuple((n.op_type, n.domain, tuple(sorted((a.name, str(onnx.helper.get_attribute_value(a)))
                                                     for a in n.attribute))) for n in m.graph.node)
     inits = tuple((i.data_type, tuple(i.dims)) for i in m.graph.initializer)

@@ -103,7 +103,9 @@ def write_qdq_weights(src: str, dst: str, model: nn.Module, scales: dict[str, to
     import onnx
     from onnx import numpy_helper
 
-    g = onnx.load(src)
+    from edgekit.model_files import load_onnx
+
+    g = load_onnx(src)
     init = {i.name: i for i in g.graph.initializer}
 
     def put(name: str, arr: np.ndarray) -> None:

@@ -21,7 +21,9 @@ def activation_tensors(path: Path) -> list[str]:
     """Float tensors ORT may quantize: the graph inputs and every node output typed float (shape-inferred)."""
     import onnx
 
-    m = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    from edgekit.model_files import load_onnx
+
+    m = onnx.shape_inference.infer_shapes(load_onnx(path))
     g = m.graph
     inits = {i.name for i in g.initializer}
     floats = {v.name for v in [*g.input, *g.value_info, *g.output]

@@ -71,9 +71,9 @@ def _layers(graph) -> list[QLayer]:
 
 class _Graph:
     def __init__(self, path: Path):
-        import onnx
+        from edgekit.model_files import load_onnx
 
-        self.model = onnx.load(str(path))
+        self.model = load_onnx(path)
         self.init = {i.name: i for i in self.model.graph.initializer}
 
     def get(self, name: str) -> np.ndarray:
@@ -200,7 +200,9 @@ def _stream(path: Path, names: list[str], x: np.ndarray, batch: int = 8):
     import onnx
     import onnxruntime as ort
 
-    m = onnx.load(str(path))
+    from edgekit.model_files import load_onnx
+
+    m = load_onnx(path)
     have = {o.name for o in m.graph.output}
     m.graph.output.extend(onnx.helper.make_empty_tensor_value_info(n) for n in names if n not in have)
     so = ort.SessionOptions()
@@ -275,10 +277,10 @@ def _outputs(path: Path, names: list[str], x: np.ndarray) -> dict[str, np.ndarra
 def sensitivity_ranking(qdq: Path, fp32: Path, x: np.ndarray) -> list[tuple[str, float]]:
     """Quantized Conv/Gemm nodes ranked by the error each adds: relative error of its output against the fp32
     model's, minus that of its input (so error inherited from upstream layers is not blamed on it)."""
-    import onnx
+    from edgekit.model_files import onnx_header
 
-    q = onnx.load(str(qdq), load_external_data=False).graph
-    f = onnx.load(str(fp32), load_external_data=False).graph
+    q = onnx_header(qdq).graph
+    f = onnx_header(fp32).graph
     f_tensors = {i.name for i in f.input} | {o for n in f.node for o in n.output}
     producers = {o: n for n in q.node for o in n.output}
 

@@ -16,6 +16,16 @@ def as_model_input(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.int64 if x.dtype.kind in "iu" else np.float32)
 
 
+def check_before_load(path: Path) -> None:
+    """Bounds-check a model file before a runtime reads it (edgekit.model_files). The device side of a bench runs a
+    mini-package without that module; there the host has checked the file before sending it."""
+    try:
+        from edgekit.model_files import check_model_file
+    except ImportError:
+        return
+    check_model_file(path)
+
+
 class Session(ABC):
     """A loaded model. `run` takes float32 (or int64 token id) arrays and returns float32; any quantized I/O and
     the model's own input dtype (e.g. int32 ids in TFLite) are handled inside."""

@@ -12,7 +12,7 @@ import numpy as np
 
 from edgekit.errors import ArtifactError, RuntimeUnavailable
 from edgekit.extras import Needs
-from edgekit.runtimes.base import Runtime, Session
+from edgekit.runtimes.base import Runtime, Session, check_before_load
 
 
 def _interpreter_module():
@@ -167,6 +167,7 @@ class LiteRtRuntime(Runtime):
         interpreter = _interpreter_module()
         path = Path(path)
         _check_file(path)
+        check_before_load(path)
         logs: list[str] = []
         try:
             with quiet_stderr(logs):

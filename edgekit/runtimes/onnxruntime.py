@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import ArtifactError, RuntimeUnavailable
-from edgekit.runtimes.base import Runtime, Session
+from edgekit.runtimes.base import Runtime, Session, check_before_load
 
 
 def _ort():
@@ -45,11 +45,10 @@ class OrtSession(Session):
         return np.asarray(out, dtype=np.float32)
 
     def ops(self) -> dict[str, int]:
-        import onnx
-
         from edgekit.export.onnx_check import op_counts
+        from edgekit.model_files import onnx_header
 
-        return op_counts(onnx.load(str(self.path)))
+        return op_counts(onnx_header(self.path))
 
 
 class OnnxRuntime(Runtime):
@@ -67,6 +66,7 @@ class OnnxRuntime(Runtime):
         path = Path(path)
         if not path.is_file():
             raise ArtifactError(f"{path}: model file not found")
+        check_before_load(path)
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
         if threads:

@@ -11,18 +11,17 @@ from pathlib import Path
 
 from edgekit.child_python import child_env, python_argv
 from edgekit.errors import EdgekitError, RecipeError
-from edgekit.report.atomic import atomic_write_text
+from edgekit.report.atomic import atomic_write_text, make_dir
 from edgekit.search.config import SearchConfig
 from edgekit.search.space import SearchSpec, parse_search_text
+from edgekit.yaml_lines import read_yaml_text
 
 
 def load_search(path: Path, trials: int | None = None) -> tuple[SearchSpec, SearchConfig, str]:
     from pydantic import ValidationError
 
     path = Path(path)
-    if not path.is_file():
-        raise RecipeError("file not found", path=str(path))
-    text = path.read_text()
+    text = read_yaml_text(path)
     spec = parse_search_text(text, source=str(path))
     try:
         cfg = SearchConfig.model_validate({**spec.search, **({"trials": trials} if trials else {})})
@@ -69,8 +68,7 @@ def search(recipe: Path, out_dir: Path | None = None, storage: str | None = None
     if out_dir is None:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         out_dir = Path(spec.template.get("output_dir", "runs")) / f"{name}-search-{stamp}"
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = make_dir(Path(out_dir))
     storage = storage or f"sqlite:///{(out_dir / 'study.db').resolve()}"
     atomic_write_text(out_dir / "search.yaml", text)
     st = open_study(spec, cfg, storage, name, text)

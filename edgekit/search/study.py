@@ -52,7 +52,13 @@ def open_storage(url: str):
     if url.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend
 
-        return optuna.storages.JournalStorage(JournalFileBackend(url[len("journal:"):]))
+        file = Path(url[len("journal:"):])
+        if not file.name or not file.parent.is_dir():
+            raise EdgekitError(f"{file}: the folder of the search journal ({url}) does not exist; create it first")
+        try:
+            return optuna.storages.JournalStorage(JournalFileBackend(str(file)))
+        except OSError as e:
+            raise EdgekitError(f"{file}: cannot open the search journal: {e.strerror or e}") from None
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     try:
         return optuna.storages.RDBStorage(
