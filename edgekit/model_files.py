@@ -226,8 +226,9 @@ def check_safetensors(path: Path) -> None:
                                  f"{begin}..{end} of a {data}-byte data section")
 
 
-def check_model_file(path: Path) -> None:
-    """The bounds check for a model file of any format edgekit reads (by suffix), before anything loads it."""
+def check_model_file(path: Path, error: type = ArtifactError) -> None:
+    """The bounds check for a model file of any format edgekit reads (by suffix), before anything loads it;
+    `error` is the type raised for other formats (only their size is checked)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".onnx":
@@ -237,4 +238,4 @@ def check_model_file(path: Path) -> None:
     elif suffix == ".safetensors":
         check_safetensors(path)
     else:
-        _file_size(path, suffix.lstrip(".") or "model")
+        _file_size(path, suffix.lstrip(".") or "model", error)

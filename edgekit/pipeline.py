@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit import __version__
-from edgekit.errors import EdgekitError
+from edgekit.errors import ArtifactError, EdgekitError
 from edgekit.recipe import Recipe, default_artifact_name
 from edgekit.report.schema import Artifact, Report
 
@@ -248,6 +248,7 @@ def _reference_outputs(run: Run):
     """The fp32 reference's test outputs: in memory, else the copy kept in the run folder (`edgekit bench`)."""
     import numpy as np
 
+    from edgekit.array_files import check_array_file
     from edgekit.export.artifact import file_sha256
 
     if "original_test" in run.reference_logits:
@@ -256,6 +257,7 @@ def _reference_outputs(run: Run):
     path = run.run_dir / ref.get("outputs", REFERENCE_OUTPUTS)
     if not path.is_file() or (ref.get("outputs_sha256") and file_sha256(path) != ref["outputs_sha256"]):
         return None
+    check_array_file(path, ArtifactError)
     return np.load(path, allow_pickle=False)
 
 

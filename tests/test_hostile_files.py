@@ -343,3 +343,21 @@ def test_no_module_loads_onnx_around_the_bounds_check():
     offenders = [str(p.relative_to(root)) for p in root.rglob("*.py")
                  if p.name != "model_files.py" and ("onnx.load(" in p.read_text() or "onnx.load_model(" in p.read_text())]
     assert not offenders
+
+
+def test_run_folder_arrays_are_bounded_too(tmp_path, monkeypatch):
+    from edgekit.array_files import check_array_file
+    from edgekit.errors import GateInputError
+
+    npy = tmp_path / "reference_outputs.npy"
+    with open(npy, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (1 << 40,)})
+        f.write(b"\0" * 16)
+    with pytest.raises(GateInputError, match="reference_outputs.npy: array 'reference_outputs' declares 4.0 TiB"):
+        check_array_file(npy, GateInputError)
+    bomb = tmp_path / "samples.npz"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("junk", b"\0" * (5 << 20))
+    monkeypatch.setenv("EDGEKIT_MAX_DATA_BYTES", "1M")
+    with pytest.raises(DataError, match="arrays uncompressed is 5.0 MiB, over the 1.0 MiB limit"):
+        check_array_file(bomb)

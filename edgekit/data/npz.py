@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import math
 import zipfile
 
 import numpy as np
 
+from edgekit.array_files import check_array_file
 from edgekit.data.splits import Splits, check_finite, make_splits
 from edgekit.errors import DataError
-from edgekit.limits import over_limit, shape_problem
-
-DATA = "EDGEKIT_MAX_DATA_BYTES"
 
 
 def load(cfg, seed: int) -> Splits:
     if not cfg.path.is_file():
         raise DataError(f"{cfg.path}: npz file not found")
-    check_members(cfg.path)
+    check_array_file(cfg.path)
     try:
         with np.load(cfg.path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
@@ -40,31 +37,6 @@ def load(cfg, seed: int) -> Splits:
         if split else None
     return make_splits(x, y, cfg, seed, test=test, source=f"npz:{cfg.path.name}", integer_inputs=cfg.layout == "tokens",
                        vocab_size=cfg.vocab_size)
-
-
-def check_members(path) -> None:
-    """Every array's declared shape and dtype, read from its .npy header, must fit in its zip member and the
-    limits (edgekit.limits) before numpy allocates it."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            members = [i for i in zf.infolist() if i.filename.endswith(".npy")]
-            total = over_limit(sum(i.file_size for i in members), DATA, "the arrays uncompressed")
-            if total:
-                raise DataError(f"{path}: {total}")
-            for info in members:
-                with zf.open(info) as f:
-                    version = np.lib.format.read_magic(f)
-                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-                    shape, _, dtype = read(f)
-                    name = info.filename[:-4]
-                    why = shape_problem(shape, dtype.itemsize, DATA)
-                    if why:
-                        raise DataError(f"{path}: array '{name}' {why}")
-                    if math.prod(shape) * dtype.itemsize > info.file_size:
-                        raise DataError(f"{path}: array '{name}' declares shape {list(shape)} {dtype}, more than the "
-                                        f"{info.file_size} bytes stored (truncated or lying file)")
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as e:
-        raise DataError(f"{path}: not a readable .npz file: {e}") from e
 
 
 def shape_inputs(x: np.ndarray, layout: str, where: str) -> np.ndarray:

@@ -61,9 +61,12 @@ def _factory(cfg, input_shape, num_classes, vocab_size=None):
 def _torchscript(cfg, input_shape, num_classes, vocab_size=None):
     import torch
 
+    from edgekit.model_files import check_model_file
+
     path = Path(cfg.path)
     if not path.is_file():
         raise ModelLoadError(f"{path}: TorchScript file not found")
+    check_model_file(path, ModelLoadError)
     try:
         return torch.jit.load(str(path), map_location="cpu")
     except Exception as e:  # torch raises RuntimeError for anything that is not a TorchScript archive

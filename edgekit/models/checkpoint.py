@@ -13,16 +13,16 @@ def load_state_dict(path: Path) -> dict:
     """Read tensors only. Never unpickles arbitrary objects."""
     import torch
 
+    from edgekit.model_files import check_model_file
+
     path = Path(path)
     if not path.is_file():
         raise ModelLoadError(f"{path}: weights file not found")
+    check_model_file(path, ModelLoadError)
     if path.suffix == ".safetensors":
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        from edgekit.model_files import check_safetensors
-
-        check_safetensors(path)
         try:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError, RuntimeError) as e:

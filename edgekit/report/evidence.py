@@ -28,6 +28,7 @@ def save_samples(path: Path, predictions, labels, latency_ms=None, canary_ms=Non
 
 def load_samples(run_dir: Path, rel: str | None, sha256: str | None) -> dict | None:
     """Load evidence if it is present; a file whose hash differs from the report's is an error, not data."""
+    from edgekit.array_files import check_array_file
     from edgekit.export.artifact import file_sha256
 
     if not rel:
@@ -37,5 +38,6 @@ def load_samples(run_dir: Path, rel: str | None, sha256: str | None) -> dict | N
         return None
     if sha256 and file_sha256(path) != sha256:
         raise GateInputError(f"{path}: evidence file does not match the hash in report.json (edited or corrupt)")
+    check_array_file(path, GateInputError)
     with np.load(path, allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
