@@ -88,10 +88,12 @@ def prepare(src: Path, dst: Path, sample: np.ndarray | None = None, max_abs: flo
     import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
+    from edgekit.model_files import load_onnx
+
     src, dst = Path(src).resolve(), Path(dst).resolve()
     rec = Preparation(ran=False)
     try:
-        model = onnx.load(str(src))
+        model = load_onnx(src)
         rec.batchnorm_before, rec.nodes_before = _count(model, "BatchNormalization"), len(model.graph.node)
         with tempfile.TemporaryDirectory(prefix="edgekit-prep-") as tmp:
             staged = Path(tmp) / "staged.onnx"
@@ -104,7 +106,7 @@ def prepare(src: Path, dst: Path, sample: np.ndarray | None = None, max_abs: flo
             with contextlib.chdir(tmp):
                 quant_pre_process(str(staged), str(out), skip_symbolic_shape=False)
             rec.steps.append("quant_pre_process")
-            prepared = onnx.load(str(out))
+            prepared = load_onnx(out)
             rec.batchnorm_after = _count(prepared, "BatchNormalization")
             rec.nodes_after = len(prepared.graph.node)
             if sample is not None and len(sample):
@@ -122,16 +124,18 @@ def prepare(src: Path, dst: Path, sample: np.ndarray | None = None, max_abs: flo
 
 def optimized_graph(path: Path):
     """The graph ONNX Runtime's CPU provider actually runs for `path` (after its fusions), as a ModelProto."""
-    import onnx
     import onnxruntime as ort
 
+    from edgekit.model_files import check_model_file, load_onnx
+
+    check_model_file(Path(path))
     with tempfile.TemporaryDirectory(prefix="edgekit-opt-") as tmp:
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         opts.optimized_model_filepath = str(Path(tmp) / "opt.onnx")
         opts.log_severity_level = 3
         ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-        return onnx.load(str(Path(tmp) / "opt.onnx"))
+        return load_onnx(Path(tmp) / "opt.onnx")
 
 
 def float_islands(model) -> dict[str, int]:
@@ -170,10 +174,10 @@ def unfolded_weights(model) -> dict[str, int]:
 
 def why_slower(fp32_path: Path, int8_path: Path) -> str:
     """One line naming the likely cause when an int8 file is slower or bigger than its fp32 source."""
-    import onnx
+    from edgekit.model_files import onnx_header
 
     causes = []
-    unfolded = unfolded_weights(onnx.load(str(fp32_path), load_external_data=False))
+    unfolded = unfolded_weights(onnx_header(fp32_path))
     if unfolded:
         causes.append("unfolded weights in the fp32 file (" + ", ".join(f"{v} {k}" for k, v in unfolded.items())
                       + "): the quantizer leaves them float")
