@@ -70,10 +70,12 @@ class OutputError(EdgekitError):
 
     @classmethod
     def from_os(cls, err: OSError, target) -> OutputError:
-        """The one-line form of an OSError met while writing `target`."""
+        """The one-line form of an OSError met while writing `target`; it exits 1, as the CLI's other OS errors do."""
         other = f" ({err.filename})" if err.filename and str(err.filename) != str(target) else ""
         why = err.strerror or (f"{err} (disk full?)" if err.errno is None else str(err))
-        return cls(f"{target}: cannot write{other}: {why}")
+        out = cls(f"{target}: cannot write{other}: {why}")
+        out.exit_code = 1
+        return out
 
 
 class GateInputError(EdgekitError):

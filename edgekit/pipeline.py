@@ -353,6 +353,24 @@ def verify(run: Run, art: Artifact, tolerance, samples: int = 256) -> Artifact:
     return art
 
 
+def _copy_user_onnx(src: Path, proto, dst: Path) -> None:
+    """The user's .onnx as the run's fp32 artifact; external data (checked by check_onnx_file) is embedded so the
+    artifact stands alone in the run folder."""
+    from onnx.external_data_helper import uses_external_data
+
+    from edgekit.model_files import onnx_header
+    from edgekit.report.atomic import atomic_path
+
+    if not any(uses_external_data(t) for t in onnx_header(src).graph.initializer):
+        shutil.copyfile(src, dst)
+        return
+    try:
+        with atomic_path(dst) as tmp:
+            tmp.write_bytes(proto.SerializeToString())
+    except ValueError as e:  # protobuf refuses messages over 2 GB
+        raise ArtifactError(f"{src}: cannot embed its external data into one run artifact: {e}") from e
+
+
 def stage_export(run: Run, formats: set[str] | None = None) -> None:
     from edgekit.export import SUFFIX, get_exporter
     from edgekit.export.artifact import describe
@@ -361,8 +379,8 @@ def stage_export(run: Run, formats: set[str] | None = None) -> None:
 
     if isinstance(run.model, Path):  # a user .onnx: it is the fp32 artifact
         dst = run.run_dir / "artifacts" / "onnx-fp32.onnx"
-        shutil.copyfile(run.model, dst)
-        proto = check_onnx_file(dst)
+        proto = check_onnx_file(run.model)
+        _copy_user_onnx(run.model, proto, dst)
         art = describe("onnx-fp32", "onnx", "fp32", dst, run.run_dir, inputs=tensor_specs(proto.graph.input),
                        outputs=tensor_specs(proto.graph.output), ops=op_counts(proto), details={"user_model": True})
         from edgekit.config_base import Tolerance

@@ -300,7 +300,7 @@ def test_a_failed_write_is_one_line_naming_the_file(confined):
         resource.setrlimit(resource.RLIMIT_FSIZE, (1000, 1000))
 
     p = edgekit("run", recipe, "--out", confined / "run", cwd=confined, preexec_fn=small_files)
-    one_line_error(p, "recipe.yaml", "cannot write")
+    one_line_error(p, "recipe.yaml", "cannot write", code=1)
 
 
 def test_journal_storage_in_a_missing_folder(confined):
@@ -361,3 +361,21 @@ def test_run_folder_arrays_are_bounded_too(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGEKIT_MAX_DATA_BYTES", "1M")
     with pytest.raises(DataError, match="arrays uncompressed is 5.0 MiB, over the 1.0 MiB limit"):
         check_array_file(bomb)
+
+
+def test_user_onnx_with_honest_external_data_runs_and_its_artifact_stands_alone(confined):
+    from onnx import numpy_helper
+    from onnx.external_data_helper import convert_model_to_external_data
+
+    w = numpy_helper.from_array(np.random.default_rng(0).normal(size=(64, 10)).astype(np.float32), "w")
+    graph = helper.make_graph([helper.make_node("Flatten", ["x"], ["f"]), helper.make_node("MatMul", ["f", "w"], ["y"])],
+                              "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, 8, 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    convert_model_to_external_data(model, location="m.onnx.data", size_threshold=0)
+    onnx.save(model, str(confined / "m.onnx"))
+    p = edgekit("run", onnx_recipe(confined, confined / "m.onnx"), "--out", confined / "run", cwd=confined)
+    assert p.returncode == 0, p.stderr[-3000:]
+    artifact = load_onnx(confined / "run" / "artifacts" / "onnx-fp32.onnx")
+    assert numpy_helper.to_array(artifact.graph.initializer[0]).shape == (64, 10)
+    assert sorted(os.listdir(confined / "run" / "artifacts")) == ["onnx-fp32.onnx"]
