@@ -65,9 +65,10 @@ def _stamp_onnx(path: Path, card: dict) -> None:
     """Replace the model's `edgekit.*` metadata_props; weights kept in external data files stay where they are."""
     import onnx
 
+    from edgekit.model_files import onnx_header
     from edgekit.report.atomic import atomic_path
 
-    model = onnx.load(str(path), load_external_data=False)
+    model = onnx_header(path)
     keep = [(p.key, p.value) for p in model.metadata_props if not p.key.startswith(PREFIX)]
     del model.metadata_props[:]
     for key, value in keep + [(PREFIX + k, _text(v)) for k, v in card.items() if v is not None]:
@@ -119,14 +120,10 @@ def read_card(path: Path) -> dict:
 
 
 def _read_onnx(path: Path) -> tuple[dict, dict, list, list]:
-    import onnx
-
     from edgekit.export.onnx_check import tensor_specs
+    from edgekit.model_files import onnx_header
 
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as e:  # protobuf's DecodeError and friends
-        raise ArtifactError(f"{path}: not a valid ONNX model (cannot parse protobuf: {e})") from None
+    model = onnx_header(path)
     ours, other = {}, {}
     for p in model.metadata_props:
         if p.key.startswith(PREFIX):
