@@ -40,7 +40,7 @@ def _devices(names: Iterable[str], formats: list[str], checked: set[str], proble
              needs: list[tuple[str, Needs | None]]) -> None:
     """Each profile loads and names known runtimes; a local device's runtimes for these formats are installed."""
     from edgekit.devices import load_profile
-    from edgekit.runtimes import DEFAULT_RUNTIME, RUNTIMES
+    from edgekit.runtimes import DEFAULT_RUNTIME, RUNTIMES, runtime_class, runtime_name_for
 
     for name in dict.fromkeys(names):
         try:
@@ -53,8 +53,11 @@ def _devices(names: Iterable[str], formats: list[str], checked: set[str], proble
             problems.append(f"device '{profile.name}': unknown runtime {', '.join(map(repr, unknown))} "
                             f"(known: {', '.join(sorted(RUNTIMES))})")
         if profile.transport in ("local", "cuda"):  # a remote device brings its own runtime
-            needs += [(f"{fmt} bench on '{profile.name}'", _runtime_needs(fmt)) for fmt in formats
-                      if fmt not in checked and DEFAULT_RUNTIME.get(fmt) in profile.runtimes]
+            known = [r for r in profile.runtimes if r in RUNTIMES]
+            for fmt in formats:  # the export already checked each format's default runtime
+                rt = runtime_name_for(fmt, known)
+                if rt in profile.runtimes and (fmt not in checked or rt != DEFAULT_RUNTIME.get(fmt)):
+                    needs.append((f"{fmt} bench on '{profile.name}'", runtime_class(rt).needs))
 
 
 def collect(recipe: Recipe, *, model: bool = True, passes: bool = True, export: bool = True,

@@ -58,6 +58,8 @@ EXTRAS = {
     "neural_compressor": ({"passes": [{"name": "quantize.autotune"}]}, "pip install 'edgekit[compress]'"),
     "transformers": ({"model": {"arch": "hf", "path": "no-such-folder"}, "data": {"source": "tokens", "task": "random"},
                       "train": None, "passes": [], "gates": {}}, "pip install 'edgekit[hf]'"),
+    "executorch": ({"export": [{"format": "executorch"}]}, "pip install 'edgekit[executorch]'"),
+    "openvino": ({"bench": {"devices": ["host-cpu-openvino"]}}, "pip install 'edgekit[openvino]'"),  # its .onnx runtime
 }
 
 

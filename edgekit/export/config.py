@@ -95,6 +95,7 @@ class ExecutorchExport(_ExportBase):
     """PyTorch -> ExecuTorch (.pte): torch.export, lowered to the XNNPACK backend; int8 is PT2E with the XNNPACK
     quantizer (per-channel symmetric weights, per-tensor int8 activations), calibrated on the calibration split."""
 
+    needs: ClassVar[Needs] = Needs("executorch", ("executorch", "torchao"))
     format: Literal["executorch"]
     precision: Literal["fp32", "int8"] = "fp32"
     backend: Literal["xnnpack"] = Field("xnnpack", description="the delegate the program is lowered to")

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import ArtifactError, RuntimeUnavailable
+from edgekit.extras import Needs
 from edgekit.runtimes.base import Runtime, Session
 
 _SCALAR_TYPES = {3: np.int32, 4: np.int64, 6: np.float32}  # c10::ScalarType codes of the inputs edgekit exports
@@ -62,6 +63,7 @@ class ExecuTorchSession(Session):
 class ExecuTorchRuntime(Runtime):
     name = "executorch"
     formats = ("executorch",)
+    needs = Needs("executorch", ("executorch",))
 
     def version(self) -> str:
         _runtime_module()

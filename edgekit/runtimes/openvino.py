@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import ArtifactError, RuntimeUnavailable
+from edgekit.extras import Needs
 from edgekit.runtimes.base import Runtime, Session
 
 PRECISIONS = ("f32", "bf16")
@@ -84,6 +85,7 @@ class OpenVinoSession(Session):
 class OpenVinoRuntime(Runtime):
     name = "openvino"
     formats = ("onnx",)
+    needs = Needs("openvino", ("openvino",))
 
     def version(self) -> str:
         return _ov().get_version().split("-")[0]
