@@ -96,7 +96,8 @@ def test_every_problem_is_listed_at_once(tmp_path):
 def test_unknown_export_format_exits_2_at_once_naming_the_known(tmp_path):
     recipe = write_recipe(tmp_path / "r.yaml")
     p, s = edgekit("export", recipe, "--format", "tflitee", "--out", tmp_path / "run")
-    assert_refused_before_work(p, s, tmp_path / "run", "unknown export format 'tflitee'", "known: executorch, onnx, tflite, torch")
+    assert_refused_before_work(p, s, tmp_path / "run", "unknown export format 'tflitee'",
+                               "known: executorch, onnx, tflite, torch")
     p, s = edgekit("export", recipe, "--format", "torch", "--out", tmp_path / "run")
     assert_refused_before_work(p, s, tmp_path / "run", "no 'torch' export target", "it exports: onnx")
 
