@@ -10,13 +10,16 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.console import logger
 from edgekit.errors import EdgekitError
+
+_log = logger("analyze")
 
 SQNR_CAP_DB = 200.0
 
 
 def analyze(recipe, checkpoint: Path | None = None, prune_ratio: float = 0.5, threshold: float = 0.01,
-            log: Callable[[str], None] = print) -> dict:
+            log: Callable[[str], None] = _log.info) -> dict:
     """Build (and train, unless `checkpoint` is given) the recipe's model, then measure `sensitivity`."""
     from edgekit.data import load_data
     from edgekit.models import build_model

@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from edgekit import __version__
+from edgekit.console import logger, progress
 from edgekit.errors import ArtifactError, EdgekitError
 from edgekit.recipe import Recipe, default_artifact_name
 from edgekit.report.schema import Artifact, Report
 
 PARITY_THREADS = 2
+_log = logger("pipeline")
 
 
 @dataclass
@@ -27,7 +29,7 @@ class Run:
     recipe: Recipe
     run_dir: Path
     report: Report
-    log: Callable[[str], None] = print
+    log: Callable[[str], None] = _log.info
     splits: Any = None
     model: Any = None  # nn.Module, or Path of a user .onnx
     reference_model: Any = None
@@ -47,7 +49,7 @@ class Run:
     def fail(self, where: str, err: Exception) -> None:
         msg = f"{where}: {err}"
         self.report.errors.append(msg)
-        self.log(f"  FAILED {msg}")
+        (_log.error if self.log == _log.info else self.log)(f"  FAILED {msg}")
 
 
 def _fresh_report(recipe: Recipe) -> Report:
@@ -60,7 +62,7 @@ def _fresh_report(recipe: Recipe) -> Report:
     )
 
 
-def new_run(recipe: Recipe, out_dir: Path | None = None, log: Callable[[str], None] = print) -> Run:
+def new_run(recipe: Recipe, out_dir: Path | None = None, log: Callable[[str], None] = _log.info) -> Run:
     from edgekit.report.atomic import atomic_write_text, make_dir
 
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -72,7 +74,7 @@ def new_run(recipe: Recipe, out_dir: Path | None = None, log: Callable[[str], No
     return run
 
 
-def resume_run(run_dir: Path, recipe: Recipe | None = None, log: Callable[[str], None] = print) -> Run:
+def resume_run(run_dir: Path, recipe: Recipe | None = None, log: Callable[[str], None] = _log.info) -> Run:
     """Reopen an interrupted run folder: finished stages whose inputs are unchanged are reused (the data by its
     content fingerprint, the checkpoint and every artifact by their sha256), the rest runs again."""
     from edgekit.errors import RecipeError
@@ -517,10 +519,6 @@ def stage_cross_parity(run: Run, samples: int = 256) -> None:
 def stage_bench(run: Run, devices: list[str] | None = None) -> None:
     """Every ok artifact on every device. A device that cannot be reached (or drops mid-run) gets `skipped` rows
     naming the reason; results already measured are saved as they come and the other devices still run."""
-    from edgekit.bench.run import bench_artifact
-    from edgekit.devices import load_profile, reachable
-    from edgekit.report.schema import Result
-
     cfg = run.recipe.bench
     if cfg is None:
         return
@@ -530,46 +528,59 @@ def stage_bench(run: Run, devices: list[str] | None = None) -> None:
         run.report.results.append(row)
         run.save()
 
-    for dev in devices or cfg.devices:
-        try:
-            profile = load_profile(dev)
-        except EdgekitError as e:
-            run.fail(f"device {dev}", e)
-            continue
-        arts = [a for a in run.report.artifacts if a.status == "ok"]
-        why = reachable(profile) if arts else None
-        if why:
-            run.fail(f"device {profile.name}", EdgekitError(f"unreachable, its benches are skipped: {why}"))
-        for i, art in enumerate(arts):
-            if why:
-                run.log(f"bench: {art.name} on {profile.name} skipped: device unreachable: {why}")
-                record(Result(artifact=art.name, device=profile.name, runtime="?", status="skipped",
-                              error=f"device unreachable: {why}", size_bytes=art.size_bytes))
-                continue
-            prev_row = _reusable_result(run, art.name, profile.name)
-            if prev_row is not None:
-                run.log(f"bench: {art.name} on {profile.name} reused from the interrupted run")
-                record(prev_row)
-                continue
-            run.log(f"bench: {art.name} on {profile.name}")
-            row = bench_artifact(art, run.run_dir, run.splits.x_test, run.splits.y_test if run.splits.labelled else None,
-                                 profile, cfg, keep_samples_dir=run.run_dir / "samples",
-                                 reference=_reference_outputs(run))
-            record(row)
-            if row.status == "ok":
-                acc = f"acc {row.accuracy:.4f} " if row.accuracy is not None else ""
-                if row.metrics and row.metrics.get("cosine") is not None:
-                    acc += f"cosine {row.metrics['cosine']:.5f} "
-                lat = row.latency_ms
-                timing = (f"p50 {lat.p50:.3f} ms p90 {lat.p90:.3f} ms ({lat.samples} runs" if lat is not None else
-                          f"avg {row.latency_summary['avg']:.3f} ms ({int(row.latency_summary['count'])} runs")
-                energy = f", {row.energy_mj:.3f} mJ/inference" if row.energy_mj is not None else ""
-                run.log(f"  {acc}{timing}, {row.threads} threads{energy})")
-            else:
-                run.fail(f"bench {art.name}@{profile.name}", EdgekitError(row.error or row.status))
-                if row.status == "failed" and profile.transport != "local" and i + 1 < len(arts):
-                    why = reachable(profile)  # a device that dropped: skip the rest rather than time out on each
+    names = devices or cfg.devices
+    arts = [a for a in run.report.artifacts if a.status == "ok"]
+    with progress("bench", len(names) * len(arts), log=run.log) as bar:
+        for dev in names:
+            _bench_device(run, dev, arts, cfg, record, bar)
     run.save("bench")
+
+
+def _bench_device(run: Run, dev: str, arts: list[Artifact], cfg, record, bar) -> None:
+    from edgekit.bench.run import bench_artifact
+    from edgekit.devices import load_profile, reachable
+    from edgekit.report.schema import Result
+
+    try:
+        profile = load_profile(dev)
+    except EdgekitError as e:
+        run.fail(f"device {dev}", e)
+        bar.update(bar.done + len(arts))
+        return
+    why = reachable(profile) if arts else None
+    if why:
+        run.fail(f"device {profile.name}", EdgekitError(f"unreachable, its benches are skipped: {why}"))
+    for i, art in enumerate(arts):
+        if why:
+            run.log(f"bench: {art.name} on {profile.name} skipped: device unreachable: {why}")
+            record(Result(artifact=art.name, device=profile.name, runtime="?", status="skipped",
+                          error=f"device unreachable: {why}", size_bytes=art.size_bytes))
+            bar.update(note=f"{art.name}@{profile.name} skipped")
+            continue
+        prev_row = _reusable_result(run, art.name, profile.name)
+        if prev_row is not None:
+            run.log(f"bench: {art.name} on {profile.name} reused from the interrupted run")
+            record(prev_row)
+            bar.update(note=f"{art.name}@{profile.name} reused")
+            continue
+        run.log(f"bench: {art.name} on {profile.name}")
+        row = bench_artifact(art, run.run_dir, run.splits.x_test, run.splits.y_test if run.splits.labelled else None,
+                             profile, cfg, keep_samples_dir=run.run_dir / "samples", reference=_reference_outputs(run))
+        record(row)
+        bar.update(note=f"{art.name}@{profile.name}")
+        if row.status == "ok":
+            acc = f"acc {row.accuracy:.4f} " if row.accuracy is not None else ""
+            if row.metrics and row.metrics.get("cosine") is not None:
+                acc += f"cosine {row.metrics['cosine']:.5f} "
+            lat = row.latency_ms
+            timing = (f"p50 {lat.p50:.3f} ms p90 {lat.p90:.3f} ms ({lat.samples} runs" if lat is not None else
+                      f"avg {row.latency_summary['avg']:.3f} ms ({int(row.latency_summary['count'])} runs")
+            energy = f", {row.energy_mj:.3f} mJ/inference" if row.energy_mj is not None else ""
+            run.log(f"  {acc}{timing}, {row.threads} threads{energy})")
+        else:
+            run.fail(f"bench {art.name}@{profile.name}", EdgekitError(row.error or row.status))
+            if row.status == "failed" and profile.transport != "local" and i + 1 < len(arts):
+                why = reachable(profile)  # a device that dropped: skip the rest rather than time out on each
 
 
 def _reusable_result(run: Run, artifact: str, device: str):
@@ -602,7 +613,7 @@ def finish(run: Run) -> None:
     write_reports(run.report, run.run_dir)
 
 
-def run_recipe(recipe: Recipe, out_dir: Path | None = None, log: Callable[[str], None] = print,
+def run_recipe(recipe: Recipe, out_dir: Path | None = None, log: Callable[[str], None] = _log.info,
                checkpoint: Path | None = None) -> Run:
     """Run every stage of a recipe; returns the Run (report, run folder)."""
     return run_stages(new_run(recipe, out_dir, log), checkpoint)

@@ -8,7 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.console import logger
 from edgekit.runtimes.base import as_model_input
+
+_log = logger("bench")
 
 PER_ROUND = 10
 MIN_ROUNDS = 30
@@ -53,7 +56,7 @@ def bench_interleaved(base: Side, cand: Side, x: np.ndarray, profile, cfg) -> In
 
 
 def interleave_targets(report, run_dir: Path, baseline, baseline_dir: Path, only: list[str] | None = None,
-                       log=print) -> dict:
+                       log=_log.info) -> dict:
     """For each artifact@device in both reports with latency: an `Interleaved` timing of the two files on that
     device now, or a string saying why it could not be made (the gate then compares the recorded runs)."""
     from edgekit.devices import load_profile, reachable

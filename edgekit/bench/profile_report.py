@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgekit.console import logger
 from edgekit.errors import EdgekitError
+
+_log = logger("bench")
 
 
 def _fmt(v, spec: str) -> str:
@@ -49,7 +52,7 @@ def render_table(prof: dict, top: int | None = None) -> str:
 
 
 def profile_run_dir(run_dir: Path, profile, runs: int = 50, warmup: int = 10, threads: int | None = None,
-                    log=print) -> list[dict]:
+                    log=_log.info) -> list[dict]:
     """Profile every ok ONNX/TFLite artifact of a run folder on one device; flag int8 artifacts slower than their
     fp32 source; store the profiles in report.json (replacing earlier ones for the same artifact and device)."""
     from edgekit.bench.profile import compare_pair, profile_artifact

@@ -26,8 +26,13 @@ def _root(
     debug: Annotated[bool, typer.Option("--debug", help="show tracebacks for errors")] = False,
     version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
                                           help="print the version and exit")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="print nothing but errors")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="also debug lines and third-party warnings")] = False,
 ) -> None:
+    from edgekit.console import set_verbosity
+
     _state["debug"] = debug
+    set_verbosity(-1 if quiet else 1 if verbose else 0)
 
 
 def _register() -> None:

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from edgekit.cli.options import RecipeArg, SetOpt, log
+from edgekit.cli.options import RecipeArg, SetOpt, echo
 
 
 def register(app: typer.Typer) -> None:
@@ -20,12 +19,9 @@ def register(app: typer.Typer) -> None:
         set_: SetOpt = None,
     ) -> None:
         """Per-layer sensitivity to int8 quantization and to pruning, ranked, with layers to protect or keep in float."""
-        from edgekit.analyze import analyze as run_analysis
+        from edgekit import api
         from edgekit.analyze import format_table
-        from edgekit.recipe import load_recipe
 
-        result = run_analysis(load_recipe(recipe, set_), checkpoint, prune_ratio, threshold, log=log)
-        typer.echo(format_table(result))
+        echo(format_table(api.analyze(recipe, checkpoint, prune_ratio, threshold, overrides=set_, json_out=json_out)))
         if json_out:
-            json_out.write_text(json.dumps(result, indent=2))
-            typer.echo(f"\nwrote {json_out}")
+            echo(f"\nwrote {json_out}")

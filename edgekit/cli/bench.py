@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgekit.cli.options import log
+from edgekit.cli.options import summary
 
 
 def register(app: typer.Typer) -> None:
@@ -20,10 +20,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Benchmark every artifact in a run folder; results are added to its report.json."""
         from edgekit import api
-        from edgekit.report.markdown import results_table
 
-        r = api.bench(run_dir, device, log=log, threads=threads, iterations=iterations, min_time_s=min_time,
+        r = api.bench(run_dir, device, threads=threads, iterations=iterations, min_time_s=min_time,
                       batch_size=batch_size)
-        typer.echo(results_table(r.report))
+        summary(r.report, r.run_dir)
         if any(x.status == "failed" for x in r.report.results):
             raise typer.Exit(1)

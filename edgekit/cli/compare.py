@@ -5,6 +5,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from edgekit.cli.options import echo
+
 
 def register(app: typer.Typer) -> None:
     @app.command("compare")
@@ -14,13 +16,9 @@ def register(app: typer.Typer) -> None:
         html: Annotated[Optional[Path], typer.Option(help="also write a self-contained HTML page here")] = None,
     ) -> None:
         """Print the difference between two runs (accuracy, latency, size per artifact@device)."""
-        from edgekit.report.atomic import atomic_write_text
-        from edgekit.report.compare import compare_html, compare_rows, format_compare
-        from edgekit.report.io import load_report, report_dir
+        from edgekit import api
+        from edgekit.report.compare import format_compare
 
-        a, b = load_report(run_a), load_report(run_b)
-        rows = compare_rows(a, b)
-        typer.echo(format_compare(rows))
+        echo(format_compare(api.compare(run_a, run_b, html)))
         if html:
-            atomic_write_text(html, compare_html(a, b, report_dir(run_a), report_dir(run_b), rows))
-            typer.echo(f"wrote {html}")
+            echo(f"wrote {html}")

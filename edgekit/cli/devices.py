@@ -6,6 +6,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from edgekit.cli.options import echo
+
 
 def register(app: typer.Typer) -> None:
     devices = typer.Typer(help="Device profiles (devices/*.yaml).", no_args_is_help=True)
@@ -14,29 +16,23 @@ def register(app: typer.Typer) -> None:
     @devices.command("list")
     def list_() -> None:
         """List known device profiles."""
-        from edgekit.devices import list_profiles
+        from edgekit import api
 
-        for p in list_profiles():
+        for p in api.devices():
             probed = " (probed)" if p.measured else ""
-            typer.echo(f"{p.name:<18} {p.kind:<9} {p.transport:<6} {p.description}{probed}")
+            echo(f"{p.name:<18} {p.kind:<9} {p.transport:<6} {p.description}{probed}")
 
     @devices.command("show")
     def show(name: str) -> None:
         """Print one profile with its defaults (and, for this machine, the detected CPU)."""
         import yaml
 
-        from edgekit.devices import load_profile
+        from edgekit import api
 
-        p = load_profile(name)
-        data = p.model_dump(mode="json")
-        if p.transport in ("local", "cuda"):
-            import os
-
-            from edgekit.bench.environment import cpu_info
-
-            data["detected"] = {**cpu_info(), "usable_cores": len(os.sched_getaffinity(0))}
-        typer.echo(f"# {p.path}" if p.path else "")
-        typer.echo(yaml.safe_dump(data, sort_keys=False))
+        data = api.device(name)
+        path = data.pop("_path")
+        echo(f"# {path}" if path else "")
+        echo(yaml.safe_dump(data, sort_keys=False))
 
     @devices.command("check")
     def check(
@@ -46,23 +42,22 @@ def register(app: typer.Typer) -> None:
         """Is the device reachable, and which of its runtimes import there? Exit 1 when unreachable."""
         import json
 
-        from edgekit.devices import check as run_check
-        from edgekit.devices import load_profile
+        from edgekit import api
 
-        out = run_check(load_profile(name))
+        out = api.device_check(name)
         if as_json:
-            typer.echo(json.dumps({k: v for k, v in out.items() if k != "modules"}, indent=2))
+            echo(json.dumps({k: v for k, v in out.items() if k != "modules"}, indent=2))
         elif not out["reachable"]:
-            typer.echo(f"{out['device']}: UNREACHABLE ({out['transport']}): {out['reason']}")
+            echo(f"{out['device']}: UNREACHABLE ({out['transport']}): {out['reason']}")
         else:
             env = out.get("environment", {})
             where = ", ".join(f"{k} {v}" for k, v in env.items() if v) or "-"
-            typer.echo(f"{out['device']}: reachable over {out['transport']} ({where})")
+            echo(f"{out['device']}: reachable over {out['transport']} ({where})")
             for rt, info in out["runtimes"].items():
-                typer.echo(f"  {rt:<12} {'ok ' if info['importable'] else 'NO '} {info['detail']}")
+                echo(f"  {rt:<12} {'ok ' if info['importable'] else 'NO '} {info['detail']}")
             if out.get("providers_missing"):
-                typer.echo(f"  missing execution providers: {', '.join(out['providers_missing'])} "
-                           f"(available: {', '.join(out.get('providers_available') or [])})")
+                echo(f"  missing execution providers: {', '.join(out['providers_missing'])} "
+                     f"(available: {', '.join(out.get('providers_available') or [])})")
         if not out["reachable"]:
             raise typer.Exit(1)
 
@@ -76,21 +71,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Measure peak fp32/int8 GEMM throughput and memory bandwidth on the device; store them beside the
         datasheet peaks (sidecar <profile>.measured.yaml, read back by every later command)."""
-        from pathlib import Path
+        from edgekit import api
 
-        from edgekit.devices import load_profile
-        from edgekit.devices.probe import probe as run_probe
-        from edgekit.devices.probe import write_measured
-
-        p = load_profile(name)
-        m = run_probe(p, mem_mb=mem_mb, gemm={"m": size, "n": size, "k": size})
-        for key in ("fp32_gflops", "fp16_gflops", "int8_gops", "mem_bandwidth_gbs"):
-            measured, sheet = getattr(m, key), getattr(p.peaks, key)
-            if measured is None and sheet is None:
-                continue
+        res = api.device_probe(name, mem_mb, size, out, dry_run)
+        for key, measured, sheet in res["rows"]:
             ratio = f" ({100 * measured / sheet:.0f}% of datasheet)" if measured and sheet else ""
-            typer.echo(f"{key:<18} measured {measured if measured is not None else '-':>10}   datasheet "
-                       f"{sheet if sheet is not None else '-':>10}{ratio}")
-        typer.echo(f"source: {m.source}")
-        if not dry_run:
-            typer.echo(f"wrote {write_measured(p, m, Path(out) if out else None)}")
+            echo(f"{key:<18} measured {measured if measured is not None else '-':>10}   datasheet "
+                 f"{sheet if sheet is not None else '-':>10}{ratio}")
+        echo(f"source: {res['source']}")
+        if res["written"]:
+            echo(f"wrote {res['written']}")

@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgekit.cli.options import OutOpt, RecipeArg, SetOpt, log
+from edgekit.cli.options import OutOpt, RecipeArg, SetOpt, echo
 
 
 def register(app: typer.Typer) -> None:
@@ -21,13 +21,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Export the recipe's targets (after its passes) and verify each against PyTorch."""
         from edgekit import api
-        from edgekit.recipe import load_recipe
 
-        r = api.export(load_recipe(recipe, set_), checkpoint, set(fmt) if fmt else None, out, log=log,
-                       compress=not no_passes)
+        r = api.export(recipe, checkpoint, set(fmt) if fmt else None, out, compress=not no_passes, overrides=set_)
         for a in r.report.artifacts:
             p = a.parity
             extra = f"cosine {p.cosine:.6f} top1 {p.top1_agreement:.4f} max_abs {p.max_abs:.2e}" if p else a.error
-            typer.echo(f"{a.name:<22} {a.status:<7} {a.size_bytes / 1024:8.1f} KiB  {extra}")
+            echo(f"{a.name:<22} {a.status:<7} {a.size_bytes / 1024:8.1f} KiB  {extra}")
+        echo(f"run folder: {r.run_dir}")
         if r.report.errors:
             raise typer.Exit(1)

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-import os
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
+from edgekit.cli.options import echo, summary
 
 
 class IfMissing(StrEnum):
@@ -36,31 +37,15 @@ def register(app: typer.Typer) -> None:
 
         Appends the Markdown summary to $GITHUB_STEP_SUMMARY when that is set."""
         from edgekit import api
-        from edgekit.recipe import GatesConfig
-        from edgekit.report.atomic import atomic_write_text
-        from edgekit.report.ci_outputs import gates_junit, gates_markdown
-        from edgekit.report.gates import format_table
         from edgekit.report.io import load_report
 
-        rep = load_report(report)
-        cfg = GatesConfig.model_validate(rep.recipe.get("gates", {}))
         overrides = {"max_accuracy_drop": max_accuracy_drop, "max_latency_p90_ms": max_latency_p90_ms,
                      "max_size_mb": max_size_mb, "max_latency_regression": max_latency_regression,
                      "max_class_accuracy_drop": max_class_accuracy_drop, "confidence": confidence,
                      "latency_comparison": latency_comparison}
-        cfg = GatesConfig.model_validate({**cfg.model_dump(), **{k: v for k, v in overrides.items() if v is not None}})
-        results, passed = api.gate(report, baseline, cfg, log=lambda m: typer.echo(m, err=True), if_missing=if_missing.value)
-        typer.echo(format_table(results))
-        typer.echo("PASS" if passed else "FAIL")
-        md = gates_markdown(results, f"edgekit gates: {rep.recipe_name}")
-        if markdown:
-            atomic_write_text(markdown, md)
-        if junit:
-            atomic_write_text(junit, gates_junit(results))
-        summary = os.environ.get("GITHUB_STEP_SUMMARY")
-        if summary:
-            with open(summary, "a") as f:
-                f.write(md)
+        results, passed = api.gate(report, baseline, overrides, if_missing=if_missing.value, markdown=markdown,
+                                   junit=junit, step_summary=True)
+        summary(load_report(report).model_copy(update={"gates": results, "errors": []}))
         if not passed:
             raise typer.Exit(1)
 
@@ -71,22 +56,19 @@ def register(app: typer.Typer) -> None:
     def save(run_dir: Annotated[Path, typer.Argument(help="run folder or report.json")],
              name: Annotated[str, typer.Option(help="baseline name")] = "main") -> None:
         """Store a run's report and evidence as a named baseline (in $EDGEKIT_BASELINES or .edgekit/baselines)."""
-        from edgekit.report.baselines import save_baseline
+        from edgekit import api
 
-        typer.echo(f"saved baseline '{name}' in {save_baseline(run_dir, name)}")
+        echo(f"saved baseline '{name}' in {api.baseline_save(run_dir, name)}")
 
     @baseline_app.command("show")
     def show(name: Annotated[Optional[str], typer.Argument(help="baseline name (default: list them)")] = None) -> None:
         """List stored baselines, or summarize one."""
-        from edgekit.report.baselines import list_baselines, resolve_baseline
-        from edgekit.report.io import load_report
-        from edgekit.report.markdown import results_table
+        from edgekit import api
 
         if name is None:
-            for p in list_baselines():
-                r = load_report(p)
-                typer.echo(f"{p.name:<16} {r.recipe_name:<20} {r.created}  {len(r.results)} results")
+            for n, r in api.baselines():
+                echo(f"{n:<16} {r.recipe_name:<20} {r.created}  {len(r.results)} results")
             return
-        r = load_report(resolve_baseline(name))
-        typer.echo(f"{name}: {r.recipe_name}, created {r.created}, recipe sha256 {r.recipe_sha256[:12]}")
-        typer.echo(results_table(r))
+        r = api.baseline(name)
+        echo(f"{name}: {r.recipe_name}, created {r.created}, recipe sha256 {r.recipe_sha256[:12]}")
+        summary(r)

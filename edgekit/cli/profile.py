@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgekit.cli.options import log
+from edgekit.cli.options import echo
 
 
 def register(app: typer.Typer) -> None:
@@ -26,25 +26,13 @@ def register(app: typer.Typer) -> None:
         """Profile an artifact on a device: per-layer time, FLOPs, bytes, roofline bound, achieved fraction, flags."""
         import json
 
-        from edgekit.bench.profile import compare_pair, profile_artifact
-        from edgekit.bench.profile_report import profile_run_dir, render_table
-        from edgekit.devices import load_profile
+        from edgekit import api
+        from edgekit.bench.profile_report import render_table
 
-        prof_dev = load_profile(device)
-        if target.is_dir():
-            profiles = profile_run_dir(target, prof_dev, runs=runs, warmup=warmup, threads=threads, log=log)
-        else:
-            profiles = [profile_artifact(target, prof_dev, runs=runs, warmup=warmup, threads=threads)]
-            if baseline is not None:
-                base = profile_artifact(baseline, prof_dev, runs=runs, warmup=warmup, threads=threads)
-                flag = compare_pair(profiles[0], base)
-                profiles[0]["baseline"] = base["artifact"]
-                if flag:
-                    profiles[0]["flags"].append(flag)
-                profiles.append(base)
+        profiles = api.profile(target, device, baseline, runs, warmup, threads)
         if as_json:
-            typer.echo(json.dumps(profiles if len(profiles) > 1 or target.is_dir() else profiles[0], indent=2))
+            echo(json.dumps(profiles if len(profiles) > 1 or target.is_dir() else profiles[0], indent=2))
             return
         for p in profiles:
-            typer.echo(render_table(p, top) if "error" not in p else f"{p['artifact']}: FAILED {p['error']}")
-            typer.echo("")
+            echo(render_table(p, top) if "error" not in p else f"{p['artifact']}: FAILED {p['error']}")
+            echo("")

@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgekit.cli.options import OutOpt, SetOpt, log
+from edgekit.cli.options import OutOpt, SetOpt, exit_code, summary
 
 
 def register(app: typer.Typer) -> None:
@@ -23,23 +23,14 @@ def register(app: typer.Typer) -> None:
         """Run a whole recipe: train, compress, export, verify, bench, gate. Exit 1 if a gate or a target failed."""
         from edgekit import api
         from edgekit.errors import EdgekitError
-        from edgekit.report.gates import format_table
-        from edgekit.report.markdown import results_table
 
         if resume is not None:
             if set_:
                 raise EdgekitError("--set cannot be combined with --resume: the run keeps its recipe")
-            r = api.resume(resume, recipe, log=log, mlflow=mlflow)
+            r = api.resume(resume, recipe, mlflow=mlflow)
         elif recipe is None:
             raise EdgekitError("give a RECIPE, or --resume RUN_DIR")
         else:
-            r = api.run(recipe, out, overrides=set_, log=log, mlflow=mlflow)
-        typer.echo(results_table(r.report))
-        if r.report.gates:
-            typer.echo("\n" + format_table(r.report.gates))
-        typer.echo(f"\nrun folder: {r.run_dir}")
-        failed = [g for g in r.report.gates if not g.passed and g.severity == "error"]
-        if r.report.errors:
-            typer.secho(f"{len(r.report.errors)} stage(s) failed; see report.md", fg="red", err=True)
-        if failed or r.report.errors:
-            raise typer.Exit(1)
+            r = api.run(recipe, out, overrides=set_, mlflow=mlflow)
+        summary(r.report, r.run_dir)
+        exit_code(r)

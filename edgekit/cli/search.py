@@ -5,7 +5,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from edgekit.cli.options import log
+from edgekit.cli.options import echo
 
 
 def register(app: typer.Typer) -> None:
@@ -27,14 +27,14 @@ def register(app: typer.Typer) -> None:
         from edgekit.errors import EdgekitError
 
         if resume is not None:
-            summary = api.search_resume(resume, workers, log=log)
+            summary = api.search_resume(resume, workers)
         elif recipe is None:
             raise EdgekitError("give a search RECIPE, or --resume SEARCH_DIR")
         else:
-            summary = api.search(recipe, out, storage, workers, trials, study, log=log)
+            summary = api.search(recipe, out, storage, workers, trials, study)
         from edgekit.search.results import summary_text
 
-        typer.echo(summary_text(summary))
+        echo(summary_text(summary))
         if not summary["constraints_met"]:
             raise typer.Exit(1)
 
@@ -48,5 +48,5 @@ def register(app: typer.Typer) -> None:
         """Join a running search (any machine that reaches the storage) and run trials until its budget is used."""
         from edgekit import api
 
-        n = api.search_worker(storage, study, out, worker_id, log=log)
-        typer.echo(f"worker {worker_id}: ran {n} trials")
+        n = api.search_worker(storage, study, out, worker_id)
+        echo(f"worker {worker_id}: ran {n} trials")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from edgekit.console import logger
 from edgekit.report.schema import PassRecord
 
 
@@ -23,7 +24,7 @@ class PassContext:
     reference: Any = None  # the torch model before any pass (or the user's ONNX file)
     model: Any = None  # the torch model the fp32 ONNX artifact was exported from (after torch passes), if any
     reference_logits: dict[str, Any] = field(default_factory=dict)  # split name -> fp32 reference logits
-    log: Callable[[str], None] = print
+    log: Callable[[str], None] = logger("passes").info
     cache: dict[str, Any] = field(default_factory=dict)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from edgekit.config_base import Strict, Tolerance
+from edgekit.console import progress
 from edgekit.errors import PassError
 from edgekit.passes.base import Pass, PassContext
 
@@ -253,17 +254,20 @@ class StaticQuantize(Pass):
             tmp = Path(tmp)
             pre, pre_error = preprocess(src, tmp / "pre.onnx", ctx.log)
             fp32_ms = _time_session(src, x_time, threads, self.config.select_time_s) if len(combos) > 1 else None
-            for fmt, act, pc in combos:
-                cand = tmp / f"{fmt}-{act}-{'pc' if pc else 'pt'}.onnx"
-                try:
-                    row = self.build(pre, cand, fmt, act, pc, ctx)
-                    if len(combos) > 1:
-                        row["latency_ms_p50"] = _time_session(cand, x_time, threads, self.config.select_time_s)
-                except Exception as e:  # one failing candidate must not lose the others
-                    row = {"format": fmt, "activation_type": act, "per_channel": pc, "error": f"{type(e).__name__}: {e}"}
-                    first = (str(row["error"]).strip().splitlines() or [""])[0]
-                    ctx.log(f"  candidate {fmt} {act} {'per-channel' if pc else 'per-tensor'} failed: {first}")
-                rows.append(row)
+            with progress("candidate", len(combos), log=ctx.log) as bar:
+                for fmt, act, pc in combos:
+                    cand = tmp / f"{fmt}-{act}-{'pc' if pc else 'pt'}.onnx"
+                    try:
+                        row = self.build(pre, cand, fmt, act, pc, ctx)
+                        if len(combos) > 1:
+                            row["latency_ms_p50"] = _time_session(cand, x_time, threads, self.config.select_time_s)
+                    except Exception as e:  # one failing candidate must not lose the others
+                        row = {"format": fmt, "activation_type": act, "per_channel": pc,
+                               "error": f"{type(e).__name__}: {e}"}
+                        first = (str(row["error"]).strip().splitlines() or [""])[0]
+                        ctx.log(f"  candidate {fmt} {act} {'per-channel' if pc else 'per-tensor'} failed: {first}")
+                    rows.append(row)
+                    bar.update(note=cand.stem)
             ok = [r for r in rows if "_path" in r]
             if not ok:
                 raise PassError(f"quantize.static: every candidate failed: {[r['error'] for r in rows]}")
@@ -509,15 +513,9 @@ def _streamed_ranges(src: Path, x: np.ndarray, c: StaticQuantConfig, ctx: PassCo
     key = ("ranges", str(src), src.stat().st_mtime_ns, c.calibration, c.percentile, len(x))
     if key not in ctx.cache:
         kw = {"percentile": c.percentile} if c.calibration == "percentile" else {}
-        last = [0.0]
-
-        def progress(done, total, eta):
-            if time.perf_counter() - last[0] > 10 or done == total:
-                last[0] = time.perf_counter()
-                ctx.log(f"  calibrating ({c.calibration}, streamed): {done}/{total} samples"
-                        + (f", ETA {eta:.0f} s" if eta is not None and done < total else ""))
-
-        ctx.cache[key] = range_overrides(calibrate_onnx(src, x, c.calibration, progress=progress, **kw))
+        with progress(f"calibration ({c.calibration}, samples)", len(x), log=ctx.log) as bar:
+            ctx.cache[key] = range_overrides(calibrate_onnx(src, x, c.calibration,
+                                                            progress=lambda done, _t, _e: bar.update(done), **kw))
     return ctx.cache[key]
 
 

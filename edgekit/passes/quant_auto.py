@@ -23,6 +23,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from edgekit.config_base import Strict, Tolerance
+from edgekit.console import progress
 from edgekit.errors import PassError
 from edgekit.passes.base import Pass, PassContext
 from edgekit.quant.finetune import FinetuneOptions
@@ -207,27 +208,31 @@ class AutoQuantize(Pass):
             pre, pre_error = preprocess(src, tmp / "pre.onnx", ctx.log)
             rows, unit = [], None
             order = sorted(range(len(c.schemes)), key=lambda k: relative_cost(c.schemes[k]))  # stable: ties keep order
-            for n, i in enumerate(order):
-                s = c.schemes[i]
-                met = any(not r.get("misses", ["?"]) for r in rows if "_path" in r)
-                if s.adaround and met:
-                    rows.append(_skipped(s, "a cheaper scheme already meets the target; AdaRound could only add "
-                                            "fidelity the target does not ask for"))
-                    continue
-                left = self._budget_left(t_start)
-                if unit is not None and left is not None and unit * relative_cost(s) > left:
-                    rows.append(_skipped(s, f"time budget: ~{unit * relative_cost(s):.0f} s estimated, {left:.0f} s "
-                                            f"left of time_budget_s"))
-                    ctx.log(f"  [{n + 1}/{len(c.schemes)}] {s.label()}: skipped, {rows[-1]['skipped']}")
-                    continue
-                ctx.log(f"  [{n + 1}/{len(c.schemes)}] {s.label()}")
-                started = time.monotonic()
-                rows.append(self._candidate(s, pre, tmp, ctx, i))
-                if "_path" in rows[-1]:
-                    rows[-1]["misses"] = self._misses(rows[-1], ctx)
-                    unit = unit or (time.monotonic() - started) / relative_cost(s)
-                else:
-                    ctx.log(f"    failed: {rows[-1]['error']}")
+            with progress("candidate", len(order), log=ctx.log) as bar:
+                for n, i in enumerate(order):
+                    if n:
+                        bar.update(n, note=c.schemes[order[n - 1]].label())
+                    s = c.schemes[i]
+                    met = any(not r.get("misses", ["?"]) for r in rows if "_path" in r)
+                    if s.adaround and met:
+                        rows.append(_skipped(s, "a cheaper scheme already meets the target; AdaRound could only add "
+                                                "fidelity the target does not ask for"))
+                        continue
+                    left = self._budget_left(t_start)
+                    if unit is not None and left is not None and unit * relative_cost(s) > left:
+                        rows.append(_skipped(s, f"time budget: ~{unit * relative_cost(s):.0f} s estimated, {left:.0f} s "
+                                                f"left of time_budget_s"))
+                        ctx.log(f"  [{n + 1}/{len(c.schemes)}] {s.label()}: skipped, {rows[-1]['skipped']}")
+                        continue
+                    ctx.log(f"  [{n + 1}/{len(c.schemes)}] {s.label()}")
+                    started = time.monotonic()
+                    rows.append(self._candidate(s, pre, tmp, ctx, i))
+                    if "_path" in rows[-1]:
+                        rows[-1]["misses"] = self._misses(rows[-1], ctx)
+                        unit = unit or (time.monotonic() - started) / relative_cost(s)
+                    else:
+                        ctx.log(f"    failed: {rows[-1]['error']}")
+                bar.update(len(order))
             rows = [row for _, row in sorted(zip(order, rows), key=lambda p: p[0])]  # listed as the recipe has them
             ok = [r for r in rows if "_path" in r]
             if not ok:

@@ -24,6 +24,9 @@ import numpy as np
 from pydantic import Field
 
 from edgekit.config_base import Strict
+from edgekit.console import logger
+
+_log = logger("quant")
 
 
 class FinetuneOptions(Strict):
@@ -199,7 +202,7 @@ def _cosine(a, b) -> float:
 def finetune_for_int8(model, x_calib: np.ndarray, epochs: int = 8, lr: float = 1e-5, temperature: float = 1.0,
                       mse_weight: float = 1.0, batch: int = 10, holdout: float = 0.2, per_channel: bool = True,
                       saturation_safe: bool = False, bias_start: bool = True, seed: int = 0,
-                      log: Callable[[str], None] = print, deadline: float | None = None) -> FinetuneResult:
+                      log: Callable[[str], None] = _log.info, deadline: float | None = None) -> FinetuneResult:
     """Fine-tune a BN-folded copy of `model` under simulated int8 to match `model`'s logits on `x_calib`
     (starting from bias-corrected biases when `bias_start`). With `deadline` (a time.monotonic() value) no epoch
     starts that would end after it. A fine-tuning already run in this process with the same inputs is reused."""

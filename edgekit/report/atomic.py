@@ -1,4 +1,7 @@
-"""Atomic file writes: write beside the target, then rename, so a killed run never leaves half a file."""
+"""Atomic file writes: write beside the target, then rename, so a killed run never leaves half a file.
+
+The file gets the mode a plain `open()` would give (0o666 less the umask: 0644 by default), not mkstemp's 0600,
+so a report served from a shared folder can be read."""
 
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ def atomic_path(target: Path):
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, 0o666 & ~current_umask())
         os.replace(tmp_path, target)
     except OSError as e:
         if e.errno in WRITE_ERRNOS or e.errno is None:  # numpy's short write has no errno
@@ -49,6 +53,13 @@ def make_dir(path: Path) -> Path:
     except OSError as e:
         raise OutputError.from_os(e, path) from e
     return path
+
+
+def current_umask() -> int:
+    """The process umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(target: Path, text: str) -> None:

@@ -42,8 +42,10 @@ def evaluate_gates(report: Report, gates, baseline: Report | None = None, run_di
     ref_ev = _evidence(run_dir, report.reference.get("samples"), report.reference.get("samples_sha256"))
     if baseline is not None:
         out += environment_warnings(report, baseline)
+    references = fp32_references(report) if not gates.artifacts else set()
     for r in _targets(report, gates.artifacts):
         target = f"{r.artifact}@{r.device}"
+        budgeted = r.artifact not in references
         base = base_rows.get((r.artifact, r.device))
         cand_ev = _evidence(run_dir, r.samples, r.samples_sha256)
         if baseline is not None:
@@ -61,11 +63,11 @@ def evaluate_gates(report: Report, gates, baseline: Report | None = None, run_di
         if gates.min_accuracy is not None and r.accuracy is not None:
             out.append(GateResult(name="min_accuracy", target=target, value=r.accuracy, threshold=gates.min_accuracy,
                                   passed=r.accuracy >= gates.min_accuracy))
-        if gates.max_latency_p90_ms is not None and r.latency_ms is not None:
+        if gates.max_latency_p90_ms is not None and r.latency_ms is not None and budgeted:
             out.append(GateResult(name="max_latency_p90_ms", target=target, value=r.latency_ms.p90,
                                   threshold=gates.max_latency_p90_ms, passed=r.latency_ms.p90 <= gates.max_latency_p90_ms,
                                   detail=f"batch {r.batch_size}, {r.threads} threads"))
-        if gates.max_size_mb is not None and r.size_bytes is not None:
+        if gates.max_size_mb is not None and r.size_bytes is not None and budgeted:
             mb = r.size_bytes / 1e6
             out.append(GateResult(name="max_size_mb", target=target, value=mb, threshold=gates.max_size_mb,
                                   passed=mb <= gates.max_size_mb))
@@ -83,12 +85,21 @@ def evaluate_gates(report: Report, gates, baseline: Report | None = None, run_di
             out.append(metric_gate(target, r, name, thr, lower_bound=True, confidence=gates.confidence))
         for name, thr in (gates.max_metric or {}).items():
             out.append(metric_gate(target, r, name, thr, lower_bound=False, confidence=gates.confidence))
-        if gates.device_budgets:
+        if gates.device_budgets and budgeted:
             out += budget_gates(r, target)
     if not any(g.severity == "error" for g in out) and _has_any(gates):
         out.append(GateResult(name="results_present", target="run", value=float(len(report.results)), threshold=1,
                               passed=False, detail="no successful benchmark results to gate"))
     return out
+
+
+def fp32_references(report: Report) -> set[str]:
+    """fp32 artifacts kept as the reference of compressed ones: absolute budgets (latency, size, device budgets)
+    are not applied to them unless `gates.artifacts` names them; a run with only fp32 artifacts gates them all."""
+    arts = [a for a in report.artifacts if a.status == "ok"]
+    if not any(a.precision != "fp32" for a in arts):
+        return set()
+    return {a.name for a in arts if a.precision == "fp32"}
 
 
 def _accuracy_gate(target, acc, comp_acc, cand_ev, comp_ev, what, gates) -> GateResult:

@@ -10,11 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from edgekit.child_python import child_env, python_argv
+from edgekit.console import logger
 from edgekit.errors import EdgekitError, RecipeError
 from edgekit.report.atomic import atomic_write_text, make_dir
 from edgekit.search.config import SearchConfig
 from edgekit.search.space import SearchSpec, parse_search_text
 from edgekit.yaml_lines import read_yaml_text
+
+_log = logger("search")
 
 
 def load_search(path: Path, trials: int | None = None) -> tuple[SearchSpec, SearchConfig, str]:
@@ -58,7 +61,7 @@ def preflight_search(spec: SearchSpec, storage: str | None, log: Callable[[str],
 
 
 def search(recipe: Path, out_dir: Path | None = None, storage: str | None = None, workers: int = 1,
-           trials: int | None = None, study: str | None = None, log: Callable[[str], None] = print) -> dict:
+           trials: int | None = None, study: str | None = None, log: Callable[[str], None] = _log.info) -> dict:
     """Run a search from a search recipe; returns the summary (also written to the search folder)."""
     from edgekit.search.study import open_study
 
@@ -79,7 +82,7 @@ def search(recipe: Path, out_dir: Path | None = None, storage: str | None = None
     return _work(st, spec, cfg, out_dir, storage, name, workers, log)
 
 
-def resume(out_dir: Path, workers: int = 1, log: Callable[[str], None] = print) -> dict:
+def resume(out_dir: Path, workers: int = 1, log: Callable[[str], None] = _log.info) -> dict:
     """Continue a search whose process was stopped: interrupted trials are re-queued, the budget is finished."""
     from edgekit.search.study import fail_orphans, open_study
 
@@ -95,7 +98,7 @@ def resume(out_dir: Path, workers: int = 1, log: Callable[[str], None] = print) 
     return _work(st, spec, cfg, out_dir, info["storage"], info["study"], workers, log)
 
 
-def worker(storage: str, study: str, out_dir: Path, worker_id: int = 1, log: Callable[[str], None] = print) -> int:
+def worker(storage: str, study: str, out_dir: Path, worker_id: int = 1, log: Callable[[str], None] = _log.info) -> int:
     """Join a study from any machine that reaches its storage; runs trials until the budget is used."""
     from edgekit.extras import require
     from edgekit.search.study import join_study, run_worker, storage_needs

@@ -15,10 +15,13 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+from edgekit.console import logger, progress
 from edgekit.errors import EdgekitError
 from edgekit.extras import Needs
 from edgekit.search.config import Constraint, SearchConfig
 from edgekit.search.space import SearchSpec
+
+_log = logger("search")
 
 HEARTBEAT_S, GRACE_S = 5, 30
 RECIPE_ATTR, CONFIG_ATTR = "edgekit.search_recipe", "edgekit.search_config"
@@ -207,7 +210,7 @@ def make_objective(spec: SearchSpec, cfg: SearchConfig, out_dir: Path, log: Call
         log(f"search: trial {trial.number}: {shown}")
         try:
             recipe = Recipe.model_validate(spec.resolve(values))
-            run = api.run(recipe, run_dir, log=lambda m: None, on_epoch=_pruner(trial, cfg))
+            run = api.run(recipe, run_dir, log=None, on_epoch=_pruner(trial, cfg))
             row = chosen_result(run.report, cfg.artifact, cfg.device)
             m = trial_metrics(run.report, row)
             trial.set_user_attr("metrics", m)
@@ -262,11 +265,13 @@ def _pruner(trial, cfg: SearchConfig):
     return on_epoch
 
 
-def run_worker(study, spec: SearchSpec, cfg: SearchConfig, out_dir: Path, log: Callable[[str], None] = print) -> int:
+def run_worker(study, spec: SearchSpec, cfg: SearchConfig, out_dir: Path, log: Callable[[str], None] = _log.info) -> int:
     """Run trials until the study's budget is used up; returns how many this worker ran."""
     objective = make_objective(spec, cfg, out_dir, log)
     ran = 0
-    while remaining(study, cfg) > 0:
-        study.optimize(objective, n_trials=1, catch=(TrialError, Surplus))
-        ran += 1
+    with progress("trial", remaining(study, cfg), log=log) as bar:
+        while remaining(study, cfg) > 0:
+            study.optimize(objective, n_trials=1, catch=(TrialError, Surplus))
+            ran += 1
+            bar.update()
     return ran

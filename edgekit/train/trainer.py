@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from edgekit.console import progress
 from edgekit.errors import EdgekitError
 
 
@@ -113,6 +114,10 @@ def apply_freeze(model: nn.Module, freeze) -> list[str]:
     return frozen
 
 
+def _dropped(_line: str) -> None:
+    """Progress lines of a run with `train.progress: false`."""
+
+
 class Trainer:
     """Minibatch training with validation, early stopping (best weights restored) and LR schedules.
 
@@ -155,51 +160,50 @@ class Trainer:
         sched, per_batch = make_scheduler(opt, cfg, steps)
         hist = History()
         best_loss, best_state, bad_epochs = math.inf, None, 0
-        bar = _progress(cfg.epochs, cfg.progress)
-        for epoch in range(cfg.epochs):
-            if frozen and cfg.freeze.unfreeze_after is not None and epoch == cfg.freeze.unfreeze_after:
-                for p in model.parameters():
-                    p.requires_grad_(True)
-                opt = make_optimizer(model.parameters(), cfg)
-                for g in opt.param_groups:
-                    g["lr"] = g["lr"] * cfg.freeze.finetune_lr_factor
-                sched, per_batch = None, False
-                frozen = []
-            model.train()
-            total, n = 0.0, 0
-            for xb, yb in self._batches(rng):
-                opt.zero_grad(set_to_none=True)
-                loss = self.loss_fn(model, xb, yb)
-                if not torch.isfinite(loss):
-                    raise EdgekitError(f"training diverged at epoch {epoch + 1}: loss is {loss.item()}; lower the lr")
-                loss.backward()
-                if cfg.grad_clip:
-                    nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                opt.step()
-                if sched is not None and per_batch:
+        with progress("epoch", cfg.epochs, log=None if cfg.progress else _dropped) as bar:
+            for epoch in range(cfg.epochs):
+                if frozen and cfg.freeze.unfreeze_after is not None and epoch == cfg.freeze.unfreeze_after:
+                    for p in model.parameters():
+                        p.requires_grad_(True)
+                    opt = make_optimizer(model.parameters(), cfg)
+                    for g in opt.param_groups:
+                        g["lr"] = g["lr"] * cfg.freeze.finetune_lr_factor
+                    sched, per_batch = None, False
+                    frozen = []
+                model.train()
+                total, n = 0.0, 0
+                for xb, yb in self._batches(rng):
+                    opt.zero_grad(set_to_none=True)
+                    loss = self.loss_fn(model, xb, yb)
+                    if not torch.isfinite(loss):
+                        raise EdgekitError(f"training diverged at epoch {epoch + 1}: loss is {loss.item()}; lower the lr")
+                    loss.backward()
+                    if cfg.grad_clip:
+                        nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                    opt.step()
+                    if sched is not None and per_batch:
+                        sched.step()
+                    total += loss.item() * len(yb)
+                    n += len(yb)
+                if sched is not None and not per_batch:
                     sched.step()
-                total += loss.item() * len(yb)
-                n += len(yb)
-            if sched is not None and not per_batch:
-                sched.step()
-            hist.train_loss.append(total / max(n, 1))
-            hist.lr.append(opt.param_groups[0]["lr"])
-            val_loss, val_acc = self.evaluate(model, self.splits.x_val, self.splits.y_val)
-            hist.val_loss.append(val_loss)
-            hist.val_accuracy.append(val_acc)
-            bar(epoch, f"loss {hist.train_loss[-1]:.4f} val_loss {val_loss:.4f} val_acc {val_acc:.4f}")
-            if self.on_epoch is not None:
-                self.on_epoch(epoch, val_acc)
-            if cfg.early_stopping is not None and len(self.splits.y_val):
-                if val_loss < best_loss - cfg.early_stopping.min_delta:
-                    best_loss, bad_epochs, hist.best_epoch = val_loss, 0, epoch
-                    best_state = copy.deepcopy(model.state_dict())
-                else:
-                    bad_epochs += 1
-                    if bad_epochs >= cfg.early_stopping.patience:
-                        hist.stopped_early = True
-                        break
-        bar(None, "")
+                hist.train_loss.append(total / max(n, 1))
+                hist.lr.append(opt.param_groups[0]["lr"])
+                val_loss, val_acc = self.evaluate(model, self.splits.x_val, self.splits.y_val)
+                hist.val_loss.append(val_loss)
+                hist.val_accuracy.append(val_acc)
+                bar.update(epoch + 1, f"loss {hist.train_loss[-1]:.4f} val_loss {val_loss:.4f} val_acc {val_acc:.4f}")
+                if self.on_epoch is not None:
+                    self.on_epoch(epoch, val_acc)
+                if cfg.early_stopping is not None and len(self.splits.y_val):
+                    if val_loss < best_loss - cfg.early_stopping.min_delta:
+                        best_loss, bad_epochs, hist.best_epoch = val_loss, 0, epoch
+                        best_state = copy.deepcopy(model.state_dict())
+                    else:
+                        bad_epochs += 1
+                        if bad_epochs >= cfg.early_stopping.patience:
+                            hist.stopped_early = True
+                            break
         if best_state is not None:
             model.load_state_dict(best_state)
         for p in model.parameters():
@@ -221,29 +225,6 @@ class Trainer:
             correct += (out.argmax(1) == yb).sum().item()
         model.train(was_training)
         return losses / len(y), correct / len(y)
-
-
-def _progress(total: int, enabled: bool):
-    """Epoch progress on stderr: a redrawn bar on a terminal, a line every few epochs in logs."""
-    import sys
-
-    if not enabled or total == 0:
-        return lambda epoch, msg: None
-    tty = sys.stderr.isatty()
-    every = max(1, total // 5)
-
-    def show(epoch, msg):
-        if epoch is None:
-            if tty:
-                sys.stderr.write("\n")
-        elif tty:
-            done = int(20 * (epoch + 1) / total)
-            sys.stderr.write(f"\r  train [{'#' * done}{'.' * (20 - done)}] epoch {epoch + 1}/{total} {msg}")
-        elif (epoch + 1) % every == 0 or epoch + 1 == total:
-            sys.stderr.write(f"  epoch {epoch + 1}/{total} {msg}\n")
-        sys.stderr.flush()
-
-    return show
 
 
 @torch.no_grad()
