@@ -6,6 +6,8 @@ from typing import Annotated
 
 import typer
 
+from edgekit.cli.options import echo
+
 
 def register(app: typer.Typer) -> None:
     @app.command("env")
@@ -17,10 +19,10 @@ def register(app: typer.Typer) -> None:
 
         info = api.env()
         if as_json:
-            typer.echo(json.dumps(info, indent=2))
+            echo(json.dumps(info, indent=2))
             return
         for line in format_env(info):
-            typer.echo(line)
+            echo(line)
 
 
 def format_env(info: dict) -> list[str]:

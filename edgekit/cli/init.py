@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from edgekit.cli.options import echo
+
 
 def register(app: typer.Typer) -> None:
     @app.command("init")
@@ -19,5 +21,5 @@ def register(app: typer.Typer) -> None:
 
         written = api.init(folder, force=force)
         profiles = [p for p in written if p.parent.name == "devices"]
-        typer.echo(f"wrote {folder / 'quickstart.yaml'} and {len(profiles)} device profiles in {folder / 'devices'}")
-        typer.echo(f"next: cd {folder} && edgekit run quickstart.yaml   (profiles in ./devices override the shipped ones)")
+        echo(f"wrote {folder / 'quickstart.yaml'} and {len(profiles)} device profiles in {folder / 'devices'}")
+        echo(f"next: cd {folder} && edgekit run quickstart.yaml   (profiles in ./devices override the shipped ones)")
