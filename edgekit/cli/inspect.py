@@ -5,6 +5,8 @@ from typing import Annotated
 
 import typer
 
+from edgekit.cli.options import echo
+
 
 def register(app: typer.Typer) -> None:
     @app.command("inspect")
@@ -20,4 +22,4 @@ def register(app: typer.Typer) -> None:
         from edgekit.export.model_card import format_card
 
         info = api.inspect(file)
-        typer.echo(json.dumps(info, indent=2) if as_json else format_card(info))
+        echo(json.dumps(info, indent=2) if as_json else format_card(info))
