@@ -379,3 +379,16 @@ def test_user_onnx_with_honest_external_data_runs_and_its_artifact_stands_alone(
     artifact = load_onnx(confined / "run" / "artifacts" / "onnx-fp32.onnx")
     assert numpy_helper.to_array(artifact.graph.initializer[0]).shape == (64, 10)
     assert [n for n in os.listdir(confined / "run" / "artifacts") if not n.endswith(".json")] == ["onnx-fp32.onnx"]
+
+
+def test_gzip_bomb_idx_stops_at_the_limit(tmp_path, monkeypatch):
+    import gzip
+
+    from edgekit.data.fashion_mnist import read_idx
+
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    with gzip.open(path, "wb") as f:
+        f.write(b"\0\0\x08\x01" + (8 << 20).to_bytes(4, "big") + b"\0" * (8 << 20))
+    monkeypatch.setenv("EDGEKIT_MAX_DATA_BYTES", "1M")
+    with pytest.raises(DataError, match="over the 1.0 MiB limit"):
+        read_idx(path)

@@ -9,6 +9,7 @@ import numpy as np
 
 from edgekit.data.splits import Splits, make_splits
 from edgekit.errors import DataError
+from edgekit.limits import limit, over_limit
 
 DEFAULT_DIRS = (Path("/usr/share/datasets/fashion-mnist"), Path.home() / ".cache/edgekit/fashion-mnist")
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
@@ -27,11 +28,14 @@ HOW_TO_GET = (
 def read_idx(path: Path) -> np.ndarray:
     """Read one IDX file (the MNIST container format: magic, dims, then big-endian data)."""
     opener = gzip.open if path.suffix == ".gz" else open
+    cap = limit("EDGEKIT_MAX_DATA_BYTES")
     try:
         with opener(path, "rb") as f:
-            raw = f.read()
+            raw = f.read(cap + 1)  # a gzip bomb stops here
     except (OSError, EOFError) as e:
         raise DataError(f"{path}: cannot read IDX file: {e}") from e
+    if len(raw) > cap:
+        raise DataError(f"{path}: {over_limit(len(raw), 'EDGEKIT_MAX_DATA_BYTES', 'the IDX data')}")
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise DataError(f"{path}: not an IDX file (bad magic number)")
     dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
