@@ -5,20 +5,24 @@ Each limit can be raised with an environment variable (bytes or a count; suffixe
 - EDGEKIT_MAX_MODEL_BYTES (4G): an ONNX file with its external data, a TFLite file, a safetensors file, and any
   one tensor a model file declares.
 - EDGEKIT_MAX_DATA_BYTES (4G): a data file (.npz member, CSV) and any one array it declares.
+- EDGEKIT_MAX_JSON_BYTES (64M): report.json, search.json, a Hugging Face config or index.
 - EDGEKIT_MAX_YAML_BYTES (1M) and EDGEKIT_MAX_YAML_NODES (100k, aliases counted each time they are used): a recipe,
   a search recipe or a device profile.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
+from pathlib import Path
 
 from edgekit.errors import EdgekitError
 
 DEFAULTS = {
     "EDGEKIT_MAX_MODEL_BYTES": 4 << 30,
     "EDGEKIT_MAX_DATA_BYTES": 4 << 30,
+    "EDGEKIT_MAX_JSON_BYTES": 64 << 20,
     "EDGEKIT_MAX_YAML_BYTES": 1 << 20,
     "EDGEKIT_MAX_YAML_NODES": 100_000,
 }
@@ -68,3 +72,18 @@ def over_limit(nbytes: int, name: str, what: str) -> str | None:
     if nbytes > cap:
         return f"{what} is {human(nbytes)}, over the {human(cap)} limit (raise {name} to allow it)"
     return None
+
+
+def read_json(path: Path, error: type = EdgekitError):
+    """JSON from an untrusted file: refused over EDGEKIT_MAX_JSON_BYTES before reading; invalid or absurdly nested
+    JSON is `error` naming the file."""
+    path = Path(path)
+    too_big = over_limit(path.stat().st_size, "EDGEKIT_MAX_JSON_BYTES", "the file")
+    if too_big:
+        raise error(f"{path}: {too_big}")
+    try:
+        return json.loads(path.read_bytes())
+    except (ValueError, UnicodeDecodeError) as e:
+        raise error(f"{path}: not valid JSON: {e}") from None
+    except RecursionError:
+        raise error(f"{path}: JSON nested too deeply") from None

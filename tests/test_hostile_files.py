@@ -392,3 +392,18 @@ def test_gzip_bomb_idx_stops_at_the_limit(tmp_path, monkeypatch):
     monkeypatch.setenv("EDGEKIT_MAX_DATA_BYTES", "1M")
     with pytest.raises(DataError, match="over the 1.0 MiB limit"):
         read_idx(path)
+
+
+def test_run_folder_json_is_bounded_and_nesting_is_one_line(confined, monkeypatch):
+    report = confined / "run" / "report.json"
+    report.parent.mkdir()
+    report.write_text("[" * 100_000 + "]" * 100_000)
+    p = edgekit("gate", confined / "run", cwd=confined)
+    one_line_error(p, str(report), "nested too deeply")
+    report.write_text(json.dumps({"schema": "x", "pad": "y" * 4096}))
+    monkeypatch.setenv("EDGEKIT_MAX_JSON_BYTES", "1k")
+    from edgekit.errors import GateInputError
+    from edgekit.report.io import load_report
+
+    with pytest.raises(GateInputError, match="over the 1.0 KiB limit"):
+        load_report(report)

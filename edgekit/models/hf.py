@@ -4,10 +4,10 @@ loaded with transformers strictly offline and wrapped so that forward(input_ids)
 from __future__ import annotations
 
 import contextlib
-import json
 from pathlib import Path
 
 from edgekit.errors import ModelLoadError
+from edgekit.limits import read_json
 from edgekit.model_files import check_safetensors
 from edgekit.models.config import InputSpec
 from edgekit.names import contained
@@ -44,17 +44,14 @@ def check_folder(path: Path) -> Path:
     config = path / "config.json"
     if not config.is_file():
         raise ModelLoadError(f"{config}: not found (a Hugging Face model folder needs config.json)")
-    try:
-        json.loads(config.read_text())
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ModelLoadError(f"{config}: not valid JSON: {e}") from e
+    read_json(config, ModelLoadError)
     single, index = path / "model.safetensors", path / "model.safetensors.index.json"
     if single.is_file():
         check_safetensors(single)
         return single
     if index.is_file():
         try:
-            shards = sorted(set(json.loads(index.read_text())["weight_map"].values()))
+            shards = sorted(set(read_json(index, ModelLoadError)["weight_map"].values()))
         except (ValueError, KeyError, TypeError, AttributeError) as e:
             raise ModelLoadError(f"{index}: not a valid safetensors index (needs a 'weight_map'): {e}") from e
         for shard in shards:

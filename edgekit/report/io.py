@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from pydantic import ValidationError
 
 from edgekit.errors import GateInputError
+from edgekit.limits import read_json
 from edgekit.report.atomic import atomic_write_text
 from edgekit.report.schema import SCHEMA, Report
 
@@ -25,10 +25,7 @@ def load_report(path: Path) -> Report:
         path = path / "report.json"
     if not path.is_file():
         raise GateInputError(f"{path}: report not found")
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise GateInputError(f"{path}: not valid JSON: {e}") from e
+    data = read_json(path, GateInputError)
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         found = data.get("schema") if isinstance(data, dict) else type(data).__name__
         raise GateInputError(f"{path}: not an edgekit report (schema {found!r}, expected {SCHEMA!r})")

@@ -12,6 +12,7 @@ from pathlib import Path
 from edgekit.child_python import child_env, python_argv
 from edgekit.console import logger
 from edgekit.errors import EdgekitError, RecipeError
+from edgekit.limits import read_json
 from edgekit.report.atomic import atomic_write_text, make_dir
 from edgekit.search.config import SearchConfig
 from edgekit.search.space import SearchSpec, parse_search_text
@@ -90,7 +91,9 @@ def resume(out_dir: Path, workers: int = 1, log: Callable[[str], None] = _log.in
     state = out_dir / "search.json"
     if not state.is_file():
         raise EdgekitError(f"{out_dir}: not a search folder (no search.json)")
-    info = json.loads(state.read_text())
+    info = read_json(state)
+    if not isinstance(info, dict) or not all(isinstance(info.get(k), str) for k in ("storage", "study")):
+        raise EdgekitError(f"{state}: not a search state file (needs 'storage' and 'study' strings)")
     spec, cfg, text = load_search(out_dir / "search.yaml")
     preflight_search(spec, info["storage"], log)
     st = open_study(spec, cfg, info["storage"], info["study"], text)
