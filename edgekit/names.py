@@ -54,6 +54,13 @@ Name = Annotated[str, AfterValidator(_validate)]
 """A pydantic field type for a name that becomes a file or folder name."""
 
 
+def printable(value: object, limit: int = 2000) -> str:
+    """Text from an untrusted file made safe for a terminal: one line, control characters (ANSI escapes, OSC links,
+    carriage returns) shown escaped instead of acted on, cut at `limit` characters."""
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(value))
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text) - limit} more characters)"
+
+
 def contained(base: Path, rel: str | os.PathLike, what: str = "path", where: str | None = None) -> Path:
     """`base/rel`, resolved, guaranteed to lie inside `base` (no absolute paths, no '..', no symlink out).
 

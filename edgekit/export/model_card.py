@@ -156,7 +156,7 @@ def format_card(info: dict) -> str:
 
 
 def _safe(v, limit: int = 2000) -> str:
-    """One printable line: control characters escaped (a file's text must not drive the terminal), long text cut."""
-    text = str(v)
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text) - limit} more characters)"
+    """One printable line: a file's text must not drive the terminal."""
+    from edgekit.names import printable
+
+    return printable(v, limit)

@@ -33,9 +33,11 @@ def format_compare(rows: list[dict]) -> str:
     def f(v, fmt):
         return "-" if v is None else format(v, fmt)
 
+    from edgekit.names import printable
+
     lines = [("target", "in", "acc A", "acc B", "delta", "p50 A ms", "p50 B ms", "B/A", "KiB A", "KiB B")]
     for r in rows:
-        lines.append((r["target"], r["in"], f(r["accuracy_a"], ".4f"), f(r["accuracy_b"], ".4f"),
+        lines.append((printable(r["target"]), r["in"], f(r["accuracy_a"], ".4f"), f(r["accuracy_b"], ".4f"),
                       f(r.get("accuracy_delta"), "+.4f"), f(r["p50_a"], ".4f"), f(r["p50_b"], ".4f"),
                       f(r.get("p50_ratio"), ".3f"), f((r["size_a"] or 0) / 1024 if r["size_a"] else None, ".1f"),
                       f((r["size_b"] or 0) / 1024 if r["size_b"] else None, ".1f")))

@@ -287,9 +287,11 @@ def verdict(g: GateResult) -> str:
 def format_table(gates: list[GateResult]) -> str:
     if not gates:
         return "no gates configured"
+    from edgekit.names import printable
+
     rows = [("gate", "target", "value", "threshold", "result", "detail")]
     for g in gates:
-        rows.append((g.name, g.target, "-" if g.value is None else f"{g.value:.4g}", f"{g.threshold:.4g}", verdict(g),
-                     g.detail))
+        rows.append((printable(g.name), printable(g.target), "-" if g.value is None else f"{g.value:.4g}",
+                     f"{g.threshold:.4g}", verdict(g), printable(g.detail)))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]) - 1)] + [0]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)

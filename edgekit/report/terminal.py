@@ -36,6 +36,16 @@ def _quality(r: Result) -> str:
     return f"cos {cos:.4f}" if cos is not None else "-"
 
 
+def _plain(s: str):
+    """Text from a report (untrusted: it may be a tampered file) shown as is: never read as rich markup, control
+    characters escaped."""
+    from rich.text import Text
+
+    from edgekit.names import printable
+
+    return Text(printable(s))
+
+
 def results_table(report: Report):
     """artifact@device rows: size, accuracy (or fidelity), p50/p90, load and first-inference time."""
     from rich import box
@@ -52,9 +62,10 @@ def results_table(report: Report):
     for r in report.results:
         lat = r.latency_ms
         p50 = lat.p50 if lat else (r.latency_summary or {}).get("median", (r.latency_summary or {}).get("avg"))
-        row = [f"{r.artifact}@{r.device}", _size(r.size_bytes), _quality(r), _f(p50, ".3f"),
+        row = [_plain(f"{r.artifact}@{r.device}"), _size(r.size_bytes), _quality(r), _f(p50, ".3f"),
                _f(lat.p90 if lat else None, ".3f"), _f(r.load_ms, ".1f"), _f(r.first_inference_ms, ".2f")]
-        t.add_row(*row, *([r.status if r.status == "ok" else f"{r.status}: {r.error or ''}"[:80]] if failed else []))
+        status = r.status if r.status == "ok" else f"{r.status}: {r.error or ''}"[:80]
+        t.add_row(*row, *([_plain(status)] if failed else []))
     return t
 
 
@@ -69,10 +80,10 @@ def gate_matrix(gates: list[GateResult]):
     t = Table(box=box.SIMPLE_HEAD, title="gates", title_justify="left", pad_edge=False, show_edge=False)
     t.add_column("target", overflow="fold", min_width=12)
     for n in names:
-        t.add_column(gate_header(n), justify="center")
+        t.add_column(_plain(gate_header(n)), justify="center")
     for target in targets:
         row = [cells.get((target, n), "-") for n in names]
-        t.add_row(target, *[f"[red]{c}[/]" if c == "FAIL" else f"[yellow]{c}[/]" if c == "WARN" else c for c in row])
+        t.add_row(_plain(target), *[f"[red]{c}[/]" if c == "FAIL" else f"[yellow]{c}[/]" if c == "WARN" else c for c in row])
     return t
 
 
@@ -90,9 +101,11 @@ def verdict_line(report: Report) -> str:
 
 
 def _failure_lines(report: Report) -> list[str]:
-    lines = [f"  {g.name} {g.target}: {g.detail or f'{g.value} vs {g.threshold}'}"
+    from edgekit.names import printable
+
+    lines = [f"  {printable(g.name)} {printable(g.target)}: {printable(g.detail or f'{g.value} vs {g.threshold}')}"
              for g in report.gates if not g.passed and g.severity == "error"]
-    lines += [f"  {e}" for e in report.errors]
+    lines += [f"  {printable(e)}" for e in report.errors]
     return lines
 
 
