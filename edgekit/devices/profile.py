@@ -246,17 +246,3 @@ def list_profiles(extra_dir: Path | None = None) -> list[DeviceProfile]:
                 seen.add(p.stem)
                 out.append(load_profile(str(p)))
     return out
-
-
-def check_profiles(names: list[str]) -> None:
-    """Load each named profile now, so a malformed or unsafe one stops the command before anything runs. An
-    unknown name is left to the bench stage, which records it and goes on with the other devices."""
-    from edgekit.errors import DeviceError, RecipeError
-
-    for name in names:
-        try:
-            load_profile(name)
-        except DeviceError:
-            raise
-        except RecipeError:
-            pass
