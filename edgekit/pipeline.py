@@ -519,9 +519,12 @@ def stage_cross_parity(run: Run, samples: int = 256) -> None:
 def stage_bench(run: Run, devices: list[str] | None = None) -> None:
     """Every ok artifact on every device. A device that cannot be reached (or drops mid-run) gets `skipped` rows
     naming the reason; results already measured are saved as they come and the other devices still run."""
+    from edgekit.bench.cross_isa import add_cross_isa
+
     cfg = run.recipe.bench
     if cfg is None:
         return
+    outputs: dict = {}
 
     def record(row) -> None:
         run.report.results = [r for r in run.report.results if (r.artifact, r.device) != (row.artifact, row.device)]
@@ -532,11 +535,12 @@ def stage_bench(run: Run, devices: list[str] | None = None) -> None:
     arts = [a for a in run.report.artifacts if a.status == "ok"]
     with progress("bench", len(names) * len(arts), log=run.log) as bar:
         for dev in names:
-            _bench_device(run, dev, arts, cfg, record, bar)
+            _bench_device(run, dev, arts, cfg, record, bar, outputs)
+    add_cross_isa(run.report.results, outputs)
     run.save("bench")
 
 
-def _bench_device(run: Run, dev: str, arts: list[Artifact], cfg, record, bar) -> None:
+def _bench_device(run: Run, dev: str, arts: list[Artifact], cfg, record, bar, outputs: dict) -> None:
     from edgekit.bench.run import bench_artifact
     from edgekit.devices import load_profile, reachable
     from edgekit.report.schema import Result
@@ -565,7 +569,8 @@ def _bench_device(run: Run, dev: str, arts: list[Artifact], cfg, record, bar) ->
             continue
         run.log(f"bench: {art.name} on {profile.name}")
         row = bench_artifact(art, run.run_dir, run.splits.x_test, run.splits.y_test if run.splits.labelled else None,
-                             profile, cfg, keep_samples_dir=run.run_dir / "samples", reference=_reference_outputs(run))
+                             profile, cfg, keep_samples_dir=run.run_dir / "samples", reference=_reference_outputs(run),
+                             outputs_into=outputs)
         record(row)
         bar.update(note=f"{art.name}@{profile.name}")
         if row.status == "ok":

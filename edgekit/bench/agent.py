@@ -11,8 +11,10 @@ A job's `task` picks what it does: `bench` (default), `probe` (peak GEMM and mem
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import platform
 import resource
 import sys
 import time
@@ -96,6 +98,7 @@ def run_job(job: dict) -> dict:
     out["load_ms"] = (time.perf_counter() - t0) * 1e3
     out["runtime"], out["runtime_version"] = runtime.name, runtime.version()
     out["runtime_precision"] = getattr(sess, "inference_precision", None)
+    out["machine"] = platform.machine()
     bs = sess.static_batch or job["batch_size"]
     out["batch_size"] = bs
     n_batches = max(1, min(64, len(x) // bs))
@@ -171,6 +174,9 @@ def main(argv: list[str]) -> int:
     except Exception as e:  # report any failure as data: the parent turns it into a failed result row
         result = {"error": f"{type(e).__name__}: {e}"}
     result["agent_file"] = os.path.abspath(__file__)  # which copy ran (the ssh transport ships its own)
+    if job.get("return_outputs") and "error" not in result and os.path.isfile(job.get("outputs_path") or ""):
+        with open(job["outputs_path"], "rb") as f:  # a remote job sends its outputs back inside the result
+            result["outputs_npy_b64"] = base64.b64encode(f.read()).decode()
     tmp = result_path + ".tmp"
     with open(tmp, "w") as f:
         json.dump(result, f)

@@ -30,17 +30,18 @@ def resolve_threads(cfg, profile) -> int:
 
 def bench_artifact(artifact: Artifact, run_dir: Path, x_test: np.ndarray, y_test: np.ndarray | None, profile, cfg,
                    runtime: str | None = None, keep_samples_dir: Path | None = None,
-                   reference: np.ndarray | None = None) -> Result:
+                   reference: np.ndarray | None = None, outputs_into: dict | None = None) -> Result:
     """Run the bench agent for (artifact, device); a failure becomes a failed Result, never an exception.
 
-    `y_test` None means unlabelled data; `reference` (fp32 outputs on x_test) enables the fidelity metrics."""
+    `y_test` None means unlabelled data; `reference` (fp32 outputs on x_test) enables the fidelity metrics;
+    `outputs_into` collects the device's outputs under (artifact, device), for cross-ISA parity."""
     from edgekit.devices import transport
     from edgekit.model_files import check_model_file
 
     rt = runtime or runtime_name_for(artifact.format, profile.runtimes)
     threads = resolve_threads(cfg, profile)
     row = Result(artifact=artifact.name, device=profile.name, runtime=rt, batch_size=cfg.batch_size, threads=threads,
-                 size_bytes=artifact.size_bytes)
+                 size_bytes=artifact.size_bytes, emulated=True if getattr(profile, "emulated", False) else None)
     if rt not in profile.runtimes:
         row.status, row.error = "skipped", f"runtime {rt} is not listed for device {profile.name}"
         return row
@@ -88,6 +89,9 @@ def bench_artifact(artifact: Artifact, run_dir: Path, x_test: np.ndarray, y_test
     row.first_inference_ms = out["first_inference_ms"]
     row.runtime_version = out["runtime_version"]
     row.runtime_precision = out.get("runtime_precision")
+    row.machine = out.get("machine")
+    if outputs_into is not None and outputs is not None:
+        outputs_into[(artifact.name, profile.name)] = outputs
     if "predictions" in out and len(x_test):
         from edgekit.bench.metrics import compute_metrics
 

@@ -127,6 +127,8 @@ class DeviceProfile(Strict):
     peaks: Peaks = Field(default_factory=Peaks, description="datasheet figures, with their source")
     measured: MeasuredPeaks | None = Field(None, description="filled by `edgekit devices probe` (sidecar file)")
     budgets: Budgets = Field(default_factory=Budgets)
+    emulated: bool = Field(False, description="an emulated device (e.g. qemu-user): its outputs are real, its timings "
+                                              "mean nothing, so its rows stay out of latency gates and speed-ups")
 
     _path: Path | None = PrivateAttr(None)
 

@@ -13,6 +13,7 @@ folder is removed (also when the connection drops: the remote shell traps HUP).
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import shlex
@@ -85,6 +86,8 @@ def remote_script(s, job: dict) -> str:
 def pack(job: dict) -> tuple[bytes, dict]:
     """The archive to send and the job as the device sees it (file paths relative to the bench folder)."""
     remote_job = {k: v for k, v in job.items() if k != "outputs_path"}
+    if job.get("outputs_path"):
+        remote_job.update(outputs_path="outputs.npy", return_outputs=True)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for local, arc in shipped_files():
@@ -152,6 +155,7 @@ def run_agent(job: dict, timeout_s: float, profile=None) -> dict:
             raise _connection_error(s, err, f"while returning the result of {what}") from e
         if "error" in result:
             raise BenchError(f"{_where(s)}: {result['error']}")
+        _save_outputs(result.pop("outputs_npy_b64", None), job.get("outputs_path"))
         return result
     if proc.returncode == 255:
         raise _connection_error(s, err, f"during the bench of {what}")
@@ -161,6 +165,16 @@ def run_agent(job: dict, timeout_s: float, profile=None) -> dict:
     if proc.returncode in (97, 98):
         raise BenchError(f"{_where(s)}: could not create or fill a temporary folder under {s.workdir}: {err.strip()}")
     raise _connection_error(s, err or out, f"during the bench of {what} (exit {proc.returncode})")
+
+
+def _save_outputs(b64: str | None, path: str | None) -> None:
+    """The device's outputs on the test split, where the bench needs them (fidelity, cross-ISA parity). They are read
+    back with allow_pickle=False."""
+    if b64 and path:
+        try:
+            Path(path).write_bytes(base64.b64decode(b64, validate=True))
+        except (ValueError, TypeError) as e:
+            raise BenchError(f"the device returned unreadable outputs: {e}") from e
 
 
 def reachable(profile, timeout_s: float | None = None) -> str | None:

@@ -22,14 +22,19 @@ def gates_markdown(gates: list[GateResult], title: str = "edgekit gates") -> str
 
 
 def gates_junit(gates: list[GateResult], suite: str = "edgekit.gates") -> str:
-    """One <testcase> per gate; failed error-severity gates are <failure>s, warnings are <system-out>."""
+    """One <testcase> per gate; failed error-severity gates are <failure>s, warnings are <system-out>,
+    skipped gates <skipped>."""
     failures = sum(1 for g in gates if not g.passed and g.severity == "error")
-    ts = ET.Element("testsuite", name=suite, tests=str(len(gates)), failures=str(failures), errors="0", skipped="0")
+    skipped = sum(1 for g in gates if g.severity == "skipped")
+    ts = ET.Element("testsuite", name=suite, tests=str(len(gates)), failures=str(failures), errors="0",
+                    skipped=str(skipped))
     for g in gates:
         tc = ET.SubElement(ts, "testcase", classname=f"{suite}.{g.name}", name=g.target)
         msg = f"value {_num(g.value)} threshold {_num(g.threshold)}" + (f"; {g.detail}" if g.detail else "")
         if not g.passed and g.severity == "error":
             ET.SubElement(tc, "failure", message=msg, type=g.name).text = msg
+        elif g.severity == "skipped":
+            ET.SubElement(tc, "skipped", message=g.detail)
         elif g.severity == "warning" and not g.passed:
             ET.SubElement(tc, "system-out").text = f"WARNING: {msg}"
     suites = ET.Element("testsuites")

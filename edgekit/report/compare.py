@@ -23,7 +23,7 @@ def compare_rows(a: Report, b: Report) -> list[dict]:
         if ra and rb:
             if ra.accuracy is not None and rb.accuracy is not None:
                 row["accuracy_delta"] = rb.accuracy - ra.accuracy
-            if row["p50_a"] and row["p50_b"]:
+            if row["p50_a"] and row["p50_b"] and not (ra.emulated or rb.emulated):  # emulated timings mean nothing
                 row["p50_ratio"] = row["p50_b"] / row["p50_a"]
         out.append(row)
     return out

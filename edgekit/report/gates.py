@@ -63,7 +63,9 @@ def evaluate_gates(report: Report, gates, baseline: Report | None = None, run_di
         if gates.min_accuracy is not None and r.accuracy is not None:
             out.append(GateResult(name="min_accuracy", target=target, value=r.accuracy, threshold=gates.min_accuracy,
                                   passed=r.accuracy >= gates.min_accuracy))
-        if gates.max_latency_p90_ms is not None and r.latency_ms is not None and budgeted:
+        if r.emulated:
+            out += emulated_latency_skips(gates, target, baseline is not None, budgeted)
+        elif gates.max_latency_p90_ms is not None and r.latency_ms is not None and budgeted:
             out.append(GateResult(name="max_latency_p90_ms", target=target, value=r.latency_ms.p90,
                                   threshold=gates.max_latency_p90_ms, passed=r.latency_ms.p90 <= gates.max_latency_p90_ms,
                                   detail=f"batch {r.batch_size}, {r.threads} threads"))
@@ -71,7 +73,7 @@ def evaluate_gates(report: Report, gates, baseline: Report | None = None, run_di
             mb = r.size_bytes / 1e6
             out.append(GateResult(name="max_size_mb", target=target, value=mb, threshold=gates.max_size_mb,
                                   passed=mb <= gates.max_size_mb))
-        if gates.max_latency_regression is not None and baseline is not None:
+        if gates.max_latency_regression is not None and baseline is not None and not r.emulated:
             inter = (interleaved or {}).get((r.artifact, r.device))
             if inter is not None and not isinstance(inter, str):
                 out.append(_interleaved_gate(target, r, base, inter, gates))
@@ -233,7 +235,9 @@ def budget_gates(r: Result, target: str) -> list[GateResult]:
     except EdgekitError:
         return []
     out = []
-    if b.max_latency_ms is not None and r.latency_ms is not None:
+    if b.max_latency_ms is not None and r.emulated:
+        out.append(_skipped("device_budget_latency_ms", target, b.max_latency_ms))
+    elif b.max_latency_ms is not None and r.latency_ms is not None:
         out.append(GateResult(name="device_budget_latency_ms", target=target, value=r.latency_ms.p90,
                               threshold=b.max_latency_ms, passed=r.latency_ms.p90 <= b.max_latency_ms, detail="p90"))
     if b.max_size_mb is not None and r.size_bytes is not None:
@@ -242,6 +246,24 @@ def budget_gates(r: Result, target: str) -> list[GateResult]:
     if b.max_memory_mb is not None and r.peak_rss_mb is not None:
         out.append(GateResult(name="device_budget_memory_mb", target=target, value=r.peak_rss_mb,
                               threshold=b.max_memory_mb, passed=r.peak_rss_mb <= b.max_memory_mb, detail="peak RSS"))
+    return out
+
+
+EMULATED = "skipped: measured on an emulated device, whose timings mean nothing (its outputs still count)"
+
+
+def _skipped(name: str, target: str, threshold: float) -> GateResult:
+    return GateResult(name=name, target=target, value=None, threshold=threshold, passed=True, severity="skipped",
+                      detail=EMULATED)
+
+
+def emulated_latency_skips(gates, target: str, has_baseline: bool, budgeted: bool) -> list[GateResult]:
+    """The latency gates a row from an emulated device would have had, each shown as skipped."""
+    out = []
+    if gates.max_latency_p90_ms is not None and budgeted:
+        out.append(_skipped("max_latency_p90_ms", target, gates.max_latency_p90_ms))
+    if gates.max_latency_regression is not None and has_baseline:
+        out.append(_skipped("max_latency_regression", target, gates.max_latency_regression))
     return out
 
 
@@ -279,6 +301,8 @@ def _has_any(gates) -> bool:
 
 
 def verdict(g: GateResult) -> str:
+    if g.severity == "skipped":
+        return "SKIP"
     if g.severity == "warning":
         return "WARN" if not g.passed else "ok"
     return "PASS" if g.passed else "FAIL"

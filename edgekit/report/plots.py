@@ -85,7 +85,7 @@ def _latency_band(r: Result, run_dir: Path | None) -> tuple[float, float, bool]:
 
 
 def tradeoff_figure(report: Report, run_dir: Path | None = None):
-    rows = [r for r in report.results if r.status == "ok" and r.latency_ms]
+    rows = [r for r in report.results if r.status == "ok" and r.latency_ms and not r.emulated]
     ylabel, quality = _quality(rows)
     rows = [r for i, r in enumerate(rows) if i in quality]
     quality = list(quality.values())
@@ -134,7 +134,7 @@ def latency_ecdf_figure(report: Report, run_dir: Path):
 
     series = []
     for r in report.results:
-        if r.status != "ok":
+        if r.status != "ok" or r.emulated:
             continue
         ev = load_samples(run_dir, r.samples, r.samples_sha256)
         if ev is not None and "latency_ms" in ev and len(ev["latency_ms"]):

@@ -94,7 +94,13 @@ class Result(Record):
     samples_sha256: str | None = None
     metrics: dict[str, float] | None = Field(
         None, description="quality on the test split: label metrics (accuracy, top_k_accuracy, macro_f1, mse, mae) and "
-                          "fidelity to the fp32 reference (cosine, max_abs, mean_abs, top1/top_k_agreement, nn_agreement)")
+                          "fidelity to the fp32 reference (cosine, max_abs, mean_abs, top1/top_k_agreement, nn_agreement); "
+                          "on another CPU architecture, vs_host_* compare with the same file's outputs on this host")
+    machine: str | None = Field(None, description="the device's CPU architecture, as its bench agent saw it")
+    emulated: bool | None = Field(None, description="measured on an emulated device: its outputs count, its timings "
+                                                    "mean nothing (no latency gates, no speed-ups)")
+    vs_host: str | None = Field(None, description="the artifact@device row whose outputs the vs_host_* metrics compare "
+                                                  "with")
 
 
 class PassRecord(Record):
@@ -119,7 +125,8 @@ class GateResult(Record):
     threshold: float
     passed: bool
     detail: str = ""
-    severity: str = Field("error", description="'warning' gates are shown but never fail the run")
+    severity: str = Field("error", description="'warning' gates are shown but never fail the run; 'skipped' gates "
+                                               "could not apply (e.g. latency on an emulated device)")
     confidence: float | None = None
     ci: list[float] | None = Field(None, description="confidence interval of the value")
     p_value: float | None = None

@@ -131,7 +131,7 @@ def run_verdict(report: Report) -> Verdict:
     """The banner: every gate passed, FAILED with the root cause (the first error), or INCOMPLETE."""
     causes = [*report.errors, *(f"pass {p.name}: {p.error}" for p in report.passes if p.error),
               *(f"{r.artifact}@{r.device}: {r.error}" for r in report.results if r.error and r.status != "ok")]
-    hard = [g for g in report.gates if g.severity != "warning"]
+    hard = [g for g in report.gates if g.severity not in ("warning", "skipped")]
     failed = [g for g in hard if not g.passed]
     warned = [g for g in report.gates if g.severity == "warning" and not g.passed]
     tally = f"{len(hard) - len(failed)}/{len(hard)} gates passed" if hard else "no gates configured"
@@ -190,6 +190,8 @@ def fp32_reference(report: Report, r: Result) -> Result | None:
 def speedup_cell(report: Report, r: Result | None, run_dir: Path | None) -> Cell:
     """fp32 p50 / this p50, with a 95% block-bootstrap interval from the recorded latency samples when both
     files' evidence is intact; a warning when slower than fp32."""
+    if r is not None and r.emulated:
+        return Cell("emulated", True, title="timed under emulation: no speed-up is claimed")
     ref = fp32_reference(report, r) if r else None
     art = report.artifact(r.artifact) if r else None
     if ref is None and art is not None and art.precision == "fp32" and r.status == "ok":
@@ -278,7 +280,8 @@ def results_table(report: Report) -> Table:
     for r in report.results:
         lat = r.latency_ms
         rt = f"{r.runtime} ({r.runtime_precision})" if r.runtime_precision else r.runtime
-        t.add([Cell(r.artifact), Cell(r.device), Cell(rt), Cell(r.status), Cell(pct(r.accuracy), True),
+        dev = f"{r.device} (emulated {r.machine or ''})".replace(" )", ")") if r.emulated else r.device
+        t.add([Cell(r.artifact), Cell(dev), Cell(rt), Cell(r.status), Cell(pct(r.accuracy), True),
                *(Cell(num(getattr(lat, k), ".3f") if lat else "-", True) for k in ("p50", "p90", "p99", "std")),
                Cell(num(r.throughput, ".0f"), True), Cell(text(r.threads), True), Cell(size(r.size_bytes), True),
                Cell(num(r.peak_rss_mb, ".0f"), True), Cell(r.error or "")], "" if r.status == "ok" else "fail")
