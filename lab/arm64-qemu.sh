@@ -13,7 +13,7 @@
 #        Python is `qemu-aarch64-static -L ROOT ROOT/usr/bin/python3.11` (the wrapper ROOT/../python3), and write the
 #        device profile arm64-emulated.yaml (transport ssh, emulated: true) into $EDGEKIT_ARM64_PROFILES (default
 #        ./devices; the cache folder when ./devices is the edgekit checkout's link to the shipped profiles).
-# stop:  stop that sshd.
+# stop:  stop that sshd. Its keys, config and bench folder live in $EDGEKIT_ARM64_SSHD (default $EDGEKIT_ARM64_ROOT/sshd).
 #
 # No binfmt_misc registration is needed: the ssh side starts the emulator explicitly. The emulated CPU is a Cortex-A76
 # (a Raspberry Pi 5's core: NEON and dotprod, no SVE or i8mm; $EDGEKIT_ARM64_CPU picks another qemu model), and a
@@ -22,6 +22,7 @@
 set -euo pipefail
 
 CACHE=${EDGEKIT_ARM64_ROOT:-/var/cache/edgekit/arm64}
+SSH_STATE=${EDGEKIT_ARM64_SSHD:-$CACHE/sshd}
 HOST_PY=${EDGEKIT_ARM64_HOST_PYTHON:-python3}
 CPU_MODEL=${EDGEKIT_ARM64_CPU:-cortex-a76}
 QEMU=/usr/bin/qemu-aarch64-static
@@ -125,12 +126,12 @@ free_port() {
 }
 
 sshd_running() {
-    local s="$CACHE/sshd"
+    local s="$SSH_STATE"
     [ -f "$s/sshd.pid" ] && [ -f "$s/port" ] && kill -0 "$(cat "$s/sshd.pid")" 2>/dev/null
 }
 
 start_sshd() {
-    local s="$CACHE/sshd" user port
+    local s="$SSH_STATE" user port
     user=$(id -un)
     if sshd_running; then
         say "sshd already running on 127.0.0.1:$(cat "$s/port")"
@@ -173,7 +174,7 @@ EOF
 }
 
 stop_sshd() {
-    local s="$CACHE/sshd"
+    local s="$SSH_STATE"
     if sshd_running; then
         kill "$(cat "$s/sshd.pid")" && say "sshd stopped"
     fi
@@ -181,7 +182,7 @@ stop_sshd() {
 }
 
 write_profile() {
-    local s="$CACHE/sshd" dir=${EDGEKIT_ARM64_PROFILES:-./devices}
+    local s="$SSH_STATE" dir=${EDGEKIT_ARM64_PROFILES:-./devices}
     if [ -z "${EDGEKIT_ARM64_PROFILES:-}" ] && [ -L ./devices ]; then
         dir="$CACHE"  # ./devices is the edgekit checkout's link to the shipped profiles: keep them clean
     fi

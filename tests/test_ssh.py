@@ -2,6 +2,7 @@
 
 import getpass
 import os
+import platform
 import shutil
 import signal
 import socket
@@ -155,10 +156,13 @@ def test_ssh_bench_gives_the_local_schema_and_comparable_numbers(sshd, onnx_art,
 
     d, art = onnx_art
     cfg = BenchConfig(warmup=3, iterations=30, min_time_s=0.3, threads=1)
-    remote = bench_artifact(art, d, splits.x_test, splits.y_test, sshd.profile(), cfg)
-    local = bench_artifact(art, d, splits.x_test, splits.y_test, load_profile("host-cpu"), cfg)
+    outs = {}
+    remote = bench_artifact(art, d, splits.x_test, splits.y_test, sshd.profile(), cfg, outputs_into=outs)
+    local = bench_artifact(art, d, splits.x_test, splits.y_test, load_profile("host-cpu"), cfg, outputs_into=outs)
     assert remote.status == "ok", remote.error
     assert local.status == "ok", local.error
+    np.testing.assert_array_equal(outs[(art.name, "loopback-ssh")], outs[(art.name, "host-cpu")])  # came back over ssh
+    assert remote.machine == local.machine == platform.machine() and not remote.emulated
     filled = {k for k, v in local.model_dump().items() if v is not None} - {"device", "duration_s"}
     assert filled <= {k for k, v in remote.model_dump().items() if v is not None}  # same fields measured
     assert remote.accuracy == local.accuracy and remote.test_samples == local.test_samples
