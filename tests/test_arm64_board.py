@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree as ET
 
 import pytest
 from helpers import write_recipe
@@ -75,17 +76,19 @@ def test_artifacts_run_on_arm_kernels_with_cross_isa_parity(board):
         assert abs(r["accuracy"] - host[name]["accuracy"]) <= 0.02
     assert arm["onnx-fp32"]["metrics"]["vs_host_max_abs"] < 1e-3  # fp32 kernels differ only in rounding
 
-    p = edgekit("gate", board / "run", cwd=board)
+    p = edgekit("gate", board / "run", "--junit", board / "gates.xml", cwd=board)
     assert p.returncode == 0, (p.stdout + p.stderr)[-3000:]
-    lines = p.stdout.splitlines()
-    lat = [x for x in lines if x.startswith("max_latency_p90_ms")]
+    cases = {(c.get("classname").rsplit(".", 1)[-1], c.get("name")): c
+             for c in ET.parse(board / "gates.xml").iter("testcase")}
+    lat = {t for g, t in cases if g == "max_latency_p90_ms"}
     for name in arm:  # latency gates skip the emulated rows; accuracy gates still judge them
-        acc = [x for x in lines if x.startswith("max_accuracy_drop") and f"{name}@arm64-emulated" in x]
-        assert len(acc) == 1 and " PASS " in acc[0], lines
-        on_host = [x for x in lat if f"{name}@host-cpu" in x]
-        on_arm = [x for x in lat if f"{name}@arm64-emulated" in x]
-        assert len(on_arm) == len(on_host) and all(" PASS " in x for x in on_host), lines
-        assert all(" SKIP " in x and "emulated device" in x for x in on_arm), lines
-    assert any("@arm64-emulated" in x for x in lat), lines
+        acc = cases[("max_accuracy_drop", f"{name}@arm64-emulated")]
+        assert acc.find("failure") is None and acc.find("skipped") is None
+        assert (f"{name}@host-cpu" in lat) == (f"{name}@arm64-emulated" in lat)
+        if f"{name}@arm64-emulated" in lat:
+            assert cases[("max_latency_p90_ms", f"{name}@host-cpu")].find("skipped") is None
+            skipped = cases[("max_latency_p90_ms", f"{name}@arm64-emulated")].find("skipped")
+            assert skipped is not None and "emulated device" in skipped.get("message")
+    assert any(t.endswith("@arm64-emulated") for t in lat)
     md = (board / "run" / "report.md").read_text()
     assert "vs_host_cosine" in md and "| emulated |" in md
