@@ -219,16 +219,31 @@ def gate(report_path: Path, baseline_path: Path | str | None = None, gates: Gate
     return results, gates_passed(results)
 
 
-def compare(run_a: Path, run_b: Path, html: Path | None = None) -> list[dict]:
-    """Row-by-row differences (artifact@device) between two runs; `html` also writes a self-contained page."""
+def compare(run_a: Path, run_b: Path, html: Path | None = None, timing: str = "interleaved",
+            log: LogTarget = True) -> list[dict]:
+    """Row-by-row differences (artifact@device) between two runs (run folders or report.json files).
+
+    `timing="interleaved"` also times A's and B's artifact files now, alternating in one process on the device (as
+    the gate's latency-regression check does), for a p50 ratio B/A with its 95% confidence interval where both
+    files exist (`rows[].interleaved`, or why not in `rows[].interleaved_note`); "recorded" only divides the
+    latencies the runs recorded. `html` also writes a self-contained page."""
     from edgekit.report.atomic import atomic_write_text
     from edgekit.report.compare import compare_html, compare_rows
     from edgekit.report.io import load_report, report_dir
 
+    if timing not in ("interleaved", "recorded"):
+        raise EdgekitError(f"timing must be 'interleaved' or 'recorded', not {timing!r}")
     a, b = load_report(run_a), load_report(run_b)
-    rows = compare_rows(a, b)
+    dir_a, dir_b = report_dir(run_a), report_dir(run_b)
+    interleaved = None
+    if timing == "interleaved":
+        from edgekit.bench.interleaved import interleave_targets
+
+        with output(log):
+            interleaved = interleave_targets(b, dir_b, a, dir_a)
+    rows = compare_rows(a, b, interleaved)
     if html:
-        atomic_write_text(html, compare_html(a, b, report_dir(run_a), report_dir(run_b), rows))
+        atomic_write_text(html, compare_html(a, b, dir_a, dir_b, rows))
     return rows
 
 

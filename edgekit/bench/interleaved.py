@@ -86,7 +86,7 @@ def interleave_targets(report, run_dir: Path, baseline, baseline_dir: Path, only
                 raise EdgekitError(f"device unreachable: {why}")
             if x is None:
                 x, cfg = _candidate_inputs(report)
-            log(f"gate: timing {r.artifact} baseline and candidate interleaved on {r.device}")
+            log(f"timing {r.artifact} of both runs interleaved on {r.device}")
             cfg = cfg.model_copy(update={"batch_size": r.batch_size or cfg.batch_size})
             out[key] = bench_interleaved(Side(paths[1], base.runtime, base.threads),
                                          Side(paths[0], r.runtime, r.threads), x, profile, cfg)

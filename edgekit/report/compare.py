@@ -1,4 +1,5 @@
-"""Difference between two runs, row by row (artifact@device): accuracy, latency, size."""
+"""Difference between two runs, row by row (artifact@device): accuracy, latency, size, and the p50 ratio B/A
+both as recorded and, where both runs' files exist, timed interleaved now with its confidence interval."""
 
 from __future__ import annotations
 
@@ -8,7 +9,12 @@ from edgekit.report.schema import Report
 from edgekit.report.summary import Cell, Table, is_number, num, pct, size, text
 
 
-def compare_rows(a: Report, b: Report) -> list[dict]:
+def compare_rows(a: Report, b: Report, interleaved: dict | None = None, confidence: float = 0.95) -> list[dict]:
+    """One dict per artifact@device of either run. `interleaved` maps (artifact, device) to an interleaved timing of
+    A's and B's files (bench/interleaved.py, A as baseline) or to why there is none; its p50 ratio B/A and
+    `confidence` interval go into `interleaved` (or the reason into `interleaved_note`)."""
+    from edgekit.report.significance import interleaved_latency_ratio
+
     rows_a = {(r.artifact, r.device): r for r in a.results if r.status == "ok"}
     rows_b = {(r.artifact, r.device): r for r in b.results if r.status == "ok"}
     out = []
@@ -25,8 +31,39 @@ def compare_rows(a: Report, b: Report) -> list[dict]:
                 row["accuracy_delta"] = rb.accuracy - ra.accuracy
             if row["p50_a"] and row["p50_b"] and not (ra.emulated or rb.emulated):  # emulated timings mean nothing
                 row["p50_ratio"] = row["p50_b"] / row["p50_a"]
+        inter = (interleaved or {}).get(key)
+        if isinstance(inter, str):
+            row["interleaved_note"] = inter
+        elif inter is not None:
+            st = interleaved_latency_ratio(inter.base_ms, inter.cand_ms, inter.per_round, percentile=50,
+                                           confidence=confidence)
+            row["interleaved"] = {**st, "device": inter.device, "per_round": inter.per_round}
         out.append(row)
     return out
+
+
+def interleaved_text(r: dict) -> str:
+    """`1.001 [0.998, 1.004]`, or `-` when the row was not timed interleaved."""
+    st = r.get("interleaved")
+    return f"{st['ratio']:.3f} [{st['ci_low']:.3f}, {st['ci_high']:.3f}]" if st else "-"
+
+
+def _verdict(st: dict) -> str:
+    return ("B slower" if st["ci_low"] > 1 else "B faster" if st["ci_high"] < 1 else "no significant change")
+
+
+def compare_notes(rows: list[dict]) -> list[str]:
+    """One line per row: what its interleaved ratio means, or why it has none."""
+    notes = []
+    for r in rows:
+        st = r.get("interleaved")
+        if st:
+            notes.append(f"{r['target']}: {_verdict(st)} (p50 {st['cand']:.4f} ms vs {st['base']:.4f} ms, "
+                         f"{st['rounds']} interleaved rounds x {st['per_round']} runs on {st['device']}, "
+                         f"{st['confidence']:.0%} CI)")
+        elif r.get("interleaved_note"):
+            notes.append(f"{r['target']}: not timed interleaved: {r['interleaved_note']}")
+    return notes
 
 
 def format_compare(rows: list[dict]) -> str:
@@ -35,29 +72,39 @@ def format_compare(rows: list[dict]) -> str:
 
     from edgekit.names import printable
 
-    lines = [("target", "in", "acc A", "acc B", "delta", "p50 A ms", "p50 B ms", "B/A", "KiB A", "KiB B")]
+    lines = [("target", "in", "acc A", "acc B", "delta", "p50 A ms", "p50 B ms", "B/A rec", "B/A now [95% CI]",
+              "KiB A", "KiB B")]
     for r in rows:
         lines.append((printable(r["target"]), r["in"], f(r["accuracy_a"], ".4f"), f(r["accuracy_b"], ".4f"),
                       f(r.get("accuracy_delta"), "+.4f"), f(r["p50_a"], ".4f"), f(r["p50_b"], ".4f"),
-                      f(r.get("p50_ratio"), ".3f"), f((r["size_a"] or 0) / 1024 if r["size_a"] else None, ".1f"),
+                      f(r.get("p50_ratio"), ".3f"), interleaved_text(r),
+                      f((r["size_a"] or 0) / 1024 if r["size_a"] else None, ".1f"),
                       f((r["size_b"] or 0) / 1024 if r["size_b"] else None, ".1f")))
     widths = [max(len(x[i]) for x in lines) for i in range(len(lines[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(x, widths)).rstrip() for x in lines)
+    table = "\n".join("  ".join(c.ljust(w) for c, w in zip(x, widths)).rstrip() for x in lines)
+    notes = compare_notes(rows)
+    legend = ("B/A rec: the p50 latencies recorded in the two runs divided; B/A now: both files timed interleaved "
+              "now, with the ratio's confidence interval (an interval holding 1.000 is noise)")
+    return "\n".join([table, "", legend, *map(printable, notes)]) if notes or any(r.get("p50_ratio") for r in rows) \
+        else table
 
 
 def compare_table(rows: list[dict]) -> Table:
     t = Table([Cell("target"), Cell("in"), Cell("accuracy A", True), Cell("accuracy B", True), Cell("Δ accuracy", True),
-               Cell("p50 A ms", True), Cell("p50 B ms", True), Cell("p50 B/A", True), Cell("size A", True),
-               Cell("size B", True)],
-              caption="p50 B/A divides latencies recorded in two separate runs, possibly hours and machines apart: "
-                      "differences of tens of percent can be noise. `edgekit gate B --baseline A` times both files "
-                      "interleaved and gives the ratio with its confidence interval.")
+               Cell("p50 A ms", True), Cell("p50 B ms", True), Cell("p50 B/A recorded", True),
+               Cell("p50 B/A interleaved [95% CI]", True), Cell("size A", True), Cell("size B", True)],
+              caption="p50 B/A recorded divides latencies recorded in two separate runs, possibly hours and machines "
+                      "apart: differences of tens of percent can be noise. p50 B/A interleaved times both files now, "
+                      "alternating rounds in one process on the device (as `edgekit gate --baseline` does), with the "
+                      "ratio's confidence interval: an interval holding 1 means no measurable difference.")
     for r in rows:
-        d = r.get("accuracy_delta")
+        d, st = r.get("accuracy_delta"), r.get("interleaved")
+        cls = "" if not st else "warn" if st["ci_low"] > 1 else "pass" if st["ci_high"] < 1 else ""
         t.add([Cell(text(r["target"])), Cell(text(r["in"])), Cell(pct(r["accuracy_a"]), True),
                Cell(pct(r["accuracy_b"]), True), Cell(num(d * 100, "+.2f", "pp") if is_number(d) else "-", True),
                Cell(num(r["p50_a"], ".4f"), True), Cell(num(r["p50_b"], ".4f"), True),
-               Cell(num(r.get("p50_ratio"), ".3f", "×"), True), Cell(size(r["size_a"]), True),
+               Cell(num(r.get("p50_ratio"), ".3f", "×"), True),
+               Cell(interleaved_text(r), True, cls, r.get("interleaved_note", "")), Cell(size(r["size_a"]), True),
                Cell(size(r["size_b"]), True)])
     return t
 
@@ -74,7 +121,7 @@ def compare_html(a: Report, b: Report, dir_a: Path, dir_b: Path, rows: list[dict
     runs = Table([Cell("run"), Cell("folder"), Cell("recipe"), Cell("created"), Cell("status")])
     for tag, rep, d in (("A", a, dir_a), ("B", b, dir_b)):
         runs.add([Cell(tag), Cell(str(d)), Cell(rep.recipe_name), Cell(rep.created), Cell(rep.status)])
-    return render_template("compare.html.j2", runs=runs, rows=compare_table(rows),
+    return render_template("compare.html.j2", runs=runs, rows=compare_table(rows), notes=compare_notes(rows),
                            plot=embedded(plot, "latency ECDF, A dashed, B solid") if plot else None)
 
 
