@@ -34,10 +34,12 @@ def as_recipe(recipe: Recipe | dict | str | Path, overrides: list[str] | None = 
 
 
 def run(recipe: Recipe | dict | str | Path, out_dir: Path | None = None, overrides: list[str] | None = None,
-        log: LogTarget = True, on_epoch: Callable[[int, float], None] | None = None, mlflow: bool | None = None):
+        log: LogTarget = True, on_epoch: Callable[[int, float], None] | None = None, mlflow: bool | None = None,
+        force: bool = False):
     """Everything the recipe asks for; returns the pipeline Run (`.report`, `.run_dir`). `on_epoch(epoch,
     val_accuracy)` is called after each training epoch and may raise to stop the run (a search pruning a trial).
-    `mlflow`: log the run to MLflow (None: when MLFLOW_TRACKING_URI is set)."""
+    `mlflow`: log the run to MLflow (None: when MLFLOW_TRACKING_URI is set). An `out_dir` that holds anything is
+    refused unless `force` (which replaces a run folder there)."""
     from edgekit.pipeline import new_run, run_stages
     from edgekit.report.tracking import tracking_wanted
 
@@ -45,7 +47,7 @@ def run(recipe: Recipe | dict | str | Path, out_dir: Path | None = None, overrid
     with output(log):
         check_recipe(recipe, _notes)
         track = tracking_wanted(mlflow, _tracking_log.warning)
-        r = new_run(recipe, out_dir)
+        r = new_run(recipe, out_dir, force=force)
         r.on_epoch = on_epoch
         with run_log(r.run_dir):
             return _tracked(run_stages(r), track)
@@ -104,10 +106,11 @@ def train(recipe: Recipe | dict | str | Path, out_dir: Path | None = None, overr
         check_recipe(recipe, _notes, passes=False, export=False, bench=False)
         r = p.new_run(recipe, out_dir)
         with run_log(r.run_dir):
-            p.stage_data(r)
-            p.stage_model(r)
-            p.stage_train(r)
-            p.finish(r)
+            with p.recording(r):
+                p.stage_data(r)
+                p.stage_model(r)
+                p.stage_train(r)
+                p.finish(r)
         return r
 
 
@@ -122,28 +125,35 @@ def export(recipe: Recipe | dict | str | Path, checkpoint: Path | None = None, f
         check_recipe(recipe, _notes, passes=compress, formats=formats, bench=False)
         r = p.new_run(recipe, out_dir)
         with run_log(r.run_dir):
-            p.stage_data(r)
-            p.stage_model(r, checkpoint)
-            if checkpoint is None:
-                p.stage_train(r)
-            p.stage_reference(r)
-            if compress:
-                p.stage_torch_passes(r)
-            p.stage_export(r, formats)
-            if compress:
-                p.stage_onnx_passes(r)
-            p.stage_cross_parity(r)
-            p.finish(r)
+            with p.recording(r):
+                p.stage_data(r)
+                p.stage_model(r, checkpoint)
+                if checkpoint is None:
+                    p.stage_train(r)
+                p.stage_reference(r)
+                if compress:
+                    p.stage_torch_passes(r)
+                p.stage_export(r, formats)
+                if compress:
+                    p.stage_onnx_passes(r)
+                p.stage_cross_parity(r)
+                p.finish(r)
         return r
 
 
 def bench(run_dir: Path, devices: list[str] | None = None, log: LogTarget = True, **overrides):
     """Benchmark every artifact of an existing run folder (on its recipe's devices, or `devices`); keyword
-    arguments override the recipe's `bench` settings (threads, iterations, min_time_s, batch_size ...)."""
+    arguments override the recipe's `bench` settings (threads, iterations, min_time_s, batch_size ...). The folder
+    is checked first: artifacts inside it with the sha256 its report recorded, and no planted symlink."""
     from edgekit import pipeline as p
+    from edgekit.export.artifact import verify_artifacts
     from edgekit.report.io import load_report
+    from edgekit.report.run_folder import refuse_symlinks
 
     run_dir = Path(run_dir)
+    report = load_report(run_dir)
+    refuse_symlinks(run_dir)
+    verify_artifacts(report, run_dir, require=True)
     recipe = load_recipe(run_dir / "recipe.yaml")
     if recipe.bench is None:
         from edgekit.bench.config import BenchConfig
@@ -154,8 +164,8 @@ def bench(run_dir: Path, devices: list[str] | None = None, log: LogTarget = True
             setattr(recipe.bench, k, v)
     with output(log):
         check_recipe(recipe, _notes, model=False, passes=False, export=False, devices=devices)
-        r = p.Run(recipe, run_dir, load_report(run_dir))
-        with run_log(r.run_dir):
+        r = p.Run(recipe, run_dir, report)
+        with run_log(r.run_dir), p.recording(r):
             p.stage_data(r)
             p.stage_bench(r, devices)
             p.finish(r)
@@ -171,20 +181,23 @@ def gate(report_path: Path, baseline_path: Path | str | None = None, gates: Gate
     `baseline_path` is a report.json, a run folder, or the name of a baseline saved with `baseline_save`. A
     latency-regression gate times baseline and candidate artifacts interleaved now (`gates.latency_comparison`).
     `if_missing="warn"`: a baseline that does not exist yet (a first CI run) adds a warning row and the gates that
-    need no baseline still apply; "fail" raises GateInputError (exit 2).
+    need no baseline still apply; "fail" raises GateInputError (exit 2). A run (or baseline) that did not complete
+    fails; an artifact file that differs from its report is an error (exit 2).
     `markdown`/`junit` write those summaries; `step_summary` appends the Markdown to $GITHUB_STEP_SUMMARY."""
     import os
 
+    from edgekit.export.artifact import verify_artifacts
     from edgekit.report.atomic import atomic_write_text
     from edgekit.report.baselines import baseline_exists, resolve_baseline
     from edgekit.report.ci_outputs import gates_junit, gates_markdown
-    from edgekit.report.gates import evaluate_gates, gates_passed
+    from edgekit.report.gates import evaluate_gates, gates_passed, status_gates
     from edgekit.report.io import load_report, report_dir
     from edgekit.report.schema import GateResult
 
     if if_missing not in ("fail", "warn"):
         raise EdgekitError(f"if_missing must be 'fail' or 'warn', not {if_missing!r}")
     report = load_report(report_path)
+    verify_artifacts(report, report_dir(report_path))
     if not isinstance(gates, GatesConfig):
         own = GatesConfig.model_validate(report.recipe.get("gates", {})).model_dump()
         gates = GatesConfig.model_validate({**own, **{k: v for k, v in (gates or {}).items() if v is not None}})
@@ -200,14 +213,16 @@ def gate(report_path: Path, baseline_path: Path | str | None = None, gates: Gate
         if baseline_path is not None:
             found = resolve_baseline(baseline_path)
             baseline, baseline_dir = load_report(found), report_dir(found)
+            verify_artifacts(baseline, baseline_dir)
         interleaved = None
         if baseline is not None and gates.max_latency_regression is not None \
                 and gates.latency_comparison == "interleaved":
             from edgekit.bench.interleaved import interleave_targets
 
             interleaved = interleave_targets(report, report_dir(report_path), baseline, baseline_dir, gates.artifacts)
-        results = missing + evaluate_gates(report, gates, baseline, run_dir=report_dir(report_path),
-                                           baseline_dir=baseline_dir, interleaved=interleaved)
+        results = missing + status_gates(report, baseline) + evaluate_gates(
+            report, gates, baseline, run_dir=report_dir(report_path), baseline_dir=baseline_dir,
+            interleaved=interleaved)
     md = gates_markdown(results, f"edgekit gates: {report.recipe_name}")
     if markdown:
         atomic_write_text(markdown, md)
@@ -228,12 +243,12 @@ def compare(run_a: Path, run_b: Path, html: Path | None = None, timing: str = "i
     files exist (`rows[].interleaved`, or why not in `rows[].interleaved_note`); "recorded" only divides the
     latencies the runs recorded. `html` also writes a self-contained page."""
     from edgekit.report.atomic import atomic_write_text
-    from edgekit.report.compare import compare_html, compare_rows
-    from edgekit.report.io import load_report, report_dir
+    from edgekit.report.compare import compare_html, compare_rows, load_compared
+    from edgekit.report.io import report_dir
 
     if timing not in ("interleaved", "recorded"):
         raise EdgekitError(f"timing must be 'interleaved' or 'recorded', not {timing!r}")
-    a, b = load_report(run_a), load_report(run_b)
+    a, b = load_compared(run_a), load_compared(run_b)
     dir_a, dir_b = report_dir(run_a), report_dir(run_b)
     interleaved = None
     if timing == "interleaved":

@@ -94,3 +94,7 @@ class PreflightError(EdgekitError):
         where = f"{source}: " if source else ""
         super().__init__(where + ("; ".join(problems) if len(problems) == 1 else
                                   f"{len(problems)} problems before any work: " + "; ".join(problems)))
+
+
+class RunFolderError(EdgekitError):
+    """A run folder cannot be used as asked: `--out` already holds a run, or the folder was altered."""

@@ -6,6 +6,7 @@ recorded and the others go on.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import shutil
 import time
@@ -38,6 +39,7 @@ class Run:
     reused: set[str] = field(default_factory=set)  # artifact names taken over from `previous`
     on_epoch: Callable[[int, float], None] | None = None  # training progress hook (search pruning)
     mlflow_run_id: str | None = None  # set when the run was logged to MLflow
+    stage: str = ""  # the stage running now, named when the run fails or is interrupted
 
     def save(self, stage: str | None = None) -> None:
         from edgekit.report.io import save_report
@@ -62,13 +64,23 @@ def _fresh_report(recipe: Recipe) -> Report:
     )
 
 
-def new_run(recipe: Recipe, out_dir: Path | None = None, log: Callable[[str], None] = _log.info) -> Run:
+def new_run(recipe: Recipe, out_dir: Path | None = None, log: Callable[[str], None] = _log.info,
+            force: bool = False) -> Run:
+    """A new run folder: `out_dir` must be absent or empty (or, with `force`, a run folder that is replaced)."""
+    from edgekit.names import safe_target
     from edgekit.report.atomic import atomic_write_text, make_dir
+    from edgekit.report.run_folder import prepare_new
 
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(out_dir) if out_dir else Path(recipe.output_dir) / f"{recipe.name}-{stamp}"
-    make_dir(make_dir(run_dir) / "artifacts")
-    atomic_write_text(run_dir / "recipe.yaml", recipe.to_yaml())
+    if out_dir is None:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out_dir = Path(recipe.output_dir) / f"{recipe.name}-{stamp}"
+        n = 1
+        while out_dir.exists():  # two runs started in the same second
+            n += 1
+            out_dir = Path(recipe.output_dir) / f"{recipe.name}-{stamp}-{n}"
+    run_dir = prepare_new(Path(out_dir), force)
+    make_dir(run_dir / "artifacts")
+    atomic_write_text(safe_target(run_dir, "recipe.yaml"), recipe.to_yaml())
     run = Run(recipe, run_dir, _fresh_report(recipe), log)
     run.save()
     return run
@@ -77,11 +89,17 @@ def new_run(recipe: Recipe, out_dir: Path | None = None, log: Callable[[str], No
 def resume_run(run_dir: Path, recipe: Recipe | None = None, log: Callable[[str], None] = _log.info) -> Run:
     """Reopen an interrupted run folder: finished stages whose inputs are unchanged are reused (the data by its
     content fingerprint, the checkpoint and every artifact by their sha256), the rest runs again."""
-    from edgekit.errors import RecipeError
+    from edgekit.errors import RecipeError, RunFolderError
     from edgekit.recipe import load_recipe
     from edgekit.report.io import load_report
+    from edgekit.report.run_folder import remove_symlinks
 
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise RunFolderError(f"--resume {run_dir}: not a folder")
+    if (run_dir / "recipe.yaml").is_symlink():
+        raise RunFolderError(f"--resume {run_dir}: recipe.yaml is a symlink; edgekit never writes one")
+    remove_symlinks(run_dir, log)
     stored = load_recipe(run_dir / "recipe.yaml")
     if recipe is not None and recipe.sha256() != stored.sha256():
         raise RecipeError("differs from the recipe this run was started with; start a new run instead",
@@ -99,14 +117,19 @@ def resume_run(run_dir: Path, recipe: Recipe | None = None, log: Callable[[str],
 
 
 def _reusable(run: Run, name: str) -> Artifact | None:
-    """The previous run's artifact `name`, if it finished and its file is intact."""
-    from edgekit.export.artifact import artifact_path, file_sha256
+    """The previous run's artifact `name`, if it finished and its file, inside the run folder, still has the
+    sha256 the report recorded; otherwise it is made again."""
+    from edgekit.export.artifact import mismatch
 
     prev = run.previous.artifact(name) if run.previous else None
     if prev is None or prev.status != "ok" or not prev.path:
         return None
-    path = artifact_path(run.run_dir, prev)
-    if not path.is_file() or file_sha256(path) != prev.sha256:
+    try:
+        why = mismatch(run.run_dir, prev)
+    except EdgekitError as e:
+        why = str(e)
+    if why:
+        run.log(f"  {name} is not reused: {why}")
         return None
     run.reused.add(name)
     return prev
@@ -171,27 +194,36 @@ def stage_train(run: Run) -> None:
 
         raise DataError(f"{run.splits.source}: the data has no labels to train on; remove `train` (or set "
                         f"train.epochs: 0) to measure the model's fidelity only")
-    ckpt_path = run.run_dir / "model.safetensors"
+    from edgekit.export.artifact import file_sha256
+    from edgekit.names import safe_target
+
+    ckpt_path = safe_target(run.run_dir, "model.safetensors", what="checkpoint")
     prev = run.previous
     if prev is not None and "train" in prev.stages_done and prev.training and ckpt_path.is_file():
-        from edgekit.models.checkpoint import apply_state_dict, load_state_dict
+        recorded = prev.training.get("checkpoint_sha256")
+        if recorded and file_sha256(ckpt_path) == recorded:
+            from edgekit.models.checkpoint import apply_state_dict, load_state_dict
 
-        apply_state_dict(run.model, load_state_dict(ckpt_path), ckpt_path)
-        run.model.eval()
-        run.report.training = prev.training
-        run.log("train: reused the interrupted run's checkpoint")
-        run.save("train")
-        return
+            apply_state_dict(run.model, load_state_dict(ckpt_path), ckpt_path)
+            run.model.eval()
+            run.report.training = prev.training
+            run.log("train: reused the interrupted run's checkpoint")
+            run.save("train")
+            return
+        why = "does not match the sha256 report.json recorded" if recorded else "has no sha256 in report.json"
+        run.log(f"train: model.safetensors {why}: training again, and nothing made from the old weights is reused")
+        run.previous = None
     run.log(f"train: {cfg.epochs} epochs, {cfg.optimizer.name} lr {cfg.optimizer.lr}")
     t0 = time.perf_counter()
     trainer = Trainer(cfg, run.splits, seed=run.recipe.seed, on_epoch=run.on_epoch)
     hist = trainer.fit(run.model)
     test_loss, test_acc = trainer.evaluate(run.model, run.splits.x_test, run.splits.y_test)
-    ckpt = save_checkpoint(run.model, run.run_dir / "model.safetensors",
+    ckpt = save_checkpoint(run.model, ckpt_path,
                            {"model": run.recipe.model.model_dump(mode="json"), "input_shape": list(run.splits.input_shape),
                             "num_classes": run.splits.num_classes})
     run.report.training = {**hist.as_dict(), "test_loss": test_loss, "test_accuracy": test_acc,
-                           "duration_s": time.perf_counter() - t0, "checkpoint": ckpt.name}
+                           "duration_s": time.perf_counter() - t0, "checkpoint": ckpt.name,
+                           "checkpoint_sha256": file_sha256(ckpt)}
     run.log(f"  test accuracy {test_acc:.4f} ({time.perf_counter() - t0:.1f} s"
             + (", stopped early" if hist.stopped_early else "") + ")")
     run.save("train")
@@ -222,8 +254,10 @@ def stage_reference(run: Run) -> None:
     run.reference_logits["original_test"] = run.reference_logits["test"]  # bench fidelity metrics compare with it
     preds = run.reference_logits["test"].argmax(1)
     acc = float((preds == s.y_test).mean()) if s.labelled else None
-    _, digest = save_samples(run.run_dir / "samples" / "reference.npz", preds, s.y_test)
-    outputs_digest = _save_outputs(run.run_dir / REFERENCE_OUTPUTS, run.reference_logits["test"])
+    from edgekit.names import safe_target
+
+    _, digest = save_samples(safe_target(run.run_dir, "samples/reference.npz"), preds, s.y_test)
+    outputs_digest = _save_outputs(safe_target(run.run_dir, REFERENCE_OUTPUTS), run.reference_logits["test"])
     run.report.reference = {"source": source, "accuracy": acc, "test_samples": int(len(s.y_test)),
                             "samples": "samples/reference.npz", "samples_sha256": digest,
                             "outputs": REFERENCE_OUTPUTS, "outputs_sha256": outputs_digest}
@@ -252,11 +286,13 @@ def _reference_outputs(run: Run):
 
     from edgekit.array_files import check_array_file
     from edgekit.export.artifact import file_sha256
+    from edgekit.names import contained
 
     if "original_test" in run.reference_logits:
         return run.reference_logits["original_test"]
     ref = run.report.reference
-    path = run.run_dir / ref.get("outputs", REFERENCE_OUTPUTS)
+    path = contained(run.run_dir, ref.get("outputs") or REFERENCE_OUTPUTS, what="reference.outputs",
+                     where=str(run.run_dir / "report.json"))
     if not path.is_file() or (ref.get("outputs_sha256") and file_sha256(path) != ref["outputs_sha256"]):
         return None
     check_array_file(path, ArtifactError)
@@ -375,12 +411,12 @@ def _copy_user_onnx(src: Path, proto, dst: Path) -> None:
 
 def stage_export(run: Run, formats: set[str] | None = None) -> None:
     from edgekit.export import SUFFIX, get_exporter
-    from edgekit.export.artifact import describe
+    from edgekit.export.artifact import artifact_target, describe
     from edgekit.export.onnx_check import check_onnx_file, op_counts, tensor_specs
     from edgekit.passes import get_pass
 
     if isinstance(run.model, Path):  # a user .onnx: it is the fp32 artifact
-        dst = run.run_dir / "artifacts" / "onnx-fp32.onnx"
+        dst = artifact_target(run.run_dir, "onnx-fp32", ".onnx")
         proto = check_onnx_file(run.model)
         _copy_user_onnx(run.model, proto, dst)
         art = describe("onnx-fp32", "onnx", "fp32", dst, run.run_dir, inputs=tensor_specs(proto.graph.input),
@@ -395,7 +431,6 @@ def stage_export(run: Run, formats: set[str] | None = None) -> None:
         if formats and cfg.format not in formats:
             continue
         name = cfg.name or default_artifact_name(cfg)
-        path = run.run_dir / "artifacts" / f"{name}{SUFFIX[cfg.format]}"
         torch_passes = any(get_pass(p).stage == "torch" for p in run.recipe.passes)
         prev = None if torch_passes else _reusable(run, name)  # compressed models are re-made, not trusted
         if prev is not None:
@@ -405,6 +440,7 @@ def stage_export(run: Run, formats: set[str] | None = None) -> None:
         run.log(f"export: {name}")
         t0 = time.perf_counter()
         try:
+            path = artifact_target(run.run_dir, name, SUFFIX[cfg.format])
             extra = {}
             if cfg.format in ("tflite", "executorch"):  # static-shaped: the bench batch; int8 calibrates on calib
                 extra = {"calibration": run.splits.x_calib, "log": run.log,
@@ -591,6 +627,7 @@ def _bench_device(run: Run, dev: str, arts: list[Artifact], cfg, record, bar, ou
 def _reusable_result(run: Run, artifact: str, device: str):
     """A finished bench row of the interrupted run, for an artifact that was reused, with intact evidence."""
     from edgekit.export.artifact import file_sha256
+    from edgekit.names import contained
 
     if run.previous is None or artifact not in run.reused:
         return None
@@ -598,7 +635,10 @@ def _reusable_result(run: Run, artifact: str, device: str):
                None)
     if row is None or not row.samples:
         return row
-    path = run.run_dir / row.samples
+    try:
+        path = contained(run.run_dir, row.samples, what=f"results[{artifact}@{device}].samples")
+    except EdgekitError:
+        return None
     return row if path.is_file() and file_sha256(path) == row.samples_sha256 else None
 
 
@@ -618,6 +658,29 @@ def finish(run: Run) -> None:
     write_reports(run.report, run.run_dir)
 
 
+@contextlib.contextmanager
+def recording(run: Run):
+    """Whatever stops the run is written to report.json: an error marks it `failed` with the error in `errors`,
+    Ctrl-C marks it `interrupted` and says how to resume. The exception goes on to the caller."""
+    try:
+        yield run
+    except KeyboardInterrupt:
+        _close(run, "interrupted", "interrupted")
+        run.log(f"interrupted; finish it with: edgekit run --resume {run.run_dir}")
+        raise
+    except Exception as e:
+        _close(run, "failed", str(e) if isinstance(e, EdgekitError) else f"{type(e).__name__}: {e}")
+        raise
+
+
+def _close(run: Run, status: str, error: str) -> None:
+    where = run.stage or (f"after {run.report.stages_done[-1]}" if run.report.stages_done else "setup")
+    run.report.status = status
+    run.report.errors.append(f"{where}: {error}")
+    with contextlib.suppress(OSError, EdgekitError):  # a full disk must not hide the error that stopped the run
+        run.save()
+
+
 def run_recipe(recipe: Recipe, out_dir: Path | None = None, log: Callable[[str], None] = _log.info,
                checkpoint: Path | None = None) -> Run:
     """Run every stage of a recipe; returns the Run (report, run folder)."""
@@ -625,16 +688,14 @@ def run_recipe(recipe: Recipe, out_dir: Path | None = None, log: Callable[[str],
 
 
 def run_stages(run: Run, checkpoint: Path | None = None) -> Run:
-    stage_data(run)
-    stage_model(run, checkpoint)
-    if checkpoint is None:
-        stage_train(run)
-    stage_reference(run)
-    stage_torch_passes(run)
-    stage_export(run)
-    stage_onnx_passes(run)
-    stage_cross_parity(run)
-    stage_bench(run)
-    stage_gates(run)
-    finish(run)
+    stages: list[tuple[str, Callable[[Run], Any]]] = [
+        ("data", stage_data), ("model", lambda r: stage_model(r, checkpoint)),
+        *([("train", stage_train)] if checkpoint is None else []),
+        ("reference", stage_reference), ("torch_passes", stage_torch_passes), ("export", stage_export),
+        ("onnx_passes", stage_onnx_passes), ("cross_parity", stage_cross_parity), ("bench", stage_bench),
+        ("gates", stage_gates), ("report", finish)]
+    with recording(run):
+        for name, stage in stages:
+            run.stage = name
+            stage(run)
     return run

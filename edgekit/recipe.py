@@ -15,6 +15,7 @@ from edgekit.data.config import DataConfig
 from edgekit.errors import RecipeError
 from edgekit.export.config import EXPORT_CONFIGS
 from edgekit.models.config import ModelConfig
+from edgekit.names import Name
 from edgekit.passes import pass_configs
 from edgekit.train.config import TrainConfig
 from edgekit.yaml_lines import key_line, line_of, load_yaml, read_yaml_text
@@ -52,7 +53,7 @@ class GatesConfig(Strict):
 
 
 class Recipe(Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
+    name: Name
     seed: int = 0
     model: ModelConfig
     data: DataConfig

@@ -67,7 +67,7 @@ def test_failed_bench_is_a_row_not_an_exception(artifacts, splits, tmp_path):
 
     d, arts = artifacts
     (tmp_path / "bad.onnx").write_bytes(b"garbage")
-    bad = Artifact(name="bad", format="onnx", precision="fp32", path=str(tmp_path / "bad.onnx"), size_bytes=7)
+    bad = Artifact(name="bad", format="onnx", precision="fp32", path="bad.onnx", size_bytes=7)
     row = bench_artifact(bad, tmp_path, splits.x_test, splits.y_test, load_profile("host-cpu"),
                          BenchConfig(iterations=1, min_time_s=0))
     assert row.status == "failed" and "bad.onnx" in row.error

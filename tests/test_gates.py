@@ -32,7 +32,7 @@ def make_run(folder, preds, labels, lat, env=None, threads=2, canary=None):
     row = Result(artifact="a", device="host-cpu", runtime="onnxruntime", threads=threads,
                  accuracy=float((preds == labels).mean()), latency_ms=latency_stats(lat), size_bytes=1000,
                  samples="samples/a@host-cpu.npz", samples_sha256=dig)
-    rep = Report(edgekit_version="0", recipe_name="t", created="now", results=[row],
+    rep = Report(edgekit_version="0", recipe_name="t", created="now", status="completed", results=[row],
                  reference={"accuracy": 1.0, "samples": "samples/reference.npz", "samples_sha256": ref_dig},
                  environment=env or {"cpu": {"model": "X"}, "usable_cores": 2, "packages": {"onnxruntime": "1"}})
     save_report(rep, folder)

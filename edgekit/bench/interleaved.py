@@ -61,7 +61,7 @@ def interleave_targets(report, run_dir: Path, baseline, baseline_dir: Path, only
     device now, or a string saying why it could not be made (the gate then compares the recorded runs)."""
     from edgekit.devices import load_profile, reachable
     from edgekit.errors import EdgekitError
-    from edgekit.export.artifact import artifact_path
+    from edgekit.export.artifact import artifact_path, verified_path
 
     base_rows = {(r.artifact, r.device): r for r in baseline.results if r.status == "ok" and r.latency_ms}
     cand_arts = {a.name: a for a in report.artifacts}
@@ -79,6 +79,7 @@ def interleave_targets(report, run_dir: Path, baseline, baseline_dir: Path, only
         if missing:
             out[key] = f"artifact file not found: {', '.join(missing)}"
             continue
+        paths = [verified_path(run_dir, a), verified_path(baseline_dir, b)]
         try:
             profile = load_profile(r.device, name_only=True)
             why = reachable(profile)

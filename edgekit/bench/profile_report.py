@@ -56,7 +56,7 @@ def profile_run_dir(run_dir: Path, profile, runs: int = 50, warmup: int = 10, th
     """Profile every ok ONNX/TFLite artifact of a run folder on one device; flag int8 artifacts slower than their
     fp32 source; store the profiles in report.json (replacing earlier ones for the same artifact and device)."""
     from edgekit.bench.profile import compare_pair, profile_artifact
-    from edgekit.export.artifact import artifact_path
+    from edgekit.export.artifact import verified_path
     from edgekit.report.io import load_report, save_report
 
     run_dir = Path(run_dir)
@@ -75,7 +75,7 @@ def profile_run_dir(run_dir: Path, profile, runs: int = 50, warmup: int = 10, th
         log(f"profile: {art.name} on {profile.name}")
         try:
             batch = x[:1] if x is not None and art.format == "onnx" else None
-            profiles[art.name] = profile_artifact(artifact_path(run_dir, art), profile, name=art.name, runs=runs,
+            profiles[art.name] = profile_artifact(verified_path(run_dir, art), profile, name=art.name, runs=runs,
                                                   warmup=warmup, threads=threads, x=batch)
         except EdgekitError as e:
             log(f"  FAILED {e}")

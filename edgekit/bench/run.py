@@ -105,8 +105,9 @@ def bench_artifact(artifact: Artifact, run_dir: Path, x_test: np.ndarray, y_test
             from edgekit.report.evidence import save_samples
 
             labels = y_test if y_test is not None else np.full(len(preds), -1)
-            path, digest = save_samples(keep_samples_dir / f"{artifact.name}@{profile.name}.npz", preds, labels,
-                                        out.get("latencies_ms"), out.get("canary_ms"))
-            row.samples, row.samples_sha256 = str(path.relative_to(run_dir)) if path.is_relative_to(run_dir) else str(
-                path), digest
+            from edgekit.names import safe_target
+
+            target = safe_target(keep_samples_dir, f"{artifact.name}@{profile.name}.npz", what="samples")
+            path, digest = save_samples(target, preds, labels, out.get("latencies_ms"), out.get("canary_ms"))
+            row.samples, row.samples_sha256 = str(path.relative_to(Path(run_dir).resolve())), digest
     return row

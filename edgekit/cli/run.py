@@ -19,18 +19,20 @@ def register(app: typer.Typer) -> None:
         mlflow: Annotated[Optional[bool], typer.Option(
             "--mlflow/--no-mlflow", help="log the run to MLflow (the `mlflow` extra; default: when "
                                          "MLFLOW_TRACKING_URI is set)")] = None,
+        force: Annotated[bool, typer.Option("--force", help="replace the run folder already at --out")] = False,
     ) -> None:
         """Run a whole recipe: train, compress, export, verify, bench, gate. Exit 1 if a gate or a target failed."""
         from edgekit import api
         from edgekit.errors import EdgekitError
 
         if resume is not None:
-            if set_:
-                raise EdgekitError("--set cannot be combined with --resume: the run keeps its recipe")
+            if set_ or force or out:
+                raise EdgekitError("--set, --out and --force cannot be combined with --resume: the run keeps its "
+                                   "recipe and folder")
             r = api.resume(resume, recipe, mlflow=mlflow)
         elif recipe is None:
             raise EdgekitError("give a RECIPE, or --resume RUN_DIR")
         else:
-            r = api.run(recipe, out, overrides=set_, mlflow=mlflow)
+            r = api.run(recipe, out, overrides=set_, mlflow=mlflow, force=force)
         summary(r.report, r.run_dir)
         exit_code(r)

@@ -8,12 +8,13 @@ from pydantic import Field, model_validator
 
 from edgekit.config_base import Strict, Tolerance
 from edgekit.extras import Needs
+from edgekit.names import Name
 from edgekit.quant.finetune import FinetuneOptions
 
 
 class _ExportBase(Strict):
     needs: ClassVar[Needs | None] = None  # optional packages the exporter imports, and their extra
-    name: str | None = Field(None, description="artifact name (default FORMAT-PRECISION)")
+    name: Name | None = Field(None, description="artifact name (default FORMAT-PRECISION)")
     parity_samples: int = Field(256, ge=1, description="held-out test samples compared with PyTorch")
 
 

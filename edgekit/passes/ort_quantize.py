@@ -16,6 +16,7 @@ from pydantic import Field, model_validator
 from edgekit.config_base import Strict, Tolerance
 from edgekit.console import progress
 from edgekit.errors import PassError
+from edgekit.names import Name
 from edgekit.passes.base import Pass, PassContext
 
 _logger = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class StaticQuantConfig(Strict):
     """Static INT8 (calibrated activations). `auto` picks the format by measuring candidates on this host."""
 
     name: Literal["quantize.static"]
-    artifact: str = "onnx-int8"
+    artifact: Name = "onnx-int8"
     format: Literal["auto", "qdq", "qoperator"] = "auto"
     activation_type: Literal["auto", "uint8", "int8"] = "auto"
     weight_type: Literal["int8", "uint8"] = "int8"
@@ -96,7 +97,7 @@ class DynamicQuantConfig(Strict):
     """Dynamic INT8: weights int8, activations quantized at run time. For Linear/MatMul-heavy models."""
 
     name: Literal["quantize.dynamic"]
-    artifact: str = "onnx-int8-dynamic"
+    artifact: Name = "onnx-int8-dynamic"
     weight_type: Literal["int8", "uint8"] = "int8"
     per_channel: bool = True
     op_types: list[str] = Field(default_factory=lambda: ["MatMul", "Attention", "LSTM", "Gather"],
@@ -106,7 +107,7 @@ class DynamicQuantConfig(Strict):
 
 class Fp16Config(Strict):
     name: Literal["quantize.fp16"]
-    artifact: str = "onnx-fp16"
+    artifact: Name = "onnx-fp16"
     keep_io_types: bool = Field(True, description="keep float32 inputs/outputs")
     tolerance: Tolerance = Field(default_factory=lambda: Tolerance(min_cosine=0.999, min_top1=0.98))
 
@@ -238,13 +239,13 @@ class StaticQuantize(Pass):
             keep_float(dst, floats)
 
     def apply(self, model, ctx: PassContext):
-        from edgekit.export.artifact import artifact_path, describe
+        from edgekit.export.artifact import artifact_path, artifact_target, describe
         from edgekit.export.onnx_check import check_onnx_file, op_counts, tensor_specs
         from edgekit.report.atomic import atomic_path
 
         t_start = time.perf_counter()
         src = artifact_path(ctx.run_dir, model)
-        out_path = ctx.run_dir / "artifacts" / f"{self.config.artifact}.onnx"
+        out_path = artifact_target(ctx.run_dir, self.config.artifact, ".onnx")
         threads = getattr(ctx.bench, "threads", None)
         bs = getattr(ctx.bench, "batch_size", 1)
         x_time = np.ascontiguousarray(np.resize(ctx.splits.x_calib[:bs], (bs, *ctx.splits.x_calib.shape[1:])))
@@ -537,14 +538,14 @@ class DynamicQuantize(Pass):
     def apply(self, model, ctx: PassContext):
         from onnxruntime import quantization as q
 
-        from edgekit.export.artifact import artifact_path, describe
+        from edgekit.export.artifact import artifact_path, artifact_target, describe
         from edgekit.export.onnx_check import check_onnx_file, initializer_bytes, op_counts, tensor_specs
         from edgekit.report.atomic import atomic_path
 
         t0 = time.perf_counter()
         c = self.config
         src = artifact_path(ctx.run_dir, model)
-        out_path = ctx.run_dir / "artifacts" / f"{c.artifact}.onnx"
+        out_path = artifact_target(ctx.run_dir, c.artifact, ".onnx")
         with tempfile.TemporaryDirectory() as tmp:
             pre, pre_error = preprocess(src, Path(tmp) / "pre.onnx", ctx.log)
             with atomic_path(out_path) as tmp_out:
@@ -576,14 +577,14 @@ class Fp16(Pass):
         import onnx
         from onnxruntime.transformers.float16 import convert_float_to_float16
 
-        from edgekit.export.artifact import artifact_path, describe
+        from edgekit.export.artifact import artifact_path, artifact_target, describe
         from edgekit.export.onnx_check import check_onnx_file, op_counts, tensor_specs, toposort
         from edgekit.model_files import load_onnx
         from edgekit.report.atomic import atomic_path
 
         t0 = time.perf_counter()
         c = self.config
-        out_path = ctx.run_dir / "artifacts" / f"{c.artifact}.onnx"
+        out_path = artifact_target(ctx.run_dir, c.artifact, ".onnx")
         proto = convert_float_to_float16(load_onnx(artifact_path(ctx.run_dir, model)), keep_io_types=c.keep_io_types)
         toposort(proto.graph)  # the converter appends its input casts after their users
         with atomic_path(out_path) as tmp_out:

@@ -25,6 +25,7 @@ from pydantic import Field, model_validator
 from edgekit.config_base import Strict, Tolerance
 from edgekit.console import progress
 from edgekit.errors import PassError
+from edgekit.names import Name
 from edgekit.passes.base import Pass, PassContext
 from edgekit.quant.finetune import FinetuneOptions
 
@@ -79,7 +80,7 @@ class AutoQuantConfig(Strict):
     """Measured choice of a static INT8 scheme for the fp32 ONNX model on this host."""
 
     name: Literal["quantize.auto"]
-    artifact: str = "onnx-int8"
+    artifact: Name = "onnx-int8"
     target: Tolerance = Field(default_factory=lambda: Tolerance(min_cosine=0.99, min_top1=0.95),
                               description="fidelity to fp32 on the validation split a candidate must keep")
     max_accuracy_drop: float | None = Field(None, ge=0, le=1, description="and, with labels, at most this drop "
@@ -192,7 +193,7 @@ class AutoQuantize(Pass):
 
     def apply(self, model, ctx: PassContext):
         from edgekit.bench.blocks import time_in_blocks
-        from edgekit.export.artifact import artifact_path, describe
+        from edgekit.export.artifact import artifact_path, artifact_target, describe
         from edgekit.export.onnx_check import check_onnx_file, op_counts, tensor_specs
         from edgekit.passes.ort_quantize import drop_private, int8_cost_notes, preprocess, preprocess_note
         from edgekit.report.atomic import atomic_path
@@ -200,7 +201,7 @@ class AutoQuantize(Pass):
         t_start = time.perf_counter()
         c = self.config
         src = artifact_path(ctx.run_dir, model)
-        out_path = ctx.run_dir / "artifacts" / f"{c.artifact}.onnx"
+        out_path = artifact_target(ctx.run_dir, c.artifact, ".onnx")
         threads = getattr(ctx.bench, "threads", None)
         x_time = _time_x(ctx)
         with tempfile.TemporaryDirectory(prefix="edgekit-auto-") as tmp:

@@ -14,11 +14,13 @@ import contextlib
 import copy
 import logging
 import time
+from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import Field
 
 from edgekit.extras import Needs
+from edgekit.names import Name
 from edgekit.passes.base import Pass, PassContext
 from edgekit.passes.torch_config import TorchPassConfig
 
@@ -39,8 +41,8 @@ class WeightOnlyConfig(TorchPassConfig):
     skip: list[str] = Field(default_factory=list, description="Linear module names kept in float")
     latency: bool = Field(False, description="time the model in ONNX Runtime before and after (off by default: the "
                                              "exported graphs are identical, only weight values change)")
-    artifact: str = Field("torch-weight-only", pattern=r"^[A-Za-z0-9._-]+$",
-                          description="file stem of the packed weights (artifacts/<artifact>.safetensors)")
+    artifact: Name = Field("torch-weight-only",
+                           description="file stem of the packed weights (artifacts/<artifact>.safetensors)")
 
     @property
     def effective_group_size(self) -> int:
@@ -102,7 +104,7 @@ class WeightOnly(Pass):
         from torch import nn
 
         from edgekit.errors import PassError
-        from edgekit.export.artifact import file_sha256
+        from edgekit.export.artifact import artifact_target, file_sha256
         from edgekit.models.checkpoint import save_checkpoint
         from edgekit.models.zoo import head_name
         from edgekit.passes.accounting import measure
@@ -132,7 +134,7 @@ class WeightOnly(Pass):
         if not quantized:
             raise PassError(f"quantize.weight_only: no Linear layer was quantized (Linear layers: {sorted(linears)}, "
                             f"kept float: {sorted(keep)})")
-        path = ctx.run_dir / "artifacts" / f"{c.artifact}.safetensors"
+        path = artifact_target(ctx.run_dir, c.artifact, ".safetensors")
         path.parent.mkdir(parents=True, exist_ok=True)
         save_checkpoint(packed, path, {"pass": "quantize.weight_only", "bits": c.bits, "group_size": gs,
                                        "scheme": c.scheme, "quantized_layers": quantized, "format": "INC RTN packed"})
@@ -144,7 +146,8 @@ class WeightOnly(Pass):
         after = {**measure(dequant, ctx.splits), "quantized_layers": quantized,
                  "kept_float": sorted(set(linears) - set(quantized)),
                  "quantized_weight_bytes": int(packed_bytes), "fp32_weight_bytes_of_those_layers": int(fp32_bytes),
-                 "packed_weights": {"path": str(path.relative_to(ctx.run_dir)), "size_bytes": path.stat().st_size,
+                 "packed_weights": {"path": str(path.relative_to(Path(ctx.run_dir).resolve())),
+                                    "size_bytes": path.stat().st_size,
                                     "sha256": file_sha256(path), "runtime": "PyTorch + neural-compressor "
                                                                            "(INCWeightOnlyLinear)"},
                  "packed_model_torch_export": "ok" if exportable else why}

@@ -9,6 +9,17 @@ from edgekit.report.schema import Report
 from edgekit.report.summary import Cell, Table, is_number, num, pct, size, text
 
 
+def load_compared(path: Path) -> Report:
+    """A run's report, after checking its artifact files against the sha256 it recorded (evidence files are
+    checked as they are read)."""
+    from edgekit.export.artifact import verify_artifacts
+    from edgekit.report.io import load_report, report_dir
+
+    report = load_report(path)
+    verify_artifacts(report, report_dir(path))
+    return report
+
+
 def compare_rows(a: Report, b: Report, interleaved: dict | None = None, confidence: float = 0.95) -> list[dict]:
     """One dict per artifact@device of either run. `interleaved` maps (artifact, device) to an interleaved timing of
     A's and B's files (bench/interleaved.py, A as baseline) or to why there is none; its p50 ratio B/A and

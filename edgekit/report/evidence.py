@@ -30,10 +30,11 @@ def load_samples(run_dir: Path, rel: str | None, sha256: str | None) -> dict | N
     """Load evidence if it is present; a file whose hash differs from the report's is an error, not data."""
     from edgekit.array_files import check_array_file
     from edgekit.export.artifact import file_sha256
+    from edgekit.names import contained
 
     if not rel:
         return None
-    path = Path(rel) if Path(rel).is_absolute() else Path(run_dir) / rel
+    path = contained(Path(run_dir), rel, what="evidence file", where=str(Path(run_dir) / "report.json"))
     if not path.is_file():
         return None
     if sha256 and file_sha256(path) != sha256:

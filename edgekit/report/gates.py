@@ -290,6 +290,23 @@ def environment_warnings(report: Report, baseline: Report) -> list[GateResult]:
                        severity="warning", detail="latency not comparable: " + "; ".join(diffs))]
 
 
+def status_gates(report: Report, baseline: Report | None = None) -> list[GateResult]:
+    """A gate on a run that did not complete fails, naming what stopped it: a report still `running` (killed, or
+    written by a run in progress), `failed`, `interrupted`, or `completed_with_errors` (a target failed). A baseline
+    that did not finish cannot be compared with; one completed with errors is only a warning."""
+    out = []
+    for rep, which in ((report, "run"), (baseline, "baseline")):
+        if rep is None or rep.status == "completed":
+            continue
+        errors = "; ".join(rep.errors[:3]) + (f"; and {len(rep.errors) - 3} more" if len(rep.errors) > 3 else "")
+        why = {"running": "did not finish (killed, or still running)"}.get(rep.status, rep.status.replace("_", " "))
+        warn = which == "baseline" and rep.status == "completed_with_errors"
+        out.append(GateResult(name="run_status", target=which, value=None, threshold=0, passed=False,
+                              severity="warning" if warn else "error",
+                              detail=f"the {which} {why}" + (f": {errors}" if errors else "")))
+    return out
+
+
 def gates_passed(gates: list[GateResult]) -> bool:
     return all(g.passed for g in gates if g.severity == "error")
 

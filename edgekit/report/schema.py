@@ -8,6 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA = "edgekit.report/v1"
 
+RUN_STATUSES = ("running", "completed", "completed_with_errors", "failed", "interrupted")
+
 
 class Record(BaseModel):
     """Report records accept no unknown keys, so a reader notices a schema it does not know."""
@@ -137,7 +139,9 @@ class Report(Record):
     edgekit_version: str
     recipe_name: str
     created: str
-    status: str = "running"
+    status: str = Field("running", description=f"one of {', '.join(RUN_STATUSES)}: running until the run ends, failed "
+                                              f"or interrupted (the reason in `errors`) when it stopped early; a gate "
+                                              f"fails any status but completed")
     stages_done: list[str] = Field(default_factory=list)
     recipe: dict[str, Any] = Field(default_factory=dict)
     recipe_sha256: str = ""

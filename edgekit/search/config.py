@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from edgekit.config_base import Strict
+from edgekit.names import Name
 
 METRIC_HELP = ("a report metric of the chosen result: accuracy, latency_p50_ms, latency_p90_ms, latency_p99_ms, "
                "size_mb, peak_rss_mb, macs, params, or any bench metric (cosine, top1_agreement, macro_f1, ...)")
@@ -49,7 +50,7 @@ class SearchConfig(Strict):
     artifact: str | None = Field(None, description="result row the metrics come from (default: the last artifact)")
     device: str | None = Field(None, description="device of that row (default: the first bench device)")
     prune: PruneRule | None = None
-    study: str | None = Field(None, description="study name (default: the recipe name)")
+    study: Name | None = Field(None, description="study name (default: the recipe name)")
 
     @model_validator(mode="after")
     def _fits(self):

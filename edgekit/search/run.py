@@ -13,6 +13,7 @@ from edgekit.child_python import child_env, python_argv
 from edgekit.console import logger
 from edgekit.errors import EdgekitError, RecipeError
 from edgekit.limits import read_json
+from edgekit.names import check_name
 from edgekit.report.atomic import atomic_write_text, make_dir
 from edgekit.search.config import SearchConfig
 from edgekit.search.space import SearchSpec, parse_search_text
@@ -68,7 +69,7 @@ def search(recipe: Path, out_dir: Path | None = None, storage: str | None = None
 
     spec, cfg, text = load_search(recipe, trials)
     preflight_search(spec, storage, log)
-    name = study or cfg.study or spec.template.get("name", "search")
+    name = check_name(study or cfg.study or spec.template.get("name", "search"), "study name")
     if out_dir is None:
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         out_dir = Path(spec.template.get("output_dir", "runs")) / f"{name}-search-{stamp}"
@@ -95,6 +96,7 @@ def resume(out_dir: Path, workers: int = 1, log: Callable[[str], None] = _log.in
     if not isinstance(info, dict) or not all(isinstance(info.get(k), str) for k in ("storage", "study")):
         raise EdgekitError(f"{state}: not a search state file (needs 'storage' and 'study' strings)")
     spec, cfg, text = load_search(out_dir / "search.yaml")
+    check_name(info.get("study"), "study", where=str(state))
     preflight_search(spec, info["storage"], log)
     st = open_study(spec, cfg, info["storage"], info["study"], text)
     fail_orphans(st, log)
@@ -107,7 +109,7 @@ def worker(storage: str, study: str, out_dir: Path, worker_id: int = 1, log: Cal
     from edgekit.search.study import join_study, run_worker, storage_needs
 
     require("search", *storage_needs(storage))
-    st, spec, cfg = join_study(storage, study, worker_id)
+    st, spec, cfg = join_study(storage, check_name(study, "study name"), worker_id)
     return run_worker(st, spec, cfg, Path(out_dir), log)
 
 
