@@ -19,11 +19,17 @@ import importlib, json, os, platform, sys
 print("EDGEKIT-CHECK " + json.dumps({"python": platform.python_version(), "machine": platform.machine(),
       "os": platform.platform(), "cpus": os.cpu_count(),
       "usable_cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None}), flush=True)
+def _dist_version(name):
+    try:
+        from importlib import metadata
+        return metadata.version(name)
+    except Exception:
+        return "?"
 for name, mod in %(mods)s.items():
     info = {}
     try:
         m = importlib.import_module(mod)
-        info["version"] = str(getattr(m, "__version__", "?"))
+        info["version"] = str(getattr(m, "__version__", None) or _dist_version(name))
         if mod == "onnxruntime":
             info["providers"] = m.get_available_providers()
         if mod == "torch":
