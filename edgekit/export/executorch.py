@@ -105,8 +105,10 @@ def delegation_summary(graph_module) -> dict:
 
 
 def quantize_pt2e(ep, example, calib: np.ndarray, batch: int, calibration: str = "minmax",
-                  percentile: float = 99.99):
-    """PT2E with the XNNPACK quantizer, calibrated on `calib` at the static batch; the re-exported program."""
+                  percentile: float = 99.99, fuse_clamp: bool = True):
+    """PT2E with the XNNPACK quantizer, calibrated on `calib` at the static batch; the re-exported program.
+    `fuse_clamp`: a conv followed by a clamp (ReLU6, hardtanh) is quantized after the clamp, as for ReLU (see
+    `_clamp_aware_quantizer_class`)."""
     import torch
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
@@ -117,7 +119,8 @@ def quantize_pt2e(ep, example, calib: np.ndarray, batch: int, calibration: str =
     config = get_symmetric_quantization_config(is_per_channel=True)
     if calibration != "histogram":
         config = _with_activation_observer(config, calibration, percentile)
-    prepared = prepare_pt2e(ep.module(), XNNPACKQuantizer().set_global(config))
+    quantizer = XNNPACKQuantizer() if not fuse_clamp else _clamp_aware_quantizer_class()()
+    prepared = prepare_pt2e(ep.module(), quantizer.set_global(config))
     n = max(batch, (len(calib) + batch - 1) // batch * batch)
     xs = fixed_batch(calib, n)
     with torch.no_grad():
@@ -174,3 +177,51 @@ def _calibrated_observer_class() -> type:
 
     _OBSERVER = CalibratedObserver
     return _OBSERVER
+
+
+_QUANTIZER: type | None = None
+
+
+def _clamp_aware_quantizer_class() -> type:
+    """The XNNPACK quantizer, plus conv -> hardtanh (ReLU6) annotated as one pattern with its output quantized
+    after the clamp. The stock quantizer fuses only conv -> relu, so in a ReLU6 network (MobileNet, EfficientNet-Lite)
+    every conv output is quantized before the clamp, on its whole pre-activation range, and most of the 256 levels
+    fall outside [0, 6]; XNNPACK then runs the clamp fused into the conv either way."""
+    global _QUANTIZER
+    if _QUANTIZER is not None:
+        return _QUANTIZER
+    import torch
+    from executorch.backends.xnnpack.quantizer import xnnpack_quantizer_utils as xu
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer
+
+    clamps = (torch.ops.aten.hardtanh.default, torch.ops.aten.hardtanh_.default)
+    convs = (torch.ops.aten.conv1d.default, torch.ops.aten.conv2d.default)
+
+    def annotate_conv_clamp(gm, config) -> None:
+        for clamp in gm.graph.nodes:
+            if clamp.op != "call_function" or clamp.target not in clamps:
+                continue
+            conv = clamp.args[0]
+            if not isinstance(conv, torch.fx.Node) or conv.target not in convs or len(conv.users) > 1:
+                continue
+            qspecs = {conv.args[0]: xu.get_input_act_qspec(config), conv.args[1]: xu.get_weight_qspec(config)}
+            partition = [clamp, conv, conv.args[1]]
+            bias = conv.args[2] if len(conv.args) > 2 else None
+            if isinstance(bias, torch.fx.Node):
+                qspecs[bias] = xu.get_bias_qspec(config)
+                partition.append(bias)
+            if xu._is_annotated(partition):
+                continue
+            conv.meta[xu.Q_ANNOTATION_KEY] = xu.QuantizationAnnotation(input_qspec_map=qspecs, _annotated=True)
+            clamp.meta[xu.Q_ANNOTATION_KEY] = xu.QuantizationAnnotation(
+                output_qspec=xu.get_output_act_qspec(config), _annotated=True)
+            xu._mark_nodes_as_annotated(partition)
+
+    class ClampAwareXNNPACKQuantizer(XNNPACKQuantizer):
+        def annotate(self, model):
+            if self.global_config is not None:
+                annotate_conv_clamp(model, self.global_config)
+            return super().annotate(model)
+
+    _QUANTIZER = ClampAwareXNNPACKQuantizer
+    return _QUANTIZER
