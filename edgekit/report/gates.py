@@ -43,6 +43,7 @@ def evaluate_gates(report: Report, gates, baseline: Report | None = None, run_di
     if baseline is not None:
         out += environment_warnings(report, baseline)
     references = fp32_references(report) if not gates.artifacts else set()
+    arts = {a.name: a for a in report.artifacts}
     for r in _targets(report, gates.artifacts):
         target = f"{r.artifact}@{r.device}"
         budgeted = r.artifact not in references
@@ -89,6 +90,11 @@ def evaluate_gates(report: Report, gates, baseline: Report | None = None, run_di
             out.append(metric_gate(target, r, name, thr, lower_bound=False, confidence=gates.confidence))
         if gates.device_budgets and budgeted:
             out += budget_gates(r, target)
+        art = arts.get(r.artifact)
+        if art is not None and art.parity is not None and not art.parity.passed:
+            out.append(GateResult(name="parity", target=target, value=art.parity.cosine,
+                                  threshold=art.parity.tolerance.get("min_cosine") or 0.0, passed=False,
+                                  detail=art.error or "outside its parity tolerance against the fp32 reference"))
     if not any(g.severity == "error" for g in out) and _has_any(gates):
         out.append(GateResult(name="results_present", target="run", value=float(len(report.results)), threshold=1,
                               passed=False, detail="no successful benchmark results to gate"))
