@@ -225,7 +225,6 @@ class AutoQuantize(Pass):
                                                 f"left of time_budget_s"))
                         ctx.log(f"  [{n + 1}/{len(c.schemes)}] {s.label()}: skipped, {rows[-1]['skipped']}")
                         continue
-                    ctx.log(f"  [{n + 1}/{len(c.schemes)}] {s.label()}")
                     started = time.monotonic()
                     rows.append(self._candidate(s, pre, tmp, ctx, i))
                     if "_path" in rows[-1]:
