@@ -135,11 +135,12 @@ sys.exit(0)
 
 @pytest.fixture
 def tflite_art(tmp_path):
+    from edgekit.export.artifact import file_sha256
     from edgekit.report.schema import Artifact
 
     (tmp_path / "model.tflite").write_bytes(b"\x1c\x00\x00\x00TFL3" + bytes(64))  # never run here: the phone runs it
-    return Artifact(name="tflite-int8", format="tflite", precision="int8", path=str(tmp_path / "model.tflite"),
-                    size_bytes=72)
+    return Artifact(name="tflite-int8", format="tflite", precision="int8", path="model.tflite",  # inside the run folder
+                    size_bytes=72, sha256=file_sha256(tmp_path / "model.tflite"))
 
 
 def test_bench_over_adb_fills_the_result_schema(tmp_path, tflite_art, splits):
@@ -194,7 +195,7 @@ def test_op_profile_over_adb_flags_layers_off_the_delegate(tmp_path, tflite_art)
     from edgekit.bench.profile import profile_artifact
 
     fake_adb(tmp_path, "nnapi_gpu_profile_yolov5s.txt")
-    prof = profile_artifact(Path(tflite_art.path), phone(tmp_path, delegate="nnapi"), runs=20, warmup=2)
+    prof = profile_artifact(tmp_path / tflite_art.path, phone(tmp_path, delegate="nnapi"), runs=20, warmup=2)
     assert len(prof["layers"]) == 11
     off = {f["layer"] for f in prof["flags"] if f["kind"] == "fallback"}
     assert off == {lay["name"] for lay in prof["layers"] if lay["op"] in ("STRIDED_SLICE", "RESIZE_NEAREST_NEIGHBOR")}
@@ -209,7 +210,7 @@ def test_op_profile_over_adb_on_a_cpu_run_accounts_for_the_latency(tmp_path, tfl
     from edgekit.bench.profile import profile_artifact
 
     fake_adb(tmp_path, "cpu_op_profiling_mobilenet_v1.txt")
-    prof = profile_artifact(Path(tflite_art.path), phone(tmp_path, delegate="none"))
+    prof = profile_artifact(tmp_path / tflite_art.path, phone(tmp_path, delegate="none"))
     assert prof["flags"] == [] and len(prof["layers"]) == 31
     assert prof["coverage"] == pytest.approx(1.0, abs=0.15)
     assert os.path.basename(prof["path"]) == "model.tflite"

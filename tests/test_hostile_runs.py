@@ -225,8 +225,11 @@ def test_ctrl_c_marks_the_run_interrupted_and_says_how_to_resume(tmp_path):
     recipe = recipe_file(tmp_path / "r.yaml", train={"epochs": 500, "batch_size": 64, "progress": False,
                                                      "optimizer": {"name": "adam", "lr": 0.01}})
     out = tmp_path / "run"
+    # a child of a process that ignores SIGINT (a pytest-xdist worker, a background job) inherits the ignore, and
+    # Python then installs no KeyboardInterrupt handler: restore the default, as an interactive shell has it
     proc = subprocess.Popen([sys.executable, "-m", "edgekit", "run", str(recipe), "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while time.time() < deadline and proc.poll() is None:
         try:

@@ -119,7 +119,10 @@ def test_bench_with_an_unknown_device_leaves_the_report_as_it_was(tmp_path):
     run = tmp_path / "run"
     run.mkdir()
     write_recipe(run / "recipe.yaml")
-    report = b'{"a report": "whose bytes must not change"}\n'
+    from edgekit.report.schema import Report
+
+    report = Report(edgekit_version="0", recipe_name="tiny", created="then", recipe={}, recipe_sha256="0", seed=0,
+                    environment={}, status="completed").model_dump_json(by_alias=True).encode()  # must not change
     (run / "report.json").write_bytes(report)
     p, s = edgekit("bench", run, "--device", "typo")
     assert p.returncode == 2 and "unknown device 'typo'" in p.stderr and "Traceback" not in p.stderr, p.stderr
