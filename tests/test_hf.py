@@ -220,7 +220,22 @@ def test_top1_bound_applies_to_classifiers_only(task, passes):
     from edgekit.config_base import Tolerance
     from edgekit.export.parity import check
 
-    numbers = {"samples": 64, "max_abs": 0.05, "mean_abs": 0.01, "cosine": 0.995, "top1_agreement": 0.5}
+    numbers = {"samples": 64, "max_abs": 0.05, "mean_abs": 0.01, "rel_error": 0.01, "cosine": 0.995,
+               "top1_agreement": 0.5}
     parity = check("a", numbers, Tolerance(min_cosine=0.98, min_top1=0.9).for_task(task), "torch fp32",
                    raise_on_fail=False)
     assert parity.passed is passes
+
+
+def test_regression_outputs_are_judged_by_absolute_and_relative_error():
+    """One regression output's per-sample cosine is only its sign: relative error decides (5% by default)."""
+    from edgekit.config_base import Tolerance
+    from edgekit.export.parity import check, compare
+
+    ref = np.linspace(1.0, 2.0, 64)[:, None]
+    tol = Tolerance(min_cosine=0.98, min_top1=0.9).for_task("regression")
+    assert tol.min_cosine is None and tol.max_rel == 0.05
+    assert check("a", compare(ref, ref * 1.02), tol, "torch fp32", raise_on_fail=False).passed
+    bad = check("a", compare(ref, ref * 1.2), tol, "torch fp32", raise_on_fail=False)
+    assert not bad.passed and bad.rel_error > 0.05  # cosine is 1.0 here: it cannot see a 20% error
+    assert Tolerance(max_abs=0.5).for_task("regression").max_rel is None  # a bound the user set is kept

@@ -36,6 +36,7 @@ def compare(reference: np.ndarray, output: np.ndarray) -> dict:
         "samples": int(len(ref)),
         "max_abs": float(diff.max()) if diff.size else 0.0,
         "mean_abs": float(diff.mean()) if diff.size else 0.0,
+        "rel_error": float(diff.max() / max(float(np.abs(ref).max()), 1e-12)) if diff.size else 0.0,
         "cosine": float(each["cosine"].mean()) if len(ref) else 1.0,
         "top1_agreement": float(each["agree"].mean()) if len(ref) and ref.shape[1] > 1 else 1.0,
     }
@@ -46,6 +47,8 @@ def failures(numbers: dict, tolerance) -> list[str]:
     out = []
     if tolerance.max_abs is not None and numbers["max_abs"] > tolerance.max_abs:
         out.append(f"max_abs {numbers['max_abs']:.3g} > {tolerance.max_abs:.3g}")
+    if getattr(tolerance, "max_rel", None) is not None and numbers.get("rel_error", 0.0) > tolerance.max_rel:
+        out.append(f"relative error {numbers['rel_error']:.3g} > {tolerance.max_rel:.3g}")
     if tolerance.min_cosine is not None and numbers["cosine"] < tolerance.min_cosine:
         out.append(f"cosine {numbers['cosine']:.6f} < {tolerance.min_cosine}")
     if tolerance.min_top1 is not None and numbers["top1_agreement"] < tolerance.min_top1:

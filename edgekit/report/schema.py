@@ -22,6 +22,7 @@ class Parity(Record):
     samples: int
     max_abs: float
     mean_abs: float
+    rel_error: float | None = Field(None, description="max |reference - output| / max |reference|")
     cosine: float
     top1_agreement: float
     tolerance: dict[str, float | None] = Field(default_factory=dict)
