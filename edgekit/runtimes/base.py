@@ -16,6 +16,18 @@ def as_model_input(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.int64 if x.dtype.kind in "iu" else np.float32)
 
 
+def import_for(module: str, needs: Needs):
+    """Import a runtime's package, or raise RuntimeUnavailable naming the extra that installs it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        from edgekit.errors import RuntimeUnavailable
+
+        raise RuntimeUnavailable(f"{needs.modules[0]} is not installed: {needs.install}") from e
+
+
 def check_before_load(path: Path) -> None:
     """Bounds-check a model file before a runtime reads it (edgekit.model_files). The device side of a bench runs a
     mini-package without that module; there the host has checked the file before sending it."""

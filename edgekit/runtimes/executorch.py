@@ -6,19 +6,18 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.errors import ArtifactError, RuntimeUnavailable
+from edgekit.errors import ArtifactError
 from edgekit.extras import Needs
-from edgekit.runtimes.base import Runtime, Session
+from edgekit.runtimes.base import Runtime, Session, import_for
 
 _SCALAR_TYPES = {3: np.int32, 4: np.int64, 6: np.float32}  # c10::ScalarType codes of the inputs edgekit exports
 
 
+NEEDS = Needs("executorch", ("executorch",))
+
+
 def _runtime_module():
-    try:
-        from executorch import runtime
-    except ImportError as e:
-        raise RuntimeUnavailable("executorch is not installed: pip install 'edgekit[executorch]'") from e
-    return runtime
+    return import_for("executorch.runtime", NEEDS)
 
 
 def _check_file(path: Path) -> None:
@@ -63,7 +62,7 @@ class ExecuTorchSession(Session):
 class ExecuTorchRuntime(Runtime):
     name = "executorch"
     formats = ("executorch",)
-    needs = Needs("executorch", ("executorch",))
+    needs = NEEDS
 
     def version(self) -> str:
         _runtime_module()

@@ -13,17 +13,16 @@ import numpy as np
 
 from edgekit.errors import ArtifactError, RuntimeUnavailable
 from edgekit.extras import Needs
-from edgekit.runtimes.base import Runtime, Session
+from edgekit.runtimes.base import Runtime, Session, import_for
 
 PRECISIONS = ("f32", "bf16")
 
 
+NEEDS = Needs("openvino", ("openvino",))
+
+
 def _ov():
-    try:
-        import openvino
-    except ImportError as e:
-        raise RuntimeUnavailable("openvino is not installed: pip install 'edgekit[openvino]'") from e
-    return openvino
+    return import_for("openvino", NEEDS)
 
 
 def _first_line(e: BaseException) -> str:
@@ -85,7 +84,7 @@ class OpenVinoSession(Session):
 class OpenVinoRuntime(Runtime):
     name = "openvino"
     formats = ("onnx",)
-    needs = Needs("openvino", ("openvino",))
+    needs = NEEDS
 
     def version(self) -> str:
         return _ov().get_version().split("-")[0]
