@@ -4,18 +4,31 @@ Every function that takes a recipe accepts a path, a `Recipe` or a dict. `log` d
 messages go: `True` (the terminal, with progress bars on a TTY), a callable that receives each line, or
 `None`/`False` (nowhere). Whatever the choice, a run writes everything, third-party warnings included, to
 RUN/run.log.
+
+Commands that judge runs (gate, compare, baselines) live in edgekit.api_reports, and those about devices and this
+machine (devices, device*, init, env) in edgekit.api_devices; both are re-exported here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from edgekit.api_devices import device as device
+from edgekit.api_devices import device_check as device_check
+from edgekit.api_devices import device_probe as device_probe
+from edgekit.api_devices import devices as devices
+from edgekit.api_devices import env as env
+from edgekit.api_devices import init as init
+from edgekit.api_reports import baseline as baseline
+from edgekit.api_reports import baseline_save as baseline_save
+from edgekit.api_reports import baselines as baselines
+from edgekit.api_reports import compare as compare
+from edgekit.api_reports import gate as gate
 from edgekit.console import LogTarget, logger, output, run_log
 from edgekit.errors import EdgekitError
 from edgekit.preflight import check_recipe
-from edgekit.recipe import GatesConfig, Recipe, load_recipe
+from edgekit.recipe import Recipe, load_recipe
 
 _notes = logger("preflight").info
 
@@ -172,96 +185,6 @@ def bench(run_dir: Path, devices: list[str] | None = None, log: LogTarget = True
         return r
 
 
-def gate(report_path: Path, baseline_path: Path | str | None = None, gates: GatesConfig | dict | None = None,
-         log: LogTarget = True, if_missing: str = "fail", markdown: Path | None = None, junit: Path | None = None,
-         step_summary: bool = False):
-    """Evaluate gates; returns (results, passed). `gates`: a GatesConfig, or a dict of values that override the
-    report's own recipe gates, or None for those gates.
-
-    `baseline_path` is a report.json, a run folder, or the name of a baseline saved with `baseline_save`. A
-    latency-regression gate times baseline and candidate artifacts interleaved now (`gates.latency_comparison`).
-    `if_missing="warn"`: a baseline that does not exist yet (a first CI run) adds a warning row and the gates that
-    need no baseline still apply; "fail" raises GateInputError (exit 2). A run (or baseline) that did not complete
-    fails; an artifact file that differs from its report is an error (exit 2).
-    `markdown`/`junit` write those summaries; `step_summary` appends the Markdown to $GITHUB_STEP_SUMMARY."""
-    import os
-
-    from edgekit.export.artifact import verify_artifacts
-    from edgekit.report.atomic import atomic_write_text
-    from edgekit.report.baselines import baseline_exists, resolve_baseline
-    from edgekit.report.ci_outputs import gates_junit, gates_markdown
-    from edgekit.report.gates import evaluate_gates, gates_passed, status_gates
-    from edgekit.report.io import load_report, report_dir
-    from edgekit.report.schema import GateResult
-
-    if if_missing not in ("fail", "warn"):
-        raise EdgekitError(f"if_missing must be 'fail' or 'warn', not {if_missing!r}")
-    report = load_report(report_path)
-    verify_artifacts(report, report_dir(report_path))
-    if not isinstance(gates, GatesConfig):
-        own = GatesConfig.model_validate(report.recipe.get("gates", {})).model_dump()
-        gates = GatesConfig.model_validate({**own, **{k: v for k, v in (gates or {}).items() if v is not None}})
-    with output(log):
-        baseline, baseline_dir, missing = None, None, []
-        if baseline_path is not None and if_missing == "warn" and not baseline_exists(baseline_path):
-            detail = (f"baseline '{baseline_path}' not found: baseline gates skipped (save one with "
-                      f"`edgekit baseline save`)")
-            logger("gate").warning(f"warning: {detail}")
-            missing = [GateResult(name="baseline_present", target="run", value=None, threshold=1, passed=False,
-                                  severity="warning", detail=detail)]
-            baseline_path = None
-        if baseline_path is not None:
-            found = resolve_baseline(baseline_path)
-            baseline, baseline_dir = load_report(found), report_dir(found)
-            verify_artifacts(baseline, baseline_dir)
-        interleaved = None
-        if baseline is not None and gates.max_latency_regression is not None \
-                and gates.latency_comparison == "interleaved":
-            from edgekit.bench.interleaved import interleave_targets
-
-            interleaved = interleave_targets(report, report_dir(report_path), baseline, baseline_dir, gates.artifacts)
-        results = missing + status_gates(report, baseline) + evaluate_gates(
-            report, gates, baseline, run_dir=report_dir(report_path), baseline_dir=baseline_dir,
-            interleaved=interleaved)
-    md = gates_markdown(results, f"edgekit gates: {report.recipe_name}")
-    if markdown:
-        atomic_write_text(markdown, md)
-    if junit:
-        atomic_write_text(junit, gates_junit(results))
-    if step_summary and os.environ.get("GITHUB_STEP_SUMMARY"):
-        with open(os.environ["GITHUB_STEP_SUMMARY"], "a") as f:
-            f.write(md)
-    return results, gates_passed(results)
-
-
-def compare(run_a: Path, run_b: Path, html: Path | None = None, timing: str = "interleaved",
-            log: LogTarget = True) -> list[dict]:
-    """Row-by-row differences (artifact@device) between two runs (run folders or report.json files).
-
-    `timing="interleaved"` also times A's and B's artifact files now, alternating in one process on the device (as
-    the gate's latency-regression check does), for a p50 ratio B/A with its 95% confidence interval where both
-    files exist (`rows[].interleaved`, or why not in `rows[].interleaved_note`); "recorded" only divides the
-    latencies the runs recorded. `html` also writes a self-contained page."""
-    from edgekit.report.atomic import atomic_write_text
-    from edgekit.report.compare import compare_html, compare_rows, load_compared
-    from edgekit.report.io import report_dir
-
-    if timing not in ("interleaved", "recorded"):
-        raise EdgekitError(f"timing must be 'interleaved' or 'recorded', not {timing!r}")
-    a, b = load_compared(run_a), load_compared(run_b)
-    dir_a, dir_b = report_dir(run_a), report_dir(run_b)
-    interleaved = None
-    if timing == "interleaved":
-        from edgekit.bench.interleaved import interleave_targets
-
-        with output(log):
-            interleaved = interleave_targets(b, dir_b, a, dir_a)
-    rows = compare_rows(a, b, interleaved)
-    if html:
-        atomic_write_text(html, compare_html(a, b, dir_a, dir_b, rows))
-    return rows
-
-
 def validate(recipe: Recipe | dict | str | Path, overrides: list[str] | None = None, show: bool = False,
              log: LogTarget = True) -> str:
     """Check a recipe without running it: its schema, then what `run` would check before any work (devices load,
@@ -282,51 +205,6 @@ def validate(recipe: Recipe | dict | str | Path, overrides: list[str] | None = N
     with output(log):
         check_recipe(r, _notes)
     return r.to_yaml() if show else f"{recipe if isinstance(recipe, (str, Path)) else '<recipe>'}: ok ({r.name})"
-
-
-def devices() -> list:
-    """The known device profiles."""
-    from edgekit.devices import list_profiles
-
-    return list_profiles()
-
-
-def device(name: str) -> dict:
-    """One profile with its defaults (and, for this machine, the detected CPU), as plain data."""
-    from edgekit.devices import load_profile
-
-    p = load_profile(name)
-    data = p.model_dump(mode="json")
-    if p.transport in ("local", "cuda"):
-        import os
-
-        from edgekit.bench.environment import cpu_info
-
-        data["detected"] = {**cpu_info(), "usable_cores": len(os.sched_getaffinity(0))}
-    data["_path"] = str(p.path) if p.path else None
-    return data
-
-
-def device_check(name: str) -> dict:
-    """Is the device reachable, and which of its runtimes import there?"""
-    from edgekit.devices import check, load_profile
-
-    return check(load_profile(name))
-
-
-def device_probe(name: str, mem_mb: int = 256, size: int = 1024, out: Path | None = None,
-                 dry_run: bool = False) -> dict:
-    """Measure peak GEMM throughput and memory bandwidth on a device; unless `dry_run`, store them beside the
-    datasheet peaks. Returns {"rows": [(key, measured, datasheet)], "source": ..., "written": path or None}."""
-    from edgekit.devices import load_profile
-    from edgekit.devices.probe import probe, write_measured
-
-    p = load_profile(name)
-    m = probe(p, mem_mb=mem_mb, gemm={"m": size, "n": size, "k": size})
-    rows = [(k, getattr(m, k), getattr(p.peaks, k)) for k in ("fp32_gflops", "fp16_gflops", "int8_gops",
-                                                               "mem_bandwidth_gbs")]
-    written = None if dry_run else write_measured(p, m, Path(out) if out else None)
-    return {"rows": [r for r in rows if r[1] is not None or r[2] is not None], "source": m.source, "written": written}
 
 
 def analyze(recipe: Recipe | dict | str | Path, checkpoint: Path | None = None, prune_ratio: float = 0.5,
@@ -394,117 +272,3 @@ def search_worker(storage: str, study: str, out_dir: Path, worker_id: int = 1, l
     with output(log):
         return worker(storage, study, Path(out_dir), worker_id)
 
-
-def init(dest: Path | str, force: bool = False) -> list[Path]:
-    """Copy the starter recipe (quickstart.yaml) and the shipped device profiles (devices/*.yaml) into `dest`.
-
-    Refuses to overwrite an existing file unless `force`; returns the files written."""
-    from importlib.resources import files
-
-    from edgekit.devices.profile import MEASURED_SUFFIX
-    from edgekit.names import check_name, safe_target
-    from edgekit.report.atomic import atomic_write_text
-
-    dest = Path(dest)
-    if dest.exists() and not dest.is_dir():
-        raise EdgekitError(f"{dest} exists and is not a folder")
-    if not dest.exists():
-        check_name(dest.name, "folder name")
-    profiles = files("edgekit.devices") / "profiles"
-    sources = [(files("edgekit") / "recipes" / "quickstart.yaml", "quickstart.yaml")]
-    sources += [(p, f"devices/{p.name}") for p in sorted(profiles.iterdir(), key=lambda p: p.name)
-                if p.name.endswith(".yaml") and not p.name.endswith(MEASURED_SUFFIX)]
-    targets = [safe_target(dest, rel, "init") for _, rel in sources]
-    existing = [str(dest / rel) for (_, rel), target in zip(sources, targets) if target.exists()]
-    if existing and not force:
-        more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
-        raise EdgekitError(f"{', '.join(existing[:3])}{more} already exist: pass --force to overwrite")
-    for (src, _), target in zip(sources, targets):
-        atomic_write_text(target, src.read_text(encoding="utf-8"))
-    return [dest / rel for _, rel in sources]
-
-
-def env() -> dict:
-    """What a bug report needs: versions, the CPU and its ISA flags, which runtimes and ONNX Runtime providers load
-    (imported in a fresh interpreter), and which extras are missing with the pip command that adds them."""
-    import subprocess
-    import sys
-
-    from edgekit import __version__
-    from edgekit.bench.environment import PACKAGES, fingerprint
-    from edgekit.child_python import child_env, python_argv
-    from edgekit.devices.base import check_code, parse_check_output
-    from edgekit.extras import Needs
-
-    out = fingerprint()
-    out["edgekit"] = __version__
-    out["executable"] = sys.executable
-    requirements = _declared_requirements()
-    names = dict.fromkeys([*PACKAGES, "onnxscript", "pydantic", "typer",
-                           *(n for reqs in (requirements or {}).values() for n in reqs)])
-    names.pop("edgekit", None)
-    out["packages"] = {n: _installed_version(n) for n in names}
-    try:
-        proc = subprocess.run(python_argv("-c", check_code()), capture_output=True, text=True, timeout=300,
-                              env=child_env())
-        out["modules"], out["modules_error"] = parse_check_output(proc.stdout)["modules"], None
-    except (subprocess.TimeoutExpired, OSError, EdgekitError) as e:
-        out["modules"], out["modules_error"] = {}, f"{type(e).__name__}: {e}"
-    out["required_missing"] = [n for n in (requirements or {}).get("", []) if out["packages"].get(n) is None]
-    out["extras_missing"] = None if requirements is None else {}
-    for extra, reqs in (requirements or {}).items():
-        missing = [n for n in reqs if n != "edgekit" and out["packages"].get(n) is None]
-        if extra and missing:
-            out["extras_missing"][extra] = {"missing": missing, "install": Needs(extra, ()).install}
-    return out
-
-
-def _installed_version(dist: str) -> str | None:
-    from importlib import metadata
-
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
-
-
-def _declared_requirements() -> dict[str, list[str]] | None:
-    """edgekit's declared requirements by extra ('' for the core), as distribution names; None when edgekit is not
-    installed (imported from a source tree)."""
-    import re
-    from importlib import metadata
-
-    try:
-        reqs = metadata.requires("edgekit") or []
-    except metadata.PackageNotFoundError:
-        return None
-    out: dict[str, list[str]] = {}
-    for req in reqs:
-        name = re.match(r"[A-Za-z0-9._-]+", req.strip())
-        extra = re.search(r"""extra\s*==\s*["']([^"']+)["']""", req)
-        if name:
-            out.setdefault(extra.group(1) if extra else "", []).append(name.group(0))
-    return out
-
-
-def baseline_save(run_dir: Path, name: str = "main") -> Path:
-    """Store a run's report and evidence as a named baseline (in $EDGEKIT_BASELINES or .edgekit/baselines)."""
-    from edgekit.report.baselines import save_baseline
-
-    return save_baseline(Path(run_dir), name)
-
-
-def baselines() -> list[tuple[str, Any]]:
-    """The stored baselines: (name, Report)."""
-    from edgekit.report.baselines import list_baselines
-    from edgekit.report.io import load_report
-
-    return [(p.name, load_report(p)) for p in list_baselines()]
-
-
-def baseline(name: str):
-    """The Report of one stored baseline."""
-    from edgekit.report.baselines import resolve_baseline
-    from edgekit.report.io import load_report
-
-    return load_report(resolve_baseline(name))

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from edgekit.report.cells import Cell, Table, is_number, num, pct, size, text
 from edgekit.report.schema import Report
-from edgekit.report.summary import Cell, Table, is_number, num, pct, size, text
 
 
 def load_compared(path: Path) -> Report:

@@ -36,8 +36,9 @@ def render_html(report: Report, plots: dict[str, bytes], run_dir: Path | None = 
     import yaml
 
     from edgekit.report import summary as s
+    from edgekit.report.pass_tables import pass_views
 
-    passes = s.pass_views(report)
+    passes = pass_views(report)
     gate_matrix = s.gate_matrix(report)
     toc = [("summary", "Summary"), *([("passes", "Passes")] if passes else []), ("gates", "Gates"),
            *([("plots", "Plots")] if plots else []), ("measurements", "Measurements"), ("run", "Run"),

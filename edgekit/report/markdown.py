@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgekit.report import summary as s
+from edgekit.report.cells import Table
+from edgekit.report.pass_tables import pass_views
 from edgekit.report.schema import Report
 
 _MD = str.maketrans({"\\": "&#92;", "|": "\\|", "<": "&lt;", ">": "&gt;", "&": "&amp;", "`": "&#96;",
@@ -18,7 +20,7 @@ def md_escape(value: object) -> str:
     return str(value).translate(_MD)
 
 
-def render_table(t: s.Table) -> str:
+def render_table(t: Table) -> str:
     lines = ["| " + " | ".join(md_escape(c.text) for c in t.columns) + " |",
              "|" + "|".join("--:" if c.num else ":--" for c in t.columns) + "|"]
     lines += ["| " + " | ".join(md_escape(c.text) for c in row) + " |" for row in t.rows]
@@ -35,7 +37,7 @@ def render_markdown(report: Report, run_dir: Path | None = None) -> str:
     out = [f"# edgekit report: {e(report.recipe_name)}", "", f"**{e(v.headline)}**", ""]
     out += [f"- {e(d)}" for d in v.details] + ([""] if v.details else [])
     out += ["## Summary", "", render_table(s.summary_table(report, run_dir)), ""]
-    passes = s.pass_views(report)
+    passes = pass_views(report)
     out += ["## Passes", ""] if passes else []
     for p in passes:
         out += [f"### Pass {e(p.title)} ({e(p.status)}, {e(p.duration)})", ""]

@@ -1,5 +1,6 @@
-"""What report.html and report.md show, as plain strings: the verdict, the artifact summary, one candidate table per
-pass, the gate matrix, the environment. Nothing here is markup; each renderer escapes every string it is given.
+"""What report.html and report.md show, as plain strings: the verdict, the artifact summary, the gate matrix, the
+environment (each pass's tables are in report.pass_tables). Nothing here is markup; each renderer escapes every
+string it is given.
 
 A report.json may come from elsewhere (a CI artifact, a colleague's run folder), so every value is formatted
 tolerantly: a string where a number belongs is shown as that string, never trusted and never an exception."""
@@ -7,123 +8,12 @@ tolerantly: a string where a number belongs is shown as that string, never trust
 from __future__ import annotations
 
 import functools
-import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from edgekit.report.cells import Cell, Table, Verdict, col, first_line, gate_value, is_number, num, pct, quantity, size, text
 from edgekit.report.gates import verdict
-from edgekit.report.schema import GateResult, PassRecord, Report, Result
-
-
-@dataclass
-class Cell:
-    text: str
-    num: bool = False
-    cls: str = ""
-    title: str = ""
-
-
-@dataclass
-class Table:
-    columns: list[Cell]
-    rows: list[list[Cell]] = field(default_factory=list)
-    row_cls: list[str] = field(default_factory=list)
-    caption: str = ""
-
-    def add(self, cells: list[Cell], cls: str = "") -> None:
-        self.rows.append(cells)
-        self.row_cls.append(cls)
-
-
-@dataclass
-class Verdict:
-    kind: str  # pass, fail, warn, incomplete, none: also the banner's CSS class
-    headline: str
-    details: list[str] = field(default_factory=list)
-
-
-def is_number(v: Any) -> bool:
-    return isinstance(v, int | float) and not isinstance(v, bool)
-
-
-def num(v: Any, fmt: str = ".4g", unit: str = "") -> str:
-    if v is None:
-        return "-"
-    if not is_number(v):
-        return str(v)
-    if not math.isfinite(v):
-        return str(v)
-    return format(v, fmt) + ("" if not unit or unit == "×" else " ") + unit
-
-
-def size(v: Any) -> str:
-    """Bytes with a binary unit: 812 B, 12.3 KiB, 1.23 MiB."""
-    if not is_number(v):
-        return num(v)
-    if abs(v) < 1024:
-        return f"{v:.0f} B"
-    if abs(v) < 1024**2:
-        return f"{v / 1024:.1f} KiB"
-    return f"{v / 1024**2:.2f} MiB"
-
-
-def pct(v: Any, digits: int = 2) -> str:
-    return num(v * 100, f".{digits}f", "%") if is_number(v) else num(v)
-
-
-def flag(v: Any) -> str:
-    return {True: "yes", False: "no"}.get(v, "-") if v is None or isinstance(v, bool) else str(v)
-
-
-def text(v: Any) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, list | tuple):
-        return ", ".join(text(x) for x in v)
-    return str(v)
-
-
-def first_line(s: str, limit: int = 200) -> str:
-    line = s.strip().splitlines()[0] if s.strip() else ""
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def quantity(key: str, v: Any) -> str:
-    """A pass's before/after value, formatted by what its key names."""
-    k = key.lower()
-    if "size_bytes" in k or k.endswith("_bytes"):
-        return size(v)
-    if "latency" in k or k.endswith("_ms"):
-        return num(v, ".4g", "ms")
-    if "accuracy" in k or "agreement" in k:
-        return pct(v)
-    if k in ("params", "macs", "parameters") and is_number(v):
-        return f"{v:,.0f}"
-    return num(v)
-
-
-def gate_value(name: str, v: Any) -> str:
-    if not is_number(v):
-        return num(v)
-    if "accuracy_drop" in name:
-        return num(v * 100, ".2f", "pp")
-    if "accuracy" in name:
-        return pct(v)
-    if "latency_regression" in name:
-        return num(v, ".3f", "×")
-    if name.endswith("_ms"):
-        return num(v, ".4g", "ms")
-    if name.endswith("_mb"):
-        return num(v, ".4g", "MB")
-    if name in ("results_present", "environment_match"):
-        return f"{v:.0f}"
-    return num(v)
-
-
-def _col(label: str, numeric: bool = False) -> Cell:
-    return Cell(label, num=numeric)
-
+from edgekit.report.schema import GateResult, Report, Result
 
 # verdict
 
@@ -238,9 +128,9 @@ def reference_note(report: Report) -> str:
 
 
 def summary_table(report: Report, run_dir: Path | None = None) -> Table:
-    t = Table([_col("artifact"), _col("format"), _col("precision"), _col("device"), _col("size", True),
-               _col("accuracy", True), _col("cosine", True), _col("top-1 agree", True), _col("p50 ms", True),
-               _col("p90 ms", True), _col("speed-up vs fp32 [95% CI]", True), _col("status")],
+    t = Table([col("artifact"), col("format"), col("precision"), col("device"), col("size", True),
+               col("accuracy", True), col("cosine", True), col("top-1 agree", True), col("p50 ms", True),
+               col("p90 ms", True), col("speed-up vs fp32 [95% CI]", True), col("status")],
               caption=reference_note(report) + "Accuracy on the test split; cosine and top-1 agreement against the "
                       "fp32 reference's outputs; latency per batch. The speed-up interval is a block bootstrap of the "
                       "recorded samples; the two files were timed one after the other, so slow drift of the machine "
@@ -273,10 +163,10 @@ def summary_table(report: Report, run_dir: Path | None = None) -> Table:
 
 
 def results_table(report: Report) -> Table:
-    t = Table([_col("artifact"), _col("device"), _col("runtime"), _col("status"), _col("accuracy", True),
-               _col("p50 ms", True), _col("p90 ms", True), _col("p99 ms", True), _col("std ms", True),
-               _col("samples/s", True), _col("threads", True), _col("size", True), _col("peak RSS MB", True),
-               _col("error")])
+    t = Table([col("artifact"), col("device"), col("runtime"), col("status"), col("accuracy", True),
+               col("p50 ms", True), col("p90 ms", True), col("p99 ms", True), col("std ms", True),
+               col("samples/s", True), col("threads", True), col("size", True), col("peak RSS MB", True),
+               col("error")])
     for r in report.results:
         lat = r.latency_ms
         rt = f"{r.runtime} ({r.runtime_precision})" if r.runtime_precision else r.runtime
@@ -290,7 +180,7 @@ def results_table(report: Report) -> Table:
 
 def metrics_table(report: Report) -> Table:
     names = sorted({str(k) for r in report.results for k in (r.metrics or {})})
-    t = Table([_col("artifact"), _col("device"), *(_col(n, True) for n in names)],
+    t = Table([col("artifact"), col("device"), *(col(n, True) for n in names)],
               caption="On the test split; fidelity metrics compare with the fp32 reference's outputs.")
     for r in report.results:
         if r.metrics:
@@ -300,9 +190,9 @@ def metrics_table(report: Report) -> Table:
 
 
 def artifacts_table(report: Report) -> Table:
-    t = Table([_col("artifact"), _col("format"), _col("precision"), _col("status"), _col("size", True),
-               _col("max abs", True), _col("cosine", True), _col("top-1 agree", True), _col("source"),
-               _col("error")], caption="Parity with the reference, on held-out inputs.")
+    t = Table([col("artifact"), col("format"), col("precision"), col("status"), col("size", True),
+               col("max abs", True), col("cosine", True), col("top-1 agree", True), col("source"),
+               col("error")], caption="Parity with the reference, on held-out inputs.")
     for a in report.artifacts:
         p = a.parity
         t.add([Cell(a.name), Cell(a.format), Cell(a.precision), Cell(a.status), Cell(size(a.size_bytes), True),
@@ -313,8 +203,8 @@ def artifacts_table(report: Report) -> Table:
 
 
 def cross_parity_table(report: Report) -> Table:
-    t = Table([_col("a"), _col("b"), _col("relation"), _col("samples", True), _col("max abs", True),
-               _col("cosine", True), _col("top-1 agree", True), _col("error")],
+    t = Table([col("a"), col("b"), col("relation"), col("samples", True), col("max abs", True),
+               col("cosine", True), col("top-1 agree", True), col("error")],
               caption="Each artifact in its own runtime, on the same held-out inputs.")
     for c in report.cross_parity:
         g = c.get
@@ -323,111 +213,6 @@ def cross_parity_table(report: Report) -> Table:
                Cell(pct(g("top1_agreement"), 1) if g("top1_agreement") is not None else "-", True),
                Cell(text(g("error", "")))])
     return t
-
-
-# passes
-
-CANDIDATE_COLUMNS = [  # (key, header, formatter, numeric)
-    ("format", "format", text, False),
-    ("activation_type", "activation type", text, False),
-    ("weight_type", "weight type", text, False),
-    ("per_channel", "per-channel", flag, False),
-    ("saturation_safe", "saturation-safe", flag, False),
-    ("float_nodes", "float layers", lambda v: str(len(v)) if isinstance(v, list) else text(v), True),
-    ("cosine", "cosine", lambda v: num(v, ".5f"), True),
-    ("top1_agreement", "top-1 agree", lambda v: pct(v, 1), True),
-    ("val_accuracy", "val accuracy", pct, True),
-    ("size_bytes", "size", size, True),
-    ("latency_ms_p50", "p50 ms", lambda v: num(v, ".3f"), True),
-    ("latency_ms_p90", "p90 ms", lambda v: num(v, ".3f"), True),
-    ("speedup_vs_fp32", "vs fp32", lambda v: num(v, ".2f", "×"), True),
-    ("meets_target", "meets target", flag, False),
-    ("error", "error", text, False),
-]
-
-
-FOLDABLE = {"weight_type", "saturation_safe", "meets_target"}  # constant columns become one line under the table
-
-
-def candidate_label(row: dict, i: int) -> str:
-    for k in ("scheme", "candidate", "label", "node"):
-        if row.get(k) not in (None, ""):
-            return text(row[k])
-    return f"#{i + 1}"
-
-
-def slower_than_fp32(row: dict, p: PassRecord) -> bool:
-    s = row.get("speedup_vs_fp32")
-    if is_number(s):
-        return s < 1
-    fp32, lat = p.before.get("latency_ms_p50_selection"), row.get("latency_ms_p50")
-    return is_number(fp32) and is_number(lat) and lat > fp32
-
-
-def candidate_table(p: PassRecord) -> Table | None:
-    """One row per entry of `passes[].candidates`; the chosen one marked, slower-than-fp32 rows flagged."""
-    rows = [c for c in p.candidates if isinstance(c, dict)]
-    if not rows:
-        return None
-    cols = [c for c in CANDIDATE_COLUMNS if any(r.get(c[0]) is not None for r in rows)]
-    shared = [c for c in cols if c[0] in FOLDABLE and len(rows) > 1 and len({text(r.get(c[0])) for r in rows}) == 1]
-    cols = [c for c in cols if c not in shared]
-    fp32 = p.before.get("latency_ms_p50_selection")
-    notes = [f"{h} {f(rows[0].get(k))} for every candidate" for k, h, f, _ in shared]
-    if fp32 is not None:
-        notes.append(f"fp32 p50 on this host during selection: {num(fp32, '.3f', 'ms')}")
-    t = Table([_col("candidate"), *(_col(h, n) for _, h, _, n in cols), _col("choice")], caption="; ".join(notes))
-    for i, r in enumerate(rows):
-        slow = slower_than_fp32(r, p)
-        chosen = r.get("chosen") is True
-        note = "✓ chosen" if chosen else ""
-        if slow:
-            note = (note + "; " if note else "") + "slower than fp32"
-        cls = " ".join(x for x in ("chosen" if chosen else "", "slow" if slow else "", "fail" if r.get("error") else "")
-                       if x)
-        t.add([Cell(candidate_label(r, i)), *(Cell(f(r.get(k)), n) for k, _, f, n in cols), Cell(note, cls="nowrap")],
-              cls)
-    return t
-
-
-QUANTITY_LABELS = {"size_bytes": "size", "latency_ms_p50_selection": "p50 latency (selection timing)",
-                   "latency_ms_p90_selection": "p90 latency (selection timing)", "test_accuracy": "test accuracy",
-                   "val_accuracy": "validation accuracy"}
-
-
-def before_after_table(p: PassRecord) -> Table | None:
-    keys = [k for k in p.before if k in p.after] + [k for k in p.after if k not in p.before]
-    keys = [k for k in keys if is_number(p.before.get(k)) or is_number(p.after.get(k))]
-    if not keys:
-        return None
-    t = Table([_col("quantity"), _col("before", True), _col("after", True), _col("after / before", True)])
-    for k in keys:
-        b, a = p.before.get(k), p.after.get(k)
-        ratio = num(a / b, ".3f", "×") if is_number(a) and is_number(b) and b else "-"
-        label = QUANTITY_LABELS.get(str(k), str(k).replace("_", " "))
-        t.add([Cell(label), Cell(quantity(str(k), b), True), Cell(quantity(str(k), a), True), Cell(ratio, True)])
-    return t
-
-
-@dataclass
-class PassView:
-    anchor: str
-    title: str
-    status: str
-    duration: str
-    produced: str
-    decision: str
-    notes: list[str]
-    error: str
-    change: Table | None
-    candidates: Table | None
-
-
-def pass_views(report: Report) -> list[PassView]:
-    return [PassView(anchor=f"pass-{i + 1}", title=f"{i + 1}. {p.name}", status=p.status,
-                     duration=num(p.duration_s, ".1f", "s"), produced=p.produced or "", decision=p.decision or "",
-                     notes=[str(n) for n in p.notes], error=p.error or "", change=before_after_table(p),
-                     candidates=candidate_table(p)) for i, p in enumerate(report.passes)]
 
 
 # gates
@@ -439,7 +224,7 @@ def gate_matrix(report: Report) -> Table | None:
     names = list(dict.fromkeys(g.name for g in report.gates))
     targets = list(dict.fromkeys(g.target for g in report.gates))
     cells = {(g.target, g.name): g for g in report.gates}
-    t = Table([_col("target"), *(_col(n.replace("_", " ")) for n in names)],
+    t = Table([col("target"), *(col(n.replace("_", " ")) for n in names)],
               caption="Hover a cell for its threshold, interval and detail; all of them are in the table below.")
     for target in targets:
         row = [Cell(target)]
@@ -457,8 +242,8 @@ def gate_matrix(report: Report) -> Table | None:
 
 
 def gates_table(gates: list[GateResult]) -> Table:
-    t = Table([_col("gate"), _col("target"), _col("value", True), _col("threshold", True), _col("interval", True),
-               _col("result"), _col("detail")])
+    t = Table([col("gate"), col("target"), col("value", True), col("threshold", True), col("interval", True),
+               col("result"), col("detail")])
     for g in gates:
         v = verdict(g)
         ci = f"[{gate_value(g.name, g.ci[0])}, {gate_value(g.name, g.ci[1])}]" if g.ci and len(g.ci) == 2 else "-"
@@ -488,7 +273,7 @@ def flatten(d: Any, prefix: str = "") -> list[tuple[str, str]]:
 
 
 def key_value_table(pairs: list[tuple[str, str]]) -> Table:
-    t = Table([_col("key"), _col("value")])
+    t = Table([col("key"), col("value")])
     for k, v in pairs:
         t.add([Cell(k), Cell(v)])
     return t
