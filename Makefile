@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.edgekit-installed
 PYTHON ?= python3
 
-.PHONY: quickstart test test-all lint bench smoke-wheel clean
+.PHONY: quickstart test test-all lint docs site bench smoke-wheel clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,14 @@ test-all: $(STAMP)
 	$(PY) -m pytest -q -n 2 --durations=10
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check edgekit tests benchmarks
+	$(VENV)/bin/ruff check edgekit tests benchmarks tools
+
+docs: $(STAMP)   # regenerate docs/recipe-reference.md and tests/README.md from the code
+	$(PY) tools/gen_docs.py
+
+site: docs   # the static docs site (mkdocs-material, installed on first use) in build/site
+	$(PY) -m pip install -q mkdocs-material
+	$(VENV)/bin/mkdocs build
 
 bench: $(STAMP)
 	$(PY) benchmarks/int8_vs_fp32.py
