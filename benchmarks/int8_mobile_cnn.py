@@ -626,7 +626,7 @@ def paired_against(outs: dict, ref: np.ndarray, mask: np.ndarray, name: str, oth
     """`name` against each of `others` on the same held-out photos: McNemar on top-1 agreement with fp32 (the
     images where exactly one of the two agrees) and a paired test on per-sample logit cosine."""
     from edgekit.export.parity import per_sample
-    from edgekit.report.significance import mcnemar_exact, paired_mean_test
+    from edgekit.significance import mcnemar_exact, paired_mean_test
 
     if name not in outs:
         return

@@ -33,7 +33,7 @@ from int8_mobile_cnn import metrics, paired_speedups, print_header, session, spe
 
 
 def cpu_summary() -> str:
-    from edgekit.bench.environment import cpu_info
+    from edgekit.hardware import cpu_info
 
     c = cpu_info()
     return f"{c['model']}; {os.cpu_count()} logical CPUs; ISA: {', '.join(c['isa']) or 'none listed'}"

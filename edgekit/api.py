@@ -35,7 +35,7 @@ _notes = logger("preflight").info
 
 def as_recipe(recipe: Recipe | dict | str | Path, overrides: list[str] | None = None) -> Recipe:
     """A Recipe from a path, a dict or a Recipe; `overrides` are `dotted.key=value` strings (as `--set`)."""
-    from edgekit.recipe import validate_yaml_text
+    from edgekit.yaml_config import validate_yaml_text
 
     if isinstance(recipe, (str, Path)):
         return load_recipe(recipe, overrides)
@@ -214,7 +214,7 @@ def analyze(recipe: Recipe | dict | str | Path, checkpoint: Path | None = None, 
     import json
 
     from edgekit.analyze import analyze as _analyze
-    from edgekit.report.atomic import atomic_write_text
+    from edgekit.atomic import atomic_write_text
 
     recipe = as_recipe(recipe, overrides)
     with output(log):

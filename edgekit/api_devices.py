@@ -22,11 +22,9 @@ def device(name: str) -> dict:
     p = load_profile(name)
     data = p.model_dump(mode="json")
     if p.transport in ("local", "cuda"):
-        import os
+        from edgekit.hardware import cpu_info, usable_cores
 
-        from edgekit.bench.environment import cpu_info
-
-        data["detected"] = {**cpu_info(), "usable_cores": len(os.sched_getaffinity(0))}
+        data["detected"] = {**cpu_info(), "usable_cores": usable_cores()}
     data["_path"] = str(p.path) if p.path else None
     return data
 
@@ -59,9 +57,9 @@ def init(dest: Path | str, force: bool = False) -> list[Path]:
     Refuses to overwrite an existing file unless `force`; returns the files written."""
     from importlib.resources import files
 
+    from edgekit.atomic import atomic_write_text
     from edgekit.devices.profile import MEASURED_SUFFIX
     from edgekit.names import check_name, safe_target
-    from edgekit.report.atomic import atomic_write_text
 
     dest = Path(dest)
     if dest.exists() and not dest.is_dir():

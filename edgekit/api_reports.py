@@ -24,8 +24,8 @@ def gate(report_path: Path, baseline_path: Path | str | None = None, gates: Gate
     `markdown`/`junit` write those summaries; `step_summary` appends the Markdown to $GITHUB_STEP_SUMMARY."""
     import os
 
+    from edgekit.atomic import atomic_write_text
     from edgekit.export.artifact import verify_artifacts
-    from edgekit.report.atomic import atomic_write_text
     from edgekit.report.baselines import baseline_exists, resolve_baseline
     from edgekit.report.ci_outputs import gates_junit, gates_markdown
     from edgekit.report.gates import evaluate_gates, gates_passed, status_gates
@@ -80,7 +80,7 @@ def compare(run_a: Path, run_b: Path, html: Path | None = None, timing: str = "i
     the gate's latency-regression check does), for a p50 ratio B/A with its 95% confidence interval where both
     files exist (`rows[].interleaved`, or why not in `rows[].interleaved_note`); "recorded" only divides the
     latencies the runs recorded. `html` also writes a self-contained page."""
-    from edgekit.report.atomic import atomic_write_text
+    from edgekit.atomic import atomic_write_text
     from edgekit.report.compare import compare_html, compare_rows, load_compared
     from edgekit.report.io import report_dir
 

@@ -69,8 +69,8 @@ def _fresh_report(recipe: Recipe) -> Report:
 def new_run(recipe: Recipe, out_dir: Path | None = None, log: Callable[[str], None] = _log.info,
             force: bool = False) -> Run:
     """A new run folder: `out_dir` must be absent or empty (or, with `force`, a run folder that is replaced)."""
+    from edgekit.atomic import atomic_write_text, make_dir
     from edgekit.names import safe_target
-    from edgekit.report.atomic import atomic_write_text, make_dir
     from edgekit.report.run_folder import prepare_new
 
     if out_dir is None:
@@ -273,8 +273,8 @@ REFERENCE_OUTPUTS = "samples/reference_outputs.npy"
 def _save_outputs(path: Path, outputs) -> str:
     import numpy as np
 
+    from edgekit.atomic import atomic_path
     from edgekit.export.artifact import file_sha256
-    from edgekit.report.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
@@ -398,8 +398,8 @@ def _copy_user_onnx(src: Path, proto, dst: Path) -> None:
     artifact stands alone in the run folder."""
     from onnx.external_data_helper import uses_external_data
 
+    from edgekit.atomic import atomic_path
     from edgekit.model_files import onnx_header
-    from edgekit.report.atomic import atomic_path
 
     if not any(uses_external_data(t) for t in onnx_header(src).graph.initializer):
         shutil.copyfile(src, dst)
@@ -414,7 +414,7 @@ def _copy_user_onnx(src: Path, proto, dst: Path) -> None:
 def stage_export(run: Run, formats: set[str] | None = None) -> None:
     from edgekit.export import SUFFIX, get_exporter
     from edgekit.export.artifact import artifact_target, describe
-    from edgekit.export.onnx_check import check_onnx_file, op_counts, tensor_specs
+    from edgekit.onnx_graph import check_onnx_file, op_counts, tensor_specs
     from edgekit.passes import get_pass
 
     if isinstance(run.model, Path):  # a user .onnx: it is the fp32 artifact

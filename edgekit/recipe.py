@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar, Union
+from typing import Annotated, Literal, Union
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from edgekit.bench.config import BenchConfig, MetricName
 from edgekit.config_base import Strict
@@ -18,7 +18,8 @@ from edgekit.models.config import ModelConfig
 from edgekit.names import Name
 from edgekit.passes import pass_configs
 from edgekit.train.config import TrainConfig
-from edgekit.yaml_lines import key_line, line_of, load_yaml, read_yaml_text
+from edgekit.yaml_config import validate_yaml_file
+from edgekit.yaml_lines import load_yaml, read_yaml_text
 
 PassConfig = Annotated[Union[tuple(pass_configs())], Field(discriminator="name")]
 ExportConfig = Annotated[Union[tuple(EXPORT_CONFIGS)], Field(discriminator="format")]
@@ -104,34 +105,6 @@ def default_artifact_name(export_cfg) -> str:
     return f"{export_cfg.format}-{getattr(export_cfg, 'precision', 'fp32')}"
 
 
-M = TypeVar("M", bound=BaseModel)
-
-
-def parse_yaml_mapping(text: str, source: str = "<recipe>") -> tuple[dict, Any]:
-    """The YAML as data and as a node tree (for line numbers), read within bounds (edgekit.yaml_lines.load_yaml);
-    a syntax error or a non-mapping names the line."""
-    data, root = load_yaml(text, source)
-    if not isinstance(data, dict):
-        raise RecipeError(f"expected a mapping at the top level, got {type(data).__name__}", path=source, line=1)
-    return data, root
-
-
-def validate_yaml_text(text: str, model: type[M], source: str = "<recipe>", overrides: list[str] | None = None) -> M:
-    """Parse YAML and validate it against `model`; errors name the key path and the line."""
-    data, root = parse_yaml_mapping(text, source)
-    for item in overrides or []:
-        apply_override(data, item, source)
-    try:
-        return model.model_validate(data)
-    except ValidationError as e:
-        raise _recipe_error(e, root, source) from None
-
-
-def validate_yaml_file(path: Path, model: type[M], overrides: list[str] | None = None) -> M:
-    path = Path(path)
-    return validate_yaml_text(read_yaml_text(path), model, source=str(path), overrides=overrides)
-
-
 def load_recipe(path: Path | str, overrides: list[str] | None = None) -> Recipe:
     """Load a recipe file. `overrides` are 'dotted.key=value' strings (value parsed as YAML)."""
     try:
@@ -152,57 +125,3 @@ def is_search_recipe(path: Path) -> bool:
     except (RecipeError, OSError):
         return False
     return isinstance(data, dict) and "search" in data
-
-
-def apply_override(data: dict, item: str, source: str) -> None:
-    key, sep, raw = item.partition("=")
-    if not sep or not key:
-        raise RecipeError(f"--set expects KEY=VALUE, got '{item}'", path=source)
-    node: Any = data
-    parts = key.split(".")
-    for part in parts[:-1]:
-        if isinstance(node, list) and part.isdigit() and int(part) < len(node):
-            node = node[int(part)]
-        elif isinstance(node, dict):
-            node = node.setdefault(part, {})
-        else:
-            raise RecipeError(f"--set {key}: '{part}' does not name a mapping or list item", path=source, key=key)
-    last = parts[-1]
-    value = load_yaml(raw, f"--set {key}")[0] if raw else ""
-    if isinstance(node, list) and last.isdigit() and int(last) < len(node):
-        node[int(last)] = value
-    elif isinstance(node, dict):
-        node[last] = value
-    else:
-        raise RecipeError(f"--set {key}: cannot set '{last}'", path=source, key=key)
-
-
-def _recipe_error(e: ValidationError, root, source: str) -> RecipeError:
-    lines = []
-    first_line, first_key = None, None
-    for err in e.errors()[:5]:
-        loc = tuple(err["loc"])
-        visible = tuple(p for p in loc if not _is_union_tag(p))
-        key = ".".join(str(p) for p in visible) or "(top level)"
-        line = key_line(root, loc) if err["type"] == "extra_forbidden" else line_of(root, loc)
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"].removeprefix("Value error, ")
-        if err["type"] == "union_tag_invalid":
-            msg = err["msg"].replace("Input tag", "value")
-        if first_line is None:
-            lines.append(f"{key}: {msg}")
-        else:
-            lines.append(f"line {line}: {key}: {msg}" if line else f"{key}: {msg}")
-        if first_line is None:
-            first_line, first_key = line, key
-    more = len(e.errors()) - 5
-    text = "; ".join(lines) + (f"; and {more} more" if more > 0 else "")
-    return RecipeError(text, path=source, key=first_key, line=first_line)
-
-
-def _is_union_tag(part) -> bool:
-    """pydantic puts the discriminator value ('quantize.static', 'cnn') into the location; hide it."""
-    tags = {"digits", "fashion-mnist", "npz", "image-folder", "csv", "waveforms", "tokens", "mlp", "cnn", "resnet",
-            "mobilenet_v2", "lstm", "gru", "transformer", "vit", "factory", "torchscript", "onnx", "hf", "torch", "tflite"}
-    from edgekit.passes import PASSES
-
-    return isinstance(part, str) and (part in tags or part in PASSES)

@@ -62,7 +62,7 @@ def test_compare_metrics_by_hand():
 @pytest.mark.parametrize("content,reason", [(b"", "empty"), (b"\x08\x07garbage" * 10, "not a valid ONNX"),
                                             (None, "not found")])
 def test_corrupt_onnx_file_gives_clear_error(tmp_path, content, reason):
-    from edgekit.export.onnx_check import check_onnx_file
+    from edgekit.onnx_graph import check_onnx_file
 
     path = tmp_path / "model.onnx"
     if content is not None:

@@ -15,7 +15,7 @@ from edgekit.report.evidence import save_samples
 from edgekit.report.gates import evaluate_gates, gates_passed
 from edgekit.report.io import save_report
 from edgekit.report.schema import Report, Result
-from edgekit.report.significance import (
+from edgekit.significance import (
     bootstrap_accuracy_drop,
     bootstrap_latency_ratio,
     mcnemar_exact,

@@ -7,7 +7,7 @@ from edgekit import api
 from edgekit.bench.interleaved import PER_ROUND, Side, bench_interleaved
 from edgekit.recipe import GatesConfig
 from edgekit.report.baselines import save_baseline
-from edgekit.report.significance import bootstrap_latency_ratio, interleaved_latency_ratio
+from edgekit.significance import bootstrap_latency_ratio, interleaved_latency_ratio
 from tests.helpers import tiny_recipe
 
 QUIET = {"log": lambda m: None}

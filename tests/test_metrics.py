@@ -18,9 +18,10 @@ from edgekit.bench.metrics import (
     top_k_agreement,
 )
 from edgekit.errors import RecipeError
-from edgekit.recipe import GatesConfig, Recipe, validate_yaml_text
+from edgekit.recipe import GatesConfig, Recipe
 from edgekit.report.gates import evaluate_gates
 from edgekit.report.schema import Report, Result
+from edgekit.yaml_config import validate_yaml_text
 
 
 def test_cosine_by_hand():
@@ -98,7 +99,7 @@ def test_metric_gates():
 @pytest.mark.parametrize("n,warns", [(44, True), (5000, False)])
 def test_proportion_gates_carry_an_interval_and_warn_when_the_split_cannot_resolve_them(n, warns):
     """On 44 photos one photo is 2.3 points: 0.93 against a 0.9 bound is not resolved; on 5000 it is."""
-    from edgekit.report.significance import proportion_interval
+    from edgekit.significance import proportion_interval
 
     gates = GatesConfig(min_metric={"top1_agreement": 0.9}, device_budgets=False)
     rep = _report({"top1_agreement": 41 / 44 if n == 44 else 0.93})

@@ -67,7 +67,7 @@ def test_files_are_written_0644_under_umask_022(cli_run):
 
 
 def test_atomic_writes_follow_the_umask(tmp_path):
-    from edgekit.report.atomic import atomic_write_text
+    from edgekit.atomic import atomic_write_text
 
     old = os.umask(0o027)
     try:

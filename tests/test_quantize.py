@@ -44,7 +44,7 @@ def test_quantized_artifact_runs_within_tolerance(case, onnx_fp32, splits):
     if precision.startswith("int8"):
         import onnx
 
-        from edgekit.export.onnx_check import initializer_bytes
+        from edgekit.onnx_graph import initializer_bytes
 
         weights = initializer_bytes(onnx.load(str(ctx.run_dir / art.path)))
         int8 = weights.get("int8", 0) + weights.get("uint8", 0)

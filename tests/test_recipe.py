@@ -3,7 +3,8 @@ import yaml
 from helpers import tiny_recipe, tiny_recipe_dict
 
 from edgekit.errors import RecipeError
-from edgekit.recipe import Recipe, load_recipe, validate_yaml_text
+from edgekit.recipe import Recipe, load_recipe
+from edgekit.yaml_config import validate_yaml_text
 
 BAD = [
     # (yaml text, expected fragments of the message, expected line)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 from edgekit.bench.stats import latency_stats
 from edgekit.errors import EdgekitError, OutputError
 from edgekit.export.artifact import artifact_path
+from edgekit.hardware import usable_cores
 from edgekit.report.schema import Artifact, Result
 from edgekit.runtimes import runtime_name_for
 from edgekit.runtimes.base import as_model_input
@@ -22,10 +22,7 @@ def resolve_threads(cfg, profile) -> int:
         return cfg.threads
     if profile.threads:
         return profile.threads
-    try:
-        return len(profile.affinity or os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+    return len(profile.affinity) if profile.affinity else usable_cores()
 
 
 def bench_artifact(artifact: Artifact, run_dir: Path, x_test: np.ndarray, y_test: np.ndarray | None, profile, cfg,

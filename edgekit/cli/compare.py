@@ -29,7 +29,7 @@ def register(app: typer.Typer) -> None:
         import json as jsonlib
 
         from edgekit import api
-        from edgekit.report.atomic import atomic_write_text
+        from edgekit.atomic import atomic_write_text
         from edgekit.report.compare import format_compare
 
         rows = api.compare(run_a, run_b, html, timing=timing.value)

@@ -92,8 +92,8 @@ def write_measured(profile, measured, path: Path | None = None) -> Path:
     """Write the sidecar `<profile>.measured.yaml` (or `path`); returns where it went."""
     import yaml
 
+    from edgekit.atomic import atomic_write_text
     from edgekit.devices.profile import sidecar_path
-    from edgekit.report.atomic import atomic_write_text
 
     if path is None:
         if profile.path is None:

@@ -198,7 +198,7 @@ def _profile_files(d: Path) -> list[Path]:
 def _validated(path: Path, model):
     """`model` read from the YAML file `path`; any problem is a DeviceError naming the file, key and line."""
     from edgekit.errors import DeviceError, RecipeError
-    from edgekit.recipe import validate_yaml_file
+    from edgekit.yaml_config import validate_yaml_file
 
     try:
         return validate_yaml_file(path, model)

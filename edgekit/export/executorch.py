@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.atomic import atomic_path
 from edgekit.errors import ExportError
 from edgekit.export.artifact import describe
 from edgekit.export.tflite import _version, finetuned_model, fixed_batch
-from edgekit.report.atomic import atomic_path
 
 _STRUCTURAL = {"getitem"}  # the delegate's output unpacking, not a kernel
 

@@ -53,7 +53,7 @@ def card_path(path: Path) -> Path:
 
 def stamp(path: Path, fmt: str, card: dict) -> None:
     """Write `card` into the artifact (ONNX metadata_props) and beside it (the sidecar), atomically."""
-    from edgekit.report.atomic import atomic_write_text
+    from edgekit.atomic import atomic_write_text
 
     path = Path(path)
     if fmt == "onnx":
@@ -65,8 +65,8 @@ def _stamp_onnx(path: Path, card: dict) -> None:
     """Replace the model's `edgekit.*` metadata_props; weights kept in external data files stay where they are."""
     import onnx
 
+    from edgekit.atomic import atomic_path
     from edgekit.model_files import onnx_header
-    from edgekit.report.atomic import atomic_path
 
     model = onnx_header(path)
     keep = [(p.key, p.value) for p in model.metadata_props if not p.key.startswith(PREFIX)]
@@ -120,8 +120,8 @@ def read_card(path: Path) -> dict:
 
 
 def _read_onnx(path: Path) -> tuple[dict, dict, list, list]:
-    from edgekit.export.onnx_check import tensor_specs
     from edgekit.model_files import onnx_header
+    from edgekit.onnx_graph import tensor_specs
 
     model = onnx_header(path)
     ours, other = {}, {}

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.atomic import atomic_path
 from edgekit.errors import ExportError
 from edgekit.export.artifact import describe
-from edgekit.report.atomic import atomic_path
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 
@@ -23,9 +23,9 @@ class OnnxExporter:
         import onnx
         import torch
 
-        from edgekit.export.onnx_check import check_onnx_file, op_counts, tensor_specs
         from edgekit.model_files import load_onnx
         from edgekit.models.inputs import dynamic_axes, input_spec, torch_dynamic_shapes
+        from edgekit.onnx_graph import check_onnx_file, op_counts, tensor_specs
         from edgekit.runtimes.base import as_model_input
 
         logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.atomic import atomic_path
 from edgekit.environ import patched_environ
 from edgekit.errors import ExportError
 from edgekit.export.artifact import describe
-from edgekit.report.atomic import atomic_path
 
 # precision -> (ai-edge-quantizer recipe, dtype its weights must carry)
 RECIPES = {"fp16": ("weight_only_fp16", "float16"), "dynamic_int8": ("dynamic_wi8_afp32", "int8"),

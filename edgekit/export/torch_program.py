@@ -6,9 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.atomic import atomic_path
 from edgekit.errors import ExportError
 from edgekit.export.artifact import describe
-from edgekit.report.atomic import atomic_path
 
 
 class TorchProgramExporter:

@@ -74,7 +74,7 @@ def _torchscript(cfg, input_shape, num_classes, vocab_size=None):
 
 
 def _onnx(cfg, input_shape, num_classes, vocab_size=None):
-    from edgekit.export.onnx_check import check_onnx_file
+    from edgekit.onnx_graph import check_onnx_file
 
     check_onnx_file(Path(cfg.path))
     return Path(cfg.path)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from edgekit.atomic import atomic_path
 from edgekit.errors import ModelLoadError
-from edgekit.report.atomic import atomic_path
 
 
 def load_state_dict(path: Path) -> dict:

@@ -239,9 +239,9 @@ class StaticQuantize(Pass):
             keep_float(dst, floats)
 
     def apply(self, model, ctx: PassContext):
+        from edgekit.atomic import atomic_path
         from edgekit.export.artifact import artifact_path, artifact_target, describe
-        from edgekit.export.onnx_check import check_onnx_file, op_counts, tensor_specs
-        from edgekit.report.atomic import atomic_path
+        from edgekit.onnx_graph import check_onnx_file, op_counts, tensor_specs
 
         t_start = time.perf_counter()
         src = artifact_path(ctx.run_dir, model)
@@ -538,9 +538,9 @@ class DynamicQuantize(Pass):
     def apply(self, model, ctx: PassContext):
         from onnxruntime import quantization as q
 
+        from edgekit.atomic import atomic_path
         from edgekit.export.artifact import artifact_path, artifact_target, describe
-        from edgekit.export.onnx_check import check_onnx_file, initializer_bytes, op_counts, tensor_specs
-        from edgekit.report.atomic import atomic_path
+        from edgekit.onnx_graph import check_onnx_file, initializer_bytes, op_counts, tensor_specs
 
         t0 = time.perf_counter()
         c = self.config
@@ -577,10 +577,10 @@ class Fp16(Pass):
         import onnx
         from onnxruntime.transformers.float16 import convert_float_to_float16
 
+        from edgekit.atomic import atomic_path
         from edgekit.export.artifact import artifact_path, artifact_target, describe
-        from edgekit.export.onnx_check import check_onnx_file, op_counts, tensor_specs, toposort
         from edgekit.model_files import load_onnx
-        from edgekit.report.atomic import atomic_path
+        from edgekit.onnx_graph import check_onnx_file, op_counts, tensor_specs, toposort
 
         t0 = time.perf_counter()
         c = self.config

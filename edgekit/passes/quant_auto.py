@@ -192,11 +192,11 @@ class AutoQuantize(Pass):
             return {**head, "error": f"{type(e).__name__}: {e}"}
 
     def apply(self, model, ctx: PassContext):
+        from edgekit.atomic import atomic_path
         from edgekit.bench.blocks import time_in_blocks
         from edgekit.export.artifact import artifact_path, artifact_target, describe
-        from edgekit.export.onnx_check import check_onnx_file, op_counts, tensor_specs
+        from edgekit.onnx_graph import check_onnx_file, op_counts, tensor_specs
         from edgekit.passes.ort_quantize import drop_private, int8_cost_notes, preprocess, preprocess_note
-        from edgekit.report.atomic import atomic_path
 
         t_start = time.perf_counter()
         c = self.config
@@ -417,7 +417,7 @@ def _worse(r: dict, best: dict, alpha: float) -> bool:
     """Whether a paired test on the validation split shows `r` less faithful than `best` (p < alpha, in that
     direction) on top-1 agreement, accuracy (where labelled) or per-sample cosine. Without per-sample values
     nothing can be shown, and `r` counts as worse."""
-    from edgekit.report.significance import mcnemar_exact, paired_mean_test
+    from edgekit.significance import mcnemar_exact, paired_mean_test
 
     a, b = best.get("_per_sample"), r.get("_per_sample")
     if a is None or b is None:
@@ -458,7 +458,7 @@ def most_faithful(rows: list[dict], alpha: float) -> dict:
     """The candidate closest to fp32 by mean per-sample cosine on the validation split (a dense signal), unless a
     paired test (McNemar on top-1 agreement, or on accuracy where labelled) shows another one better at level
     `alpha`: agreement counts on a small split move with single images, and ranking by them overfits the split."""
-    from edgekit.report.significance import mcnemar_exact
+    from edgekit.significance import mcnemar_exact
 
     ranked = sorted(rows, key=_dense_first, reverse=True)
     best = ranked[0]

@@ -25,11 +25,9 @@ VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
 
 def cpu_saturates_u8s8() -> bool:
     """True on x86 CPUs whose int8 GEMM path has no VNNI (the vpmaddubsw int16 saturation applies)."""
-    import platform
+    from edgekit.hardware import cpu_info, is_x86
 
-    from edgekit.bench.environment import cpu_info
-
-    if platform.machine().lower() not in ("x86_64", "amd64", "i686"):
+    if not is_x86():
         return False
     isa = set(cpu_info().get("isa", []))
     return not (isa & set(VNNI_FLAGS))

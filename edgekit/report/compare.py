@@ -24,7 +24,7 @@ def compare_rows(a: Report, b: Report, interleaved: dict | None = None, confiden
     """One dict per artifact@device of either run. `interleaved` maps (artifact, device) to an interleaved timing of
     A's and B's files (bench/interleaved.py, A as baseline) or to why there is none; its p50 ratio B/A and
     `confidence` interval go into `interleaved` (or the reason into `interleaved_note`)."""
-    from edgekit.report.significance import interleaved_latency_ratio
+    from edgekit.significance import interleaved_latency_ratio
 
     rows_a = {(r.artifact, r.device): r for r in a.results if r.status == "ok"}
     rows_b = {(r.artifact, r.device): r for r in b.results if r.status == "ok"}

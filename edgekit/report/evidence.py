@@ -11,8 +11,8 @@ from edgekit.errors import GateInputError
 
 def save_samples(path: Path, predictions, labels, latency_ms=None, canary_ms=None) -> tuple[Path, str]:
     """Write an npz atomically; return its path and sha256 (recorded in the report)."""
+    from edgekit.atomic import atomic_path
     from edgekit.export.artifact import file_sha256
-    from edgekit.report.atomic import atomic_path
 
     path = Path(path)
     arrays = {"predictions": np.asarray(predictions, dtype=np.int32), "labels": np.asarray(labels, dtype=np.int32)}

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.report.schema import GateResult, Report, Result
-from edgekit.report.significance import (
+from edgekit.significance import (
     bootstrap_accuracy_drop,
     bootstrap_latency_ratio,
     interleaved_latency_ratio,
@@ -220,7 +220,7 @@ def metric_gate(target: str, r: Result, name: str, threshold: float, lower_bound
     if name not in PROPORTIONS or n == 0:
         return GateResult(name=gate, target=target, value=value, threshold=threshold, passed=passed,
                           detail=f"{n} test samples")
-    from edgekit.report.significance import proportion_interval
+    from edgekit.significance import proportion_interval
 
     lo, hi = proportion_interval(value, n, confidence)
     detail = f"{value:.4f} [{lo:.4f}, {hi:.4f}] on {n} test samples ({confidence:.0%} Wilson)"

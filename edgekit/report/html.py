@@ -58,7 +58,7 @@ def render_html(report: Report, plots: dict[str, bytes], run_dir: Path | None = 
 
 def write_reports(report: Report, run_dir: Path) -> None:
     """report.md (with plots as PNG files beside it) and a self-contained report.html."""
-    from edgekit.report.atomic import atomic_path, atomic_write_text
+    from edgekit.atomic import atomic_path, atomic_write_text
     from edgekit.report.markdown import render_markdown
 
     run_dir = Path(run_dir)

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from edgekit.atomic import atomic_write_text
 from edgekit.errors import GateInputError
 from edgekit.limits import read_json
-from edgekit.report.atomic import atomic_write_text
 from edgekit.report.schema import SCHEMA, Report
 
 

@@ -9,8 +9,8 @@ import os
 import shutil
 from pathlib import Path
 
+from edgekit.atomic import make_dir
 from edgekit.errors import RunFolderError
-from edgekit.report.atomic import make_dir
 
 ENTRIES = ("report.json", "recipe.yaml", "model.safetensors", "artifacts", "samples", "plots", "report.html",
            "report.md")

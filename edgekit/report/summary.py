@@ -106,7 +106,7 @@ def _interval(run_dir: Path, samples: str, sha: str, ref_samples: str, ref_sha: 
     inside the run folder whose sha256 matches the report are read."""
     from edgekit.names import contained
     from edgekit.report.evidence import load_samples
-    from edgekit.report.significance import bootstrap_latency_ratio
+    from edgekit.significance import bootstrap_latency_ratio
 
     try:
         contained(run_dir, samples, "samples")

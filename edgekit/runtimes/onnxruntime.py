@@ -45,8 +45,8 @@ class OrtSession(Session):
         return np.asarray(out, dtype=np.float32)
 
     def ops(self) -> dict[str, int]:
-        from edgekit.export.onnx_check import op_counts
         from edgekit.model_files import onnx_header
+        from edgekit.onnx_graph import op_counts
 
         return op_counts(onnx_header(self.path))
 

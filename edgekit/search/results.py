@@ -7,7 +7,7 @@ import csv
 import json
 from pathlib import Path
 
-from edgekit.report.atomic import atomic_path, atomic_write_text
+from edgekit.atomic import atomic_path, atomic_write_text
 from edgekit.search.config import SearchConfig
 from edgekit.search.space import SearchSpec
 

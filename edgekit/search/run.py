@@ -9,12 +9,12 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+from edgekit.atomic import atomic_write_text, make_dir
 from edgekit.child_python import child_env, python_argv
 from edgekit.console import logger
 from edgekit.errors import EdgekitError, RecipeError
 from edgekit.limits import read_json
 from edgekit.names import check_name
-from edgekit.report.atomic import atomic_write_text, make_dir
 from edgekit.search.config import SearchConfig
 from edgekit.search.space import SearchSpec, parse_search_text
 from edgekit.yaml_lines import read_yaml_text

@@ -95,7 +95,8 @@ class SearchSpec:
 
 
 def parse_search_text(text: str, source: str = "<recipe>") -> SearchSpec:
-    from edgekit.recipe import Recipe, parse_yaml_mapping, validate_yaml_text
+    from edgekit.recipe import Recipe
+    from edgekit.yaml_config import parse_yaml_mapping, validate_yaml_text
 
     data, root = parse_yaml_mapping(text, source)
     search = data.pop("search", None)
