@@ -15,7 +15,8 @@ class Tolerance(Strict):
     """Agreement an artifact must keep with its reference. A `None` bound is not checked."""
 
     max_abs: float | None = None
-    max_rel: float | None = Field(None, gt=0, description="largest |reference - output| over the largest |reference|")
+    max_rel: float | None = Field(default=None, gt=0,
+                                  description="largest |reference - output| over the largest |reference|")
     min_cosine: float | None = None
     min_top1: float | None = None
 

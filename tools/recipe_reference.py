@@ -18,8 +18,24 @@ SECTION_TITLES = {"model": "Model", "data": "Data", "train": "Training", "passes
 BOUNDS = [("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<")]
 
 
+def schema_type(annotation: Any, metadata: typing.Iterable[Any] = ()) -> Any:
+    """The type a field documents: a value validated by a function (a registry's union) names the type its schema
+    shows, `json_schema_input_type`; any other annotation is itself."""
+    inner, *extra = typing.get_args(annotation) if typing.get_origin(annotation) is typing.Annotated else [annotation]
+    for meta in [*extra, *metadata]:
+        shown = getattr(meta, "json_schema_input_type", Any)
+        if inner is Any and shown is not Any:
+            return shown
+    return annotation
+
+
+def shown(field: FieldInfo) -> Any:
+    return schema_type(field.annotation, field.metadata)
+
+
 def models_in(annotation: Any) -> list[type[BaseModel]]:
     """The pydantic models an annotation holds (inside Optional, list, dict, Annotated and unions), in order."""
+    annotation = schema_type(annotation)
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
     out: list[type[BaseModel]] = []
@@ -34,7 +50,8 @@ def type_text(annotation: Any, link: typing.Callable[[type[BaseModel]], str]) ->
     if annotation is type(None):
         return "null"
     if origin is typing.Annotated:
-        return type_text(args[0], link)
+        shown = schema_type(annotation)
+        return type_text(args[0] if shown is annotation else shown, link)
     if origin is Literal:
         return " | ".join(f'`"{a}"`' if isinstance(a, str) else f"`{value_text(a)}`" for a in args)
     if origin in (typing.Union, types.UnionType):
@@ -108,7 +125,7 @@ class Reference:
         self._count_owners(recipe, "recipe")
         self.anchors: dict[type[BaseModel], str] = {}
         for name, f in recipe.model_fields.items():
-            members = models_in(f.annotation)
+            members = models_in(shown(f))
             if len(members) > 1:
                 tag = _tag_name(f)
                 self.anchors.update({m: _slug(f"{name} {_tag_value(m, tag)}") for m in members})
@@ -120,7 +137,7 @@ class Reference:
         """A model that shares a field with other models (a union below the top level) gets its own section."""
         for owner in self.owners:
             for f in owner.model_fields.values():
-                found = models_in(f.annotation)
+                found = models_in(shown(f))
                 if model in found and len(found) > 1 and owner is not self.recipe:
                     return True
         return False
@@ -130,7 +147,7 @@ class Reference:
         self.owners.setdefault(model, set()).add(owner)
         if first:
             for name, f in model.model_fields.items():
-                for m in models_in(f.annotation):
+                for m in models_in(shown(f)):
                     self._count_owners(m, f"{model.__name__}.{name}" if model is not self.recipe else name)
 
     def link(self, model: type[BaseModel]) -> str:
@@ -140,13 +157,13 @@ class Reference:
         out = []
         for name, f in model.model_fields.items():
             key = f"{prefix}{f.alias or name}"
-            nested = [m for m in models_in(f.annotation) if m not in self.anchors]
+            nested = [m for m in models_in(shown(f)) if m not in self.anchors]
             bounds = bounds_text(f)
-            kind = type_text(f.annotation, self.link) + (f" ({bounds})" if bounds else "")
+            kind = type_text(shown(f), self.link) + (f" ({bounds})" if bounds else "")
             out.append(f"| `{key}` | {cell(kind)} | {cell(default_text(f))} | {cell(f.description or '')} |")
             if len(nested) == 1 and nested[0] is not model:
-                many = typing.get_origin(f.annotation) is list or any(
-                    typing.get_origin(a) is list for a in typing.get_args(f.annotation))
+                many = typing.get_origin(shown(f)) is list or any(
+                    typing.get_origin(a) is list for a in typing.get_args(shown(f)))
                 out += self.rows(nested[0], f"{key}[]." if many else f"{key}.")
         return out
 
@@ -162,12 +179,12 @@ class Reference:
         return [*lines, "| key | type | default | description |", "|:--|:--|:--|:--|", *rows, ""]
 
     def section(self, name: str, f: FieldInfo) -> list[str]:
-        members = models_in(f.annotation)
+        members = models_in(shown(f))
         title = SECTION_TITLES.get(name, name.replace("_", " ").capitalize())
         lines = [f"## {title}: `{name}`", ""]
         if f.description:
             lines += [" ".join(f.description.split()), ""]
-        listed = typing.get_origin(f.annotation) is list
+        listed = typing.get_origin(shown(f)) is list
         if len(members) == 1:
             optional = "Optional: omit the section (or set it to null) to skip it." if f.default is None else ""
             return [*lines, *([optional, ""] if optional else []), *self.table(members[0])]
@@ -180,7 +197,7 @@ class Reference:
         return lines
 
     def render(self) -> str:
-        top = [(n, f) for n, f in self.recipe.model_fields.items() if not models_in(f.annotation)]
+        top = [(n, f) for n, f in self.recipe.model_fields.items() if not models_in(shown(f))]
         lines = ["# Recipe reference", "",
                  "<!-- Generated from the recipe schema by tools/gen_docs.py: do not edit; run `make docs`. -->",
                  "", "Every key a recipe accepts, with its type, default and meaning, generated from the pydantic "
@@ -189,11 +206,11 @@ class Reference:
                  "| key | type | default | description |", "|:--|:--|:--|:--|"]
         for name, f in top:
             bounds = bounds_text(f)
-            kind = type_text(f.annotation, self.link) + (f" ({bounds})" if bounds else "")
+            kind = type_text(shown(f), self.link) + (f" ({bounds})" if bounds else "")
             lines.append(f"| `{name}` | {cell(kind)} | {cell(default_text(f))} | {cell(f.description or '')} |")
         lines.append("")
         for name, f in self.recipe.model_fields.items():
-            if models_in(f.annotation):
+            if models_in(shown(f)):
                 lines += self.section(name, f)
         if self.shared:
             lines += ["## Shared settings", "", "Settings that several sections use.", ""]
@@ -203,20 +220,16 @@ class Reference:
 
 
 def _discriminator(annotation: Any) -> str:
-    for arg in (annotation, *typing.get_args(annotation)):
-        if typing.get_origin(arg) is typing.Annotated:
-            for meta in typing.get_args(arg)[1:]:
-                if isinstance(meta, FieldInfo) and isinstance(meta.discriminator, str):
-                    return meta.discriminator
-        elif typing.get_args(arg) and arg is not annotation:
-            found = _discriminator(arg)
-            if found:
-                return found
-    return ""
+    annotation = schema_type(annotation)
+    args = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Annotated:
+        tags = [m.discriminator for m in args[1:] if isinstance(m, FieldInfo) and isinstance(m.discriminator, str)]
+        return tags[0] if tags else _discriminator(args[0])
+    return next((tag for tag in map(_discriminator, args) if tag), "")
 
 
 def _tag_name(field: FieldInfo) -> str:
-    return field.discriminator if isinstance(field.discriminator, str) else _discriminator(field.annotation)
+    return field.discriminator if isinstance(field.discriminator, str) else _discriminator(shown(field))
 
 
 def _tag_value(model: type[BaseModel], tag: str) -> str:

@@ -28,12 +28,13 @@ def _weight_index(op: str) -> int:
     return 3 if op.startswith("QLinear") else 1
 
 
-def node_cost(op: str, inputs: list[list[int]], outputs: list[list[int]]) -> dict:
+def node_cost(op: str, inputs: list[list[int] | None], outputs: list[list[int] | None]) -> dict:
     """FLOPs and MACs of one node from its input/output shapes (ONNX layout: Conv weights [Cout, Cin/g, *k])."""
     out_elems = prod(outputs[0]) if outputs and outputs[0] is not None else 0
     macs = 0
-    if op in CONV_OPS and len(inputs) > _weight_index(op) and inputs[_weight_index(op)]:
-        macs = out_elems * prod(inputs[_weight_index(op)][1:])
+    weight = inputs[_weight_index(op)] if op in CONV_OPS and len(inputs) > _weight_index(op) else None
+    if weight:
+        macs = out_elems * prod(weight[1:])
     elif op == "ConvTranspose" and len(inputs) > 1 and inputs[0] and inputs[1]:
         macs = prod(inputs[0]) * prod(inputs[1][1:])
     elif op in MATMUL_OPS and inputs and inputs[0]:

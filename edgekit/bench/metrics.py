@@ -98,7 +98,7 @@ def compute_metrics(names: list[str] | None, *, outputs=None, predictions=None, 
     if outputs is not None:
         predictions = _flat(outputs).argmax(1)
     out: dict[str, float] = {}
-    n_out = _flat(outputs).shape[1] if outputs is not None else None
+    n_out = _flat(outputs).shape[1] if outputs is not None else 0
     for name in names:
         if name in LABEL_METRICS and not labelled:
             continue

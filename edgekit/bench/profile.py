@@ -75,14 +75,8 @@ def _stats(ms: list[float]) -> dict:
 
 def _onnx_job(path: Path, profile, runs: int, warmup: int, threads, inputs) -> dict:
     from edgekit.bench.run import resolve_threads
-
-    class _Cfg:
-        pass
-
-    cfg = _Cfg()
-    cfg.threads = threads
     return {"task": "op_profile", "runtime": "onnxruntime", "model": str(path), "runs": runs, "warmup": warmup,
-            "threads": resolve_threads(cfg, profile) if profile.transport != "adb" else threads,
+            "threads": resolve_threads(threads, profile) if profile.transport != "adb" else threads,
             "affinity": profile.affinity, "providers": profile.providers, "inputs": inputs}
 
 
@@ -163,14 +157,8 @@ def profile_tflite(path: Path, profile, runs: int = 50, warmup: int = 10, thread
         xp = Path(tmp) / "x.npy"
         np.save(xp, np.random.default_rng(0).standard_normal(in_shape).astype(np.float32))
         from edgekit.bench.run import resolve_threads
-
-        class _Cfg:
-            pass
-
-        cfg = _Cfg()
-        cfg.threads = threads
         out = transport(profile)({"runtime": "litert", "model": str(path), "inputs": str(xp),
-                                  "threads": resolve_threads(cfg, profile), "affinity": profile.affinity,
+                                  "threads": resolve_threads(threads, profile), "affinity": profile.affinity,
                                   "providers": profile.providers, "batch_size": in_shape[0], "warmup": warmup,
                                   "iterations": runs, "min_time_s": 0.0, "max_time_s": 60.0, "accuracy": False},
                                  timeout_s)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -16,10 +17,14 @@ from edgekit.report.schema import Artifact, Result
 from edgekit.runtimes import runtime_name_for
 from edgekit.runtimes.base import as_model_input
 
+if TYPE_CHECKING:
+    from edgekit.devices.profile import DeviceProfile
 
-def resolve_threads(cfg, profile) -> int:
-    if cfg.threads:
-        return cfg.threads
+
+def resolve_threads(threads: int | None, profile: DeviceProfile) -> int:
+    """The intra-op threads of a bench: the recipe's, else the profile's, else its affinity's or the usable cores."""
+    if threads:
+        return threads
     if profile.threads:
         return profile.threads
     return len(profile.affinity) if profile.affinity else usable_cores()
@@ -36,7 +41,7 @@ def bench_artifact(artifact: Artifact, run_dir: Path, x_test: np.ndarray, y_test
     from edgekit.model_files import check_model_file
 
     rt = runtime or runtime_name_for(artifact.format, profile.runtimes)
-    threads = resolve_threads(cfg, profile)
+    threads = resolve_threads(cfg.threads, profile)
     row = Result(artifact=artifact.name, device=profile.name, runtime=rt, batch_size=cfg.batch_size, threads=threads,
                  size_bytes=artifact.size_bytes, emulated=True if getattr(profile, "emulated", False) else None)
     if rt not in profile.runtimes:
@@ -72,8 +77,8 @@ def bench_artifact(artifact: Artifact, run_dir: Path, x_test: np.ndarray, y_test
         row.latency_ms = latency_stats(out["latencies_ms"])
         mean = row.latency_ms.mean
     else:  # a device tool that reports only its own summary (adb benchmark_model)
-        row.latency_summary = out["latency_summary"]
-        mean = row.latency_summary["avg"]
+        row.latency_summary = summary = out["latency_summary"]
+        mean = summary["avg"]
     row.throughput = 1000.0 * out["batch_size"] / mean
     if out.get("device_latencies_ms"):
         row.device_time_ms = latency_stats(out["device_latencies_ms"])

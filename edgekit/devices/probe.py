@@ -62,11 +62,7 @@ def probe(profile, mem_mb: int = 256, gemm: dict | None = None, min_time_s: floa
     from edgekit.devices.profile import MeasuredPeaks
 
     g = dict(gemm or DEFAULT_GEMM)
-
-    class _Cfg:  # resolve_threads reads only `.threads`
-        threads = None
-
-    threads = resolve_threads(_Cfg(), profile) if profile.transport in ("local", "cuda") else profile.threads
+    threads = resolve_threads(None, profile) if profile.transport in ("local", "cuda") else profile.threads
     job = {"task": "probe", "gemm": g, "threads": threads, "affinity": profile.affinity,
            "providers": profile.providers, "mem_mb": mem_mb, "min_time_s": min_time_s}
     with tempfile.TemporaryDirectory(prefix="edgekit-probe-") as tmp:

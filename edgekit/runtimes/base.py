@@ -43,6 +43,7 @@ class Session(ABC):
     the model's own input dtype (e.g. int32 ids in TFLite) are handled inside."""
 
     static_batch: int | None = None
+    last_device_ms: float | None = None  # accelerator time of the last batch, where the runtime measures it
 
     @abstractmethod
     def run_batch(self, x: np.ndarray) -> np.ndarray:
