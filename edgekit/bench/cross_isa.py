@@ -8,9 +8,10 @@ import platform
 import numpy as np
 
 from edgekit.bench.metrics import _flat, cosine
+from edgekit.report.schema import Result
 
 
-def host_row(results, outputs: dict, artifact: str):
+def host_row(results: list[Result], outputs: dict, artifact: str) -> Result | None:
     """The artifact's ok row measured on this host's architecture, not emulated, whose outputs are at hand."""
     here = platform.machine()
     return next((r for r in results if r.artifact == artifact and r.status == "ok" and not r.emulated
@@ -26,7 +27,7 @@ def vs_host_metrics(host: np.ndarray, other: np.ndarray) -> dict[str, float]:
             "vs_host_cosine": cosine(a, b), "vs_host_top1_flips": float(flips)}
 
 
-def add_cross_isa(results, outputs: dict) -> None:
+def add_cross_isa(results: list[Result], outputs: dict) -> None:
     """vs_host_* metrics on every ok row from another architecture (or an emulated device) whose artifact was also
     measured on this host; `outputs` maps (artifact, device) to the outputs of that bench."""
     for r in results:

@@ -6,6 +6,8 @@ any of them by name."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 LABEL_METRICS = ("accuracy", "top_k_accuracy", "macro_f1", "mse", "mae")
@@ -15,16 +17,16 @@ LOWER_IS_BETTER = ("mse", "mae", "max_abs", "mean_abs")
 NN_MAX_SAMPLES = 2000  # nearest neighbours are O(N^2): rank at most this many samples
 
 
-def _flat(a) -> np.ndarray:
+def _flat(a: np.ndarray) -> np.ndarray:
     a = np.asarray(a, dtype=np.float64)
     return a.reshape(len(a), -1)
 
 
-def accuracy(out, y) -> float:
+def accuracy(out: np.ndarray, y: np.ndarray) -> float:
     return float((_flat(out).argmax(1) == np.asarray(y)).mean())
 
 
-def top_k_accuracy(out, y, k: int) -> float:
+def top_k_accuracy(out: np.ndarray, y: np.ndarray, k: int) -> float:
     """Fraction of samples whose label is among the k highest outputs."""
     o = _flat(out)
     k = min(k, o.shape[1])
@@ -32,7 +34,7 @@ def top_k_accuracy(out, y, k: int) -> float:
     return float((top == np.asarray(y)[:, None]).any(1).mean())
 
 
-def macro_f1(pred, y) -> float:
+def macro_f1(pred: np.ndarray, y: np.ndarray) -> float:
     """Unweighted mean of per-class F1 over the classes that occur in the labels or the predictions."""
     pred, y = np.asarray(pred), np.asarray(y)
     scores = []
@@ -44,7 +46,7 @@ def macro_f1(pred, y) -> float:
     return float(np.mean(scores)) if scores else 0.0
 
 
-def cosine(ref, out) -> float:
+def cosine(ref: np.ndarray, out: np.ndarray) -> float:
     """Mean per-sample cosine similarity (two all-zero vectors count as 1)."""
     r, o = _flat(ref), _flat(out)
     denom = np.linalg.norm(r, axis=1) * np.linalg.norm(o, axis=1)
@@ -52,7 +54,7 @@ def cosine(ref, out) -> float:
     return float(cos.mean()) if cos.size else 1.0
 
 
-def top_k_agreement(ref, out, k: int) -> float:
+def top_k_agreement(ref: np.ndarray, out: np.ndarray, k: int) -> float:
     """Mean overlap |top-k(ref) ∩ top-k(out)| / k of the k highest outputs per sample (k=1: top-1 agreement)."""
     r, o = _flat(ref), _flat(out)
     k = min(k, r.shape[1])
@@ -61,7 +63,7 @@ def top_k_agreement(ref, out, k: int) -> float:
     return float(np.mean([len(np.intersect1d(a, b)) / k for a, b in zip(tr, to)]))
 
 
-def nearest_neighbours(emb, k: int) -> np.ndarray:
+def nearest_neighbours(emb: np.ndarray, k: int) -> np.ndarray:
     """Indices of each sample's k nearest other samples by cosine similarity (ties by index)."""
     e = _flat(emb)
     e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-30)
@@ -70,7 +72,7 @@ def nearest_neighbours(emb, k: int) -> np.ndarray:
     return np.argsort(-sim, axis=1, kind="stable")[:, :k]
 
 
-def nn_agreement(ref, out, k: int) -> float:
+def nn_agreement(ref: np.ndarray, out: np.ndarray, k: int) -> float:
     """Embedding fidelity: mean overlap of each sample's k nearest neighbours under the reference and the artifact
     (k=1: the fraction of samples whose nearest neighbour is unchanged)."""
     r, o = _flat(ref)[:NN_MAX_SAMPLES], _flat(out)[:NN_MAX_SAMPLES]
@@ -88,42 +90,59 @@ def default_metrics(labelled: bool, has_reference: bool) -> list[str]:
     return names
 
 
-def compute_metrics(names: list[str] | None, *, outputs=None, predictions=None, labels=None, reference=None,
+def compute_metrics(names: Sequence[str] | None, *, outputs: np.ndarray | None = None, predictions: np.ndarray | None = None,
+                    labels: np.ndarray | None = None, reference: np.ndarray | None = None,
                     top_k: int = 5) -> dict[str, float]:
     """The requested metrics that the evidence allows: label metrics need labels, fidelity metrics the reference
     outputs; with predictions only (a device that returns no outputs) accuracy, macro-F1 and top-1 agreement."""
-    labelled = labels is not None and len(labels) and np.min(labels) >= 0
+    y = labels if labels is not None and len(labels) and np.min(labels) >= 0 else None
     if names is None:
-        names = default_metrics(bool(labelled), reference is not None)
+        names = default_metrics(y is not None, reference is not None)
     if outputs is not None:
         predictions = _flat(outputs).argmax(1)
     out: dict[str, float] = {}
-    n_out = _flat(outputs).shape[1] if outputs is not None else 0
     for name in names:
-        if name in LABEL_METRICS and not labelled:
-            continue
-        if name in FIDELITY_METRICS and reference is None:
-            continue
-        if name == "accuracy" and predictions is not None:
-            out[name] = float((np.asarray(predictions) == labels).mean())
-        elif name == "macro_f1" and predictions is not None:
-            out[name] = macro_f1(predictions, labels)
-        elif name == "top1_agreement" and predictions is not None:
-            out[name] = float((np.asarray(predictions) == _flat(reference).argmax(1)).mean())
-        elif outputs is None:
-            continue
-        elif name == "top_k_accuracy" and n_out > 1:
-            out[name] = top_k_accuracy(outputs, labels, top_k)
-        elif name in ("mse", "mae") and n_out == 1:  # a regression output against numeric targets
-            err = _flat(outputs)[:, 0] - np.asarray(labels, dtype=np.float64)
-            out[name] = float(np.mean(err ** 2) if name == "mse" else np.mean(np.abs(err)))
-        elif name == "cosine":
-            out[name] = cosine(reference, outputs)
-        elif name in ("max_abs", "mean_abs"):
-            diff = np.abs(_flat(reference) - _flat(outputs))
-            out[name] = float(diff.max() if name == "max_abs" else diff.mean()) if diff.size else 0.0
-        elif name == "top_k_agreement" and n_out > 1:
-            out[name] = top_k_agreement(reference, outputs, top_k)
-        elif name == "nn_agreement":
-            out[name] = nn_agreement(reference, outputs, top_k)
+        value = None
+        if name in LABEL_METRICS and y is not None:
+            value = _label_metric(name, y, predictions, outputs, top_k)
+        elif name in FIDELITY_METRICS and reference is not None:
+            value = _fidelity_metric(name, reference, predictions, outputs, top_k)
+        if value is not None:
+            out[name] = value
     return out
+
+
+def _label_metric(name: str, y: np.ndarray, predictions: np.ndarray | None, outputs: np.ndarray | None,
+                  top_k: int) -> float | None:
+    if name == "accuracy" and predictions is not None:
+        return float((np.asarray(predictions) == y).mean())
+    if name == "macro_f1" and predictions is not None:
+        return macro_f1(predictions, y)
+    if outputs is None:
+        return None
+    n_out = _flat(outputs).shape[1]
+    if name == "top_k_accuracy" and n_out > 1:
+        return top_k_accuracy(outputs, y, top_k)
+    if name in ("mse", "mae") and n_out == 1:  # a regression output against numeric targets
+        err = _flat(outputs)[:, 0] - np.asarray(y, dtype=np.float64)
+        return float(np.mean(err ** 2) if name == "mse" else np.mean(np.abs(err)))
+    return None
+
+
+def _fidelity_metric(name: str, reference: np.ndarray, predictions: np.ndarray | None, outputs: np.ndarray | None,
+                     top_k: int) -> float | None:
+    if name == "top1_agreement" and predictions is not None:
+        return float((np.asarray(predictions) == _flat(reference).argmax(1)).mean())
+    if outputs is None:
+        return None
+    n_out = _flat(outputs).shape[1]
+    if name == "cosine":
+        return cosine(reference, outputs)
+    if name in ("max_abs", "mean_abs"):
+        diff = np.abs(_flat(reference) - _flat(outputs))
+        return float(diff.max() if name == "max_abs" else diff.mean()) if diff.size else 0.0
+    if name == "top_k_agreement" and n_out > 1:
+        return top_k_agreement(reference, outputs, top_k)
+    if name == "nn_agreement":
+        return nn_agreement(reference, outputs, top_k)
+    return None

@@ -18,6 +18,7 @@ from edgekit.runtimes import runtime_name_for
 from edgekit.runtimes.base import as_model_input
 
 if TYPE_CHECKING:
+    from edgekit.bench.config import BenchConfig
     from edgekit.devices.profile import DeviceProfile
 
 
@@ -30,7 +31,8 @@ def resolve_threads(threads: int | None, profile: DeviceProfile) -> int:
     return len(profile.affinity) if profile.affinity else usable_cores()
 
 
-def bench_artifact(artifact: Artifact, run_dir: Path, x_test: np.ndarray, y_test: np.ndarray | None, profile, cfg,
+def bench_artifact(artifact: Artifact, run_dir: Path, x_test: np.ndarray, y_test: np.ndarray | None,
+                   profile: DeviceProfile, cfg: BenchConfig,
                    runtime: str | None = None, keep_samples_dir: Path | None = None,
                    reference: np.ndarray | None = None, outputs_into: dict | None = None) -> Result:
     """Run the bench agent for (artifact, device); a failure becomes a failed Result, never an exception.

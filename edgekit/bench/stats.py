@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from edgekit.report.schema import LatencyStats
 
 
-def latency_stats(samples_ms) -> LatencyStats:
+def latency_stats(samples_ms: Sequence[float] | np.ndarray) -> LatencyStats:
     a = np.asarray(samples_ms, dtype=np.float64)
     if a.size == 0:
         raise ValueError("no latency samples")

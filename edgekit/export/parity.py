@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgekit.config_base import Tolerance
 from edgekit.errors import ExportParityError
 from edgekit.report.schema import Parity
 
@@ -42,7 +43,7 @@ def compare(reference: np.ndarray, output: np.ndarray) -> dict:
     }
 
 
-def failures(numbers: dict, tolerance) -> list[str]:
+def failures(numbers: dict, tolerance: Tolerance) -> list[str]:
     """Each tolerance bound the numbers break, with both values."""
     out = []
     if tolerance.max_abs is not None and numbers["max_abs"] > tolerance.max_abs:
@@ -56,7 +57,7 @@ def failures(numbers: dict, tolerance) -> list[str]:
     return out
 
 
-def check(artifact: str, numbers: dict, tolerance, reference: str, raise_on_fail: bool = True) -> Parity:
+def check(artifact: str, numbers: dict, tolerance: Tolerance, reference: str, raise_on_fail: bool = True) -> Parity:
     """Build the parity record; beyond tolerance raise ExportParityError with the numbers."""
     failed = failures(numbers, tolerance)
     parity = Parity(reference=reference, tolerance=tolerance.model_dump(), passed=not failed, **numbers)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -16,7 +17,7 @@ def as_model_input(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.int64 if x.dtype.kind in "iu" else np.float32)
 
 
-def import_for(module: str, needs: Needs):
+def import_for(module: str, needs: Needs) -> ModuleType:
     """Import a runtime's package, or raise RuntimeUnavailable naming the extra that installs it."""
     import importlib
 
