@@ -18,10 +18,10 @@ import numpy as np
 
 def outputs_on(profile, model: Path, x_path: Path, tmp: Path) -> tuple[np.ndarray, str]:
     from edgekit.devices import transport
-    from edgekit.runtimes import DEFAULT_RUNTIME
+    from edgekit.runtimes import default_runtime
 
     out_path = tmp / f"{profile.name}-{model.name}.npy"
-    job = {"runtime": DEFAULT_RUNTIME[model.suffix.lstrip(".")], "model": str(model), "threads": profile.threads or 1,
+    job = {"runtime": default_runtime(model.suffix.lstrip(".")), "model": str(model), "threads": profile.threads or 1,
            "providers": profile.providers, "affinity": profile.affinity, "batch_size": 1, "warmup": 0, "iterations": 1,
            "min_time_s": 0.0, "max_time_s": 1.0, "inputs": str(x_path), "accuracy": True, "outputs_path": str(out_path)}
     res = transport(profile)(job, 3600)

@@ -17,11 +17,11 @@ def devices() -> list:
 
 def device(name: str) -> dict:
     """One profile with its defaults (and, for this machine, the detected CPU), as plain data."""
-    from edgekit.devices import load_profile
+    from edgekit.devices import load_profile, transport_entry
 
     p = load_profile(name)
     data = p.model_dump(mode="json")
-    if p.transport in ("local", "cuda"):
+    if not transport_entry(p).remote:
         from edgekit.hardware import cpu_info, usable_cores
 
         data["detected"] = {**cpu_info(), "usable_cores": usable_cores()}

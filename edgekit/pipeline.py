@@ -580,7 +580,7 @@ def stage_bench(run: Run, devices: list[str] | None = None) -> None:
 
 def _bench_device(run: Run, dev: str, arts: list[Artifact], cfg, record, bar, outputs: dict) -> None:
     from edgekit.bench.run import bench_artifact
-    from edgekit.devices import load_profile, reachable
+    from edgekit.devices import load_profile, reachable, transport_entry
     from edgekit.report.schema import Result
 
     try:
@@ -622,7 +622,7 @@ def _bench_device(run: Run, dev: str, arts: list[Artifact], cfg, record, bar, ou
             run.log(f"  {acc}{timing}, {row.threads} threads{energy})")
         else:
             run.fail(f"bench {art.name}@{profile.name}", EdgekitError(row.error or row.status))
-            if row.status == "failed" and profile.transport != "local" and i + 1 < len(arts):
+            if row.status == "failed" and transport_entry(profile).remote and i + 1 < len(arts):
                 why = reachable(profile)  # a device that dropped: skip the rest rather than time out on each
 
 

@@ -13,9 +13,10 @@ from edgekit.recipe import Recipe
 
 
 def _runtime_needs(fmt: str) -> Needs | None:
-    from edgekit.runtimes import DEFAULT_RUNTIME, get_runtime
+    from edgekit.runtimes import default_runtime, get_runtime
 
-    return get_runtime(DEFAULT_RUNTIME[fmt]).needs if fmt in DEFAULT_RUNTIME else None
+    name = default_runtime(fmt)
+    return get_runtime(name).needs if name else None
 
 
 def _formats(recipe: Recipe, formats: Iterable[str] | None, problems: list[str]) -> list[str]:
@@ -39,8 +40,8 @@ def _formats(recipe: Recipe, formats: Iterable[str] | None, problems: list[str])
 def _devices(names: Iterable[str], formats: list[str], checked: set[str], problems: list[str],
              needs: list[tuple[str, Needs | None]]) -> None:
     """Each profile loads and names known runtimes; a local device's runtimes for these formats are installed."""
-    from edgekit.devices import load_profile
-    from edgekit.runtimes import DEFAULT_RUNTIME, RUNTIMES, runtime_class, runtime_name_for
+    from edgekit.devices import load_profile, transport_entry
+    from edgekit.runtimes import RUNTIMES, default_runtime, runtime_class, runtime_name_for
 
     for name in dict.fromkeys(names):
         try:
@@ -52,11 +53,11 @@ def _devices(names: Iterable[str], formats: list[str], checked: set[str], proble
         if unknown:
             problems.append(f"device '{profile.name}': unknown runtime {', '.join(map(repr, unknown))} "
                             f"(known: {', '.join(sorted(RUNTIMES))})")
-        if profile.transport in ("local", "cuda"):  # a remote device brings its own runtime
+        if not transport_entry(profile).remote:  # a remote device brings its own runtime
             known = [r for r in profile.runtimes if r in RUNTIMES]
             for fmt in formats:  # the export already checked each format's default runtime
                 rt = runtime_name_for(fmt, known)
-                if rt in profile.runtimes and (fmt not in checked or rt != DEFAULT_RUNTIME.get(fmt)):
+                if rt in profile.runtimes and (fmt not in checked or rt != default_runtime(fmt)):
                     needs.append((f"{fmt} bench on '{profile.name}'", runtime_class(rt).needs))
 
 
@@ -74,7 +75,7 @@ def collect(recipe: Recipe, *, model: bool = True, passes: bool = True, export: 
     fmts = _formats(recipe, formats, problems)
     if export:  # an exported file is checked against PyTorch in its runtime: that runtime is needed here too
         needs += [(f"{e.format} export", n) for e in recipe.export if e.format in fmts
-                  for n in (e.needs, _runtime_needs(e.format))]
+                  for n in (getattr(e, "needs", None), _runtime_needs(e.format))]
     if bench and recipe.bench is not None:
         _devices(devices or recipe.bench.devices, fmts, set(fmts) if export else set(), problems, needs)
     problems += missing_extras(needs)

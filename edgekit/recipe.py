@@ -4,25 +4,26 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Literal
 
 import yaml
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from edgekit.bench.config import BenchConfig, MetricName
 from edgekit.config_base import Strict
-from edgekit.data.config import DataConfig
+from edgekit.data import DataConfig
 from edgekit.errors import RecipeError
-from edgekit.export.config import EXPORT_CONFIGS
-from edgekit.models.config import ModelConfig
+from edgekit.export import ExportConfig
+from edgekit.models import ARCHS, ModelConfig
 from edgekit.names import Name
-from edgekit.passes import pass_configs
+from edgekit.passes import PassConfig
 from edgekit.train.config import TrainConfig
 from edgekit.yaml_config import validate_yaml_file
 from edgekit.yaml_lines import load_yaml, read_yaml_text
 
-PassConfig = Annotated[Union[tuple(pass_configs())], Field(discriminator="name")]
-ExportConfig = Annotated[Union[tuple(EXPORT_CONFIGS)], Field(discriminator="format")]
+RECIPE_VERSION = 1
+"""The recipe format this edgekit reads and writes (`version:` in a recipe; absent means 1)."""
 
 
 class GatesConfig(Strict):
@@ -54,6 +55,7 @@ class GatesConfig(Strict):
 
 
 class Recipe(Strict):
+    version: int = Field(RECIPE_VERSION, description="the recipe format (absent: 1)")
     name: Name
     seed: int = 0
     model: ModelConfig
@@ -79,6 +81,14 @@ class Recipe(Strict):
             return "regression"
         return "classification"
 
+    @field_validator("version")
+    @classmethod
+    def _known_version(cls, v: int) -> int:
+        if v != RECIPE_VERSION:
+            raise ValueError(f"recipe version {v} is not one this edgekit reads: it reads version {RECIPE_VERSION} "
+                             f"(set `version: {RECIPE_VERSION}`, or use the edgekit that wrote the recipe)")
+        return v
+
     @model_validator(mode="after")
     def _consistent(self):
         names = [e.name or default_artifact_name(e) for e in self.export]
@@ -86,12 +96,14 @@ class Recipe(Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"artifact names must be unique; repeated: {dupes}")
-        if self.model.arch == "onnx" and any(e.format != "onnx" for e in self.export):
-            raise ValueError("an .onnx model cannot be exported to other formats; remove those export targets")
-        unlabelled = (getattr(self.data, "task", None) == "random" or getattr(self.data, "labels", None) is False
-                      or (self.data.source == "csv" and self.data.label_column is None))
-        if unlabelled and self.train is not None and self.train.epochs > 0:
+        handle = ARCHS[self.model.arch].handle if self.model.arch in ARCHS else "torch"
+        if handle != "torch" and any(e.format != handle for e in self.export):
+            raise ValueError(f"a model given as a .{handle} file cannot be exported to other formats; remove those "
+                             "export targets")
+        unlabelled = getattr(self.data, "unlabelled", None)
+        if unlabelled is not None and unlabelled() and self.train is not None and self.train.epochs > 0:
             raise ValueError("the data is unlabelled: remove `train` (fidelity metrics need no labels)")
+        _check_pass_order(self.passes)
         return self
 
     def to_yaml(self) -> str:
@@ -99,6 +111,25 @@ class Recipe(Strict):
 
     def sha256(self) -> str:
         return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+
+
+def _check_pass_order(passes: list) -> None:
+    """Torch passes run in recipe order before export, file passes after it on the exported file: a torch pass
+    written after a file pass would not run where it is written, so that order is an error at that pass."""
+    if len(passes) < 2:
+        return
+    from edgekit.passes import get_pass
+
+    stages = [get_pass(p).stage for p in passes]
+    first_file = next((i for i, s in enumerate(stages) if s != "torch"), None)
+    late = next((i for i, s in enumerate(stages) if s == "torch" and first_file is not None and i > first_file), None)
+    if late is None:
+        return
+    err = PydanticCustomError(
+        "pass_order", "{late} is a torch pass written after the file pass {first}: torch passes run on the PyTorch "
+        "model before export, file passes on the exported file after it; move {late} above {first}",
+        {"late": passes[late].name, "first": passes[first_file].name})
+    raise ValidationError.from_exception_data("Recipe", [{"type": err, "loc": ("passes", late), "input": passes[late]}])
 
 
 def default_artifact_name(export_cfg) -> str:

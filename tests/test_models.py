@@ -7,9 +7,9 @@ from helpers import TINY_MODELS
 from pydantic import TypeAdapter
 
 from edgekit.errors import ModelLoadError
-from edgekit.models import build_model
+from edgekit.models import ModelConfig, build_model
 from edgekit.models.checkpoint import load_state_dict, save_checkpoint
-from edgekit.models.config import FactoryModel, ModelConfig, TorchScriptModel
+from edgekit.models.config import FactoryModel, TorchScriptModel
 from edgekit.models.stats import model_stats
 
 ADAPTER = TypeAdapter(ModelConfig)

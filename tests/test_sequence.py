@@ -8,13 +8,12 @@ import pytest
 import torch
 from pydantic import TypeAdapter
 
-from edgekit.data import load_data
-from edgekit.data.config import CsvData, DataConfig, NpzData
+from edgekit.data import DataConfig, load_data
+from edgekit.data.config import CsvData, NpzData
 from edgekit.errors import DataError, ModelLoadError
 from edgekit.export.config import OnnxExport, TfliteExport, TorchExport
 from edgekit.export.parity import check, compare
-from edgekit.models import build_model
-from edgekit.models.config import ModelConfig
+from edgekit.models import ModelConfig, build_model
 from edgekit.models.stats import model_stats
 from edgekit.runtimes import get_runtime
 from edgekit.train.trainer import predict

@@ -299,7 +299,7 @@ def test_zoo_and_factory_models_export_fp32_and_int8(arch, splits, tmp_path):
     if cfg is None:
         from pydantic import TypeAdapter
 
-        from edgekit.models.config import ModelConfig
+        from edgekit.models import ModelConfig
 
         cfg = TypeAdapter(ModelConfig).validate_python(TINY_MODELS[arch])
     model = build_model(cfg, splits.input_shape, splits.num_classes).eval()

@@ -76,17 +76,19 @@ def _stats(ms: list[float]) -> dict:
 def _onnx_job(path: Path, profile, runs: int, warmup: int, threads, inputs) -> dict:
     from edgekit.bench.run import resolve_threads
     return {"task": "op_profile", "runtime": "onnxruntime", "model": str(path), "runs": runs, "warmup": warmup,
-            "threads": resolve_threads(threads, profile) if profile.transport != "adb" else threads,
+            "threads": resolve_threads(threads, profile),
             "affinity": profile.affinity, "providers": profile.providers, "inputs": inputs}
 
 
 def profile_onnx(path: Path, profile, runs: int = 50, warmup: int = 10, threads: int | None = None,
                  x: np.ndarray | None = None, timeout_s: float = 600.0) -> dict:
     from edgekit.bench.costs import onnx_graph_costs, trace_node_cost
-    from edgekit.devices import transport
+    from edgekit.devices import TRANSPORTS, transport, transport_entry
 
-    if profile.transport == "adb":
-        raise BenchError("adb devices run .tflite only; profile the ONNX artifact on a local, ssh or cuda device")
+    if not transport_entry(profile).runs_agent:
+        others = ", ".join(n for n, e in TRANSPORTS.items() if e.runs_agent)
+        raise BenchError(f"{profile.transport} devices run {', '.join(transport_entry(profile).formats or ())} only; "
+                         f"profile the ONNX artifact on a {others} device")
     with tempfile.TemporaryDirectory(prefix="edgekit-prof-") as tmp:
         inputs = None
         if x is not None:
@@ -119,7 +121,7 @@ def profile_onnx(path: Path, profile, runs: int = 50, warmup: int = 10, threads:
 
 def profile_tflite(path: Path, profile, runs: int = 50, warmup: int = 10, threads: int | None = None,
                    timeout_s: float = 600.0) -> dict:
-    from edgekit.devices import transport
+    from edgekit.devices import transport, transport_entry
 
     costs, delegation, notes = {}, None, []
     try:
@@ -132,7 +134,7 @@ def profile_tflite(path: Path, profile, runs: int = 50, warmup: int = 10, thread
     except Exception as e:  # no LiteRT here: times only (adb), no costs
         notes.append(f"no per-op costs: LiteRT could not load the model here ({type(e).__name__})")
         in_shape = None
-    if profile.transport == "adb":
+    if not transport_entry(profile).runs_agent:  # the device's own tool profiles the ops
         parsed = transport(profile)({"task": "op_profile", "model": str(path), "threads": threads or profile.threads,
                                      "warmup": warmup, "iterations": runs}, timeout_s)
         delegate = profile.delegate or "xnnpack"

@@ -1,25 +1,39 @@
-"""Data sources, chosen by the recipe's `data.source`."""
+"""Data sources, chosen by the recipe's `data.source`: one entry per source holds its config and its loader."""
 
 from __future__ import annotations
 
-import importlib
+from dataclasses import dataclass
 
+from edgekit.data.config import CsvData, DigitsData, FashionMnistData, ImageFolderData, NpzData, TokensData, WaveformsData
 from edgekit.data.splits import Splits
+from edgekit.registry import load_object, registry_union
 
-SOURCES = {
-    "digits": "edgekit.data.digits",
-    "fashion-mnist": "edgekit.data.fashion_mnist",
-    "npz": "edgekit.data.npz",
-    "image-folder": "edgekit.data.image_folder",
-    "csv": "edgekit.data.csv",
-    "waveforms": "edgekit.data.synthetic",
-    "tokens": "edgekit.data.synthetic",
+
+@dataclass(frozen=True)
+class DataSource:
+    """`config`: the `data:` config class (its `source` field names the entry); `impl`: 'module:function', a
+    `load(cfg, seed) -> Splits`."""
+
+    config: type
+    impl: str
+
+
+SOURCES: dict[str, DataSource] = {
+    "digits": DataSource(DigitsData, "edgekit.data.digits:load"),
+    "fashion-mnist": DataSource(FashionMnistData, "edgekit.data.fashion_mnist:load"),
+    "npz": DataSource(NpzData, "edgekit.data.npz:load"),
+    "image-folder": DataSource(ImageFolderData, "edgekit.data.image_folder:load"),
+    "csv": DataSource(CsvData, "edgekit.data.csv:load"),
+    "waveforms": DataSource(WaveformsData, "edgekit.data.synthetic:load_waveforms"),
+    "tokens": DataSource(TokensData, "edgekit.data.synthetic:load_tokens"),
 }
+
+DataConfig = registry_union(SOURCES, "source")
 
 
 def load_data(cfg, seed: int = 0) -> Splits:
     """Load and split the data a recipe names."""
-    return importlib.import_module(SOURCES[cfg.source]).load(cfg, seed)
+    return load_object(SOURCES[cfg.source].impl)(cfg, seed)
 
 
-__all__ = ["SOURCES", "Splits", "load_data"]
+__all__ = ["SOURCES", "DataConfig", "DataSource", "Splits", "load_data"]

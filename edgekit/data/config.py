@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -18,13 +18,19 @@ class Augment(Strict):
     noise: float = Field(0.0, ge=0.0, description="std of added Gaussian noise (after normalization)")
 
 
-class _DataBase(Strict):
+class SourceConfig(Strict):
+    """What every data source's config shares: how its samples are split, normalized and augmented."""
+
     val_fraction: float = Field(0.15, ge=0.0, lt=1.0)
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
     calibration_size: int = Field(128, ge=1, description="samples drawn from the train split for calibration")
     normalize: Literal["standard", "minmax", "none"] = "standard"
     augment: Augment = Field(default_factory=Augment)
     limit: int | None = Field(None, ge=10, description="use at most this many samples (seeded subsample)")
+
+    def unlabelled(self) -> bool:
+        """Whether the data has no labels (fidelity metrics only, nothing to train on)."""
+        return False
 
     @model_validator(mode="after")
     def _fractions(self):
@@ -33,13 +39,13 @@ class _DataBase(Strict):
         return self
 
 
-class DigitsData(_DataBase):
+class DigitsData(SourceConfig):
     """scikit-learn's bundled 8x8 handwritten digits (1,797 images); no download."""
 
     source: Literal["digits"]
 
 
-class FashionMnistData(_DataBase):
+class FashionMnistData(SourceConfig):
     """Fashion-MNIST from the standard IDX files; the official test set is the test split."""
 
     source: Literal["fashion-mnist"]
@@ -51,7 +57,7 @@ LAYOUT_HELP = ("auto: (N, F) features, (N, H, W) or (N, C, H, W) images; sequenc
                "tokens: (N, T) integer ids (kept int64, not normalized)")
 
 
-class NpzData(_DataBase):
+class NpzData(SourceConfig):
     """Arrays in an .npz file: `x`/`y`, or pre-split `x_train`/`y_train`/`x_test`/`y_test`."""
 
     source: Literal["npz"]
@@ -63,8 +69,11 @@ class NpzData(_DataBase):
                                                   "metrics only)")
     vocab_size: int | None = Field(None, ge=2, description="tokens: the vocabulary (default: largest id + 1)")
 
+    def unlabelled(self) -> bool:
+        return self.labels is False
 
-class ImageFolderData(_DataBase):
+
+class ImageFolderData(SourceConfig):
     """`root/<class name>/<image>`; images are resized to `image_size`."""
 
     source: Literal["image-folder"]
@@ -73,7 +82,7 @@ class ImageFolderData(_DataBase):
     grayscale: bool = False
 
 
-class CsvData(_DataBase):
+class CsvData(SourceConfig):
     """CSV with a header row; every column but the label is a feature (or a time step / token of a sequence)."""
 
     source: Literal["csv"]
@@ -83,10 +92,13 @@ class CsvData(_DataBase):
         "features", description="sequence: each row is a univariate sequence (N, T, 1); tokens: integer ids (N, T)")
     vocab_size: int | None = Field(None, ge=2)
 
+    def unlabelled(self) -> bool:
+        return self.label_column is None
 
 
 
-class WaveformsData(_DataBase):
+
+class WaveformsData(SourceConfig):
     """Synthetic time series, no download: classify the shape of a noisy periodic signal with random frequency,
     phase and amplitude (and a random offset). x is (N, seq_len, channels) float32."""
 
@@ -100,7 +112,7 @@ class WaveformsData(_DataBase):
     noise: float = Field(0.3, ge=0, description="std of added Gaussian noise, relative to the unit amplitude")
 
 
-class TokensData(_DataBase):
+class TokensData(SourceConfig):
     """Synthetic token sequences, no download. x is (N, seq_len) int64 ids in [0, vocab_size).
 
     majority: `classes` marker tokens are sprinkled among filler tokens; the label is the marker seen most often.
@@ -116,14 +128,12 @@ class TokensData(_DataBase):
     classes: int = Field(4, ge=2, description="majority: number of marker tokens (= classes)")
     normalize: Literal["none"] = "none"
 
+    def unlabelled(self) -> bool:
+        return self.task == "random"
+
     @model_validator(mode="after")
     def _room(self):
         if self.task == "majority" and self.classes >= self.vocab_size:
             raise ValueError(f"majority needs vocab_size > classes ({self.vocab_size} <= {self.classes})")
         return self
 
-
-DataConfig = Annotated[
-    Union[DigitsData, FashionMnistData, NpzData, ImageFolderData, CsvData, WaveformsData, TokensData],
-    Field(discriminator="source"),
-]

@@ -7,10 +7,12 @@ import numpy as np
 from edgekit.data.splits import Splits, make_splits
 
 
-def load(cfg, seed: int) -> Splits:
-    if cfg.source == "waveforms":
-        x, y = waveforms(cfg, seed)
-        return make_splits(x, y, cfg, seed, class_names=list(cfg.shapes), source="waveforms")
+def load_waveforms(cfg, seed: int) -> Splits:
+    x, y = waveforms(cfg, seed)
+    return make_splits(x, y, cfg, seed, class_names=list(cfg.shapes), source="waveforms")
+
+
+def load_tokens(cfg, seed: int) -> Splits:
     x, y = tokens(cfg, seed)
     names = ([f"token {i}" for i in range(cfg.classes)] if cfg.task == "majority"
              else ["absent", "present"] if cfg.task == "contains" else None)

@@ -2,25 +2,47 @@
 
 Each transport module provides `run_agent(job, timeout_s, profile)` (run one agent job, return its result dict,
 raise BenchError / DeviceUnreachable), `check(profile)` (reachable? which runtimes import there?) and optionally
-`reachable(profile)` (a quick None-or-reason test; transports without it are always reachable).
+`reachable(profile)` (a quick None-or-reason test; transports without it are always reachable). Callers ask a
+transport's entry what it can do; they never test its name.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from edgekit.devices.profile import DeviceProfile, list_profiles, load_profile
 
-TRANSPORTS = {
-    "local": "edgekit.devices.local",
-    "ssh": "edgekit.devices.ssh",
-    "adb": "edgekit.devices.adb",
-    "cuda": "edgekit.devices.cuda",
+
+@dataclass(frozen=True)
+class TransportEntry:
+    """`impl`: the transport module. `remote`: the device is another machine, with its own packages and CPU (this
+    machine's runtimes and CPU facts say nothing about it, and a failed bench may mean it dropped). `settings`: the
+    profile section it needs (e.g. `ssh:`). `runs_agent`: it runs edgekit's bench agent, so any runtime the device
+    has; False for a device tool (adb's benchmark_model) that runs only `formats` and takes threads as given."""
+
+    impl: str
+    remote: bool = False
+    settings: str | None = None
+    runs_agent: bool = True
+    formats: tuple[str, ...] | None = None
+
+
+TRANSPORTS: dict[str, TransportEntry] = {
+    "local": TransportEntry("edgekit.devices.local"),
+    "ssh": TransportEntry("edgekit.devices.ssh", remote=True, settings="ssh"),
+    "adb": TransportEntry("edgekit.devices.adb", remote=True, settings="adb", runs_agent=False, formats=("tflite",)),
+    "cuda": TransportEntry("edgekit.devices.cuda"),
 }
+
+
+def transport_entry(profile: DeviceProfile) -> TransportEntry:
+    return TRANSPORTS[profile.transport]
 
 
 def transport_module(profile: DeviceProfile):
     import importlib
 
-    return importlib.import_module(TRANSPORTS[profile.transport])
+    return importlib.import_module(transport_entry(profile).impl)
 
 
 def transport(profile: DeviceProfile):
@@ -41,5 +63,5 @@ def check(profile: DeviceProfile) -> dict:
     return transport_module(profile).check(profile)
 
 
-__all__ = ["DeviceProfile", "TRANSPORTS", "check", "list_profiles", "load_profile", "reachable", "transport",
-           "transport_module"]
+__all__ = ["DeviceProfile", "TRANSPORTS", "TransportEntry", "check", "list_profiles", "load_profile", "reachable",
+           "transport", "transport_entry", "transport_module"]

@@ -10,9 +10,12 @@ from edgekit.errors import BenchError, DeviceUnreachable  # noqa: F401 (re-expor
 FILE_KEYS = ("model", "model_b", "model_int8", "inputs")
 """Job keys holding paths of files the agent reads; remote transports copy them and rewrite the paths."""
 
-CHECK_MODULES = {"numpy": "numpy", "onnxruntime": "onnxruntime", "litert": "ai_edge_litert",
-                 "tflite_runtime": "tflite_runtime", "torch": "torch", "openvino": "openvino",
-                 "executorch": "executorch.runtime"}
+
+def check_modules() -> dict[str, str]:
+    """{label: import name} a device check imports: numpy, then what each registered runtime declares."""
+    from edgekit.runtimes import RUNTIMES
+
+    return {"numpy": "numpy", **{label: mod for e in RUNTIMES.values() for label, mod in e.imports.items()}}
 
 CHECK_SNIPPET = r"""
 import importlib, json, os, platform, sys
@@ -45,11 +48,8 @@ for name, mod in %(mods)s.items():
 interpreter (a native extension built for another numpy) loses only the modules after it."""
 
 
-
-
 def check_code(modules: dict[str, str] | None = None) -> str:
-    return CHECK_SNIPPET % {"mods": repr(modules or CHECK_MODULES)}
-
+    return CHECK_SNIPPET % {"mods": repr(modules or check_modules())}
 
 def parse_check_output(text: str) -> dict:
     env: dict | None = None
@@ -62,29 +62,29 @@ def parse_check_output(text: str) -> dict:
             modules[name] = json.loads(info)
     if env is None:
         raise BenchError(f"the device check printed no result: {text.strip()[-300:]}")
-    for name in CHECK_MODULES:
+    for name in check_modules():
         if name not in modules:
             modules[name] = {"error": "the interpreter died importing this or an earlier module"}
             break
     env["modules"] = modules
     return env
 
-
-RUNTIME_MODULES = {"onnxruntime": ("onnxruntime",), "litert": ("litert", "tflite_runtime"), "torch": ("torch",)}
-
-
 def runtime_status(modules: dict, runtime: str) -> dict:
     """Whether an edgekit runtime imports on the device: {'importable', 'detail'} (version or the import error)."""
     if "version" not in modules.get("numpy", {}):
         return {"importable": False, "detail": f"numpy: {modules.get('numpy', {}).get('error', 'missing')}"}
+    from edgekit.runtimes import RUNTIMES
+
+    labels = tuple(RUNTIMES[runtime].imports) if runtime in RUNTIMES else (runtime,)
+    if not labels:
+        return {"importable": True, "detail": "numpy only"}
     errors = []
-    for mod in RUNTIME_MODULES.get(runtime, (runtime,)):
+    for mod in labels:
         info = modules.get(mod, {})
         if "version" in info:
             return {"importable": True, "detail": f"{mod} {info['version']}"}
         errors.append(f"{mod}: {info.get('error', 'not checked')}")
     return {"importable": False, "detail": "; ".join(errors)}
-
 
 def summarize_check(profile, env: dict) -> dict:
     """The answer of `edgekit devices check`: reachable, and which of the profile's runtimes import there."""
@@ -97,7 +97,6 @@ def summarize_check(profile, env: dict) -> dict:
             "providers_available": available,
             "providers_missing": [p for p in (profile.providers or []) if available is not None and p not in available],
             "modules": modules}
-
 
 def unreachable(profile, reason: str) -> dict:
     return {"device": profile.name, "transport": profile.transport, "reachable": False, "reason": reason}

@@ -111,7 +111,8 @@ class MeasuredFile(Strict):
 class DeviceProfile(Strict):
     name: Name
     kind: Literal["cpu", "gpu", "mobile", "embedded"] = "cpu"
-    transport: Literal["local", "ssh", "adb", "cuda"] = "local"
+    transport: Name = Field("local", description="how edgekit reaches the device (edgekit.devices.TRANSPORTS)",
+                            json_schema_extra=lambda schema: schema.update(enum=list(_transports())))
     description: Text = ""
     threads: int | None = Field(None, ge=1, le=MAX_THREADS, description="intra-op threads (default: all usable cores)")
     affinity: list[Annotated[int, Field(le=MAX_CPU_ID)]] | None = Field(
@@ -132,13 +133,21 @@ class DeviceProfile(Strict):
 
     _path: Path | None = PrivateAttr(None)
 
+    @field_validator("transport")
+    @classmethod
+    def _known_transport(cls, v: str) -> str:
+        if v not in _transports():
+            raise ValueError(f"unknown transport '{v}' (known: {', '.join(_transports())})")
+        return v
+
     @model_validator(mode="after")
     def _transport_settings(self):
-        needed = {"ssh": "ssh", "adb": "adb"}.get(self.transport)
-        if needed and getattr(self, needed) is None:
+        needed = _transports()[self.transport].settings
+        if needed and getattr(self, needed, None) is None:
             raise ValueError(f"transport '{self.transport}' needs an `{needed}:` section (see docs/devices.md)")
-        for key in ("ssh", "adb"):
-            if getattr(self, key) is not None and self.transport != key:
+        for name, entry in _transports().items():
+            key = entry.settings
+            if key and name != self.transport and getattr(self, key, None) is not None:
                 raise ValueError(f"`{key}:` settings are given but transport is '{self.transport}'")
         if self.affinity is not None and (not self.affinity or min(self.affinity) < 0):
             raise ValueError("affinity must list CPU ids >= 0")
@@ -165,6 +174,12 @@ class DeviceProfile(Strict):
             out[key] = m if m is not None else d
             out["basis"][key] = "measured" if m is not None else ("datasheet" if d is not None else None)
         return out
+
+
+def _transports():
+    from edgekit.devices import TRANSPORTS
+
+    return TRANSPORTS
 
 
 def search_dirs(extra: Path | None = None) -> list[Path]:

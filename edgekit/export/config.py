@@ -135,4 +135,3 @@ def int8_only_options(cfg, keys: tuple[str, ...]):
     return cfg
 
 
-EXPORT_CONFIGS: list[type] = [OnnxExport, TorchExport, TfliteExport, ExecutorchExport]

@@ -1,22 +1,56 @@
-"""Build the recipe's model: a zoo architecture or a model the user brings."""
+"""Build the recipe's model: a zoo architecture or a model the user brings. One entry per `arch` holds its config
+and where its builder lives."""
 
 from __future__ import annotations
 
-import importlib
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit.errors import ModelLoadError
+from edgekit.models.config import (
+    CnnConfig,
+    FactoryModel,
+    GruConfig,
+    HfModel,
+    LstmConfig,
+    MlpConfig,
+    MobilenetV2Config,
+    OnnxModel,
+    ResnetConfig,
+    TorchScriptModel,
+    TransformerConfig,
+    VitConfig,
+)
+from edgekit.registry import load_object, registry_union
+
+
+@dataclass(frozen=True)
+class Arch:
+    """`config`: the `model:` config class (its `arch` field names the entry); `impl`: 'module:callable'.
+
+    A zoo arch (`zoo=True`) is built untrained as `impl(cfg, input_shape, num_classes)`, then initialized by
+    `cfg.init` when the config has one; a loader (`zoo=False`) is `impl(cfg, input_shape, num_classes, vocab_size)`
+    and returns what the user brought. `handle`: what the model is, 'torch' (an nn.Module) or the format of the file
+    it arrives as ('onnx': nothing is exported but that format)."""
+
+    config: type
+    impl: str
+    zoo: bool = True
+    handle: str = "torch"
 
 
 def build_model(cfg, input_shape, num_classes, vocab_size: int | None = None):
     """Return an nn.Module (zoo, factory, TorchScript, Hugging Face), or the .onnx path for an ONNX model.
 
     `vocab_size` is the data's (largest token id + 1) for integer token inputs."""
-    return BUILDERS[cfg.arch](cfg, tuple(input_shape), num_classes, vocab_size)
+    arch = ARCHS[cfg.arch]
+    if arch.zoo:
+        return _zoo(arch, cfg, tuple(input_shape), num_classes, vocab_size)
+    return load_object(arch.impl)(cfg, tuple(input_shape), num_classes, vocab_size)
 
 
-def _zoo(cfg, input_shape, num_classes, vocab_size=None):
-    from edgekit.models.zoo import ZOO, initialize
+def _zoo(arch: Arch, cfg, input_shape, num_classes, vocab_size=None):
+    from edgekit.models.zoo import initialize
 
     if num_classes < 1:
         raise ModelLoadError(f"{cfg.arch}: the data has no labels to size the classifier head (num_classes 0)")
@@ -26,21 +60,18 @@ def _zoo(cfg, input_shape, num_classes, vocab_size=None):
         elif cfg.vocab_size < vocab_size:
             raise ModelLoadError(f"{cfg.arch}: model.vocab_size {cfg.vocab_size} is smaller than the data's vocabulary "
                                  f"(token ids up to {vocab_size - 1})")
-    model = ZOO[cfg.arch](cfg, input_shape, num_classes)
-    initialize(model, cfg.init)
+    model = load_object(arch.impl)(cfg, input_shape, num_classes)
+    initialize(model, getattr(cfg, "init", "default"))
     return model
 
 
-def _factory(cfg, input_shape, num_classes, vocab_size=None):
+def load_factory(cfg, input_shape, num_classes, vocab_size=None):
     from torch import nn
 
     from edgekit.models.checkpoint import apply_state_dict, load_state_dict
 
-    mod_name, _, attr = cfg.factory.partition(":")
     try:
-        obj = importlib.import_module(mod_name)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
+        obj = load_object(cfg.factory)
     except (ImportError, AttributeError) as e:
         raise ModelLoadError(f"model.factory '{cfg.factory}': cannot import: {e}") from e
     try:
@@ -58,7 +89,7 @@ def _factory(cfg, input_shape, num_classes, vocab_size=None):
     return model
 
 
-def _torchscript(cfg, input_shape, num_classes, vocab_size=None):
+def load_torchscript(cfg, input_shape, num_classes, vocab_size=None):
     import torch
 
     from edgekit.model_files import check_model_file
@@ -73,30 +104,28 @@ def _torchscript(cfg, input_shape, num_classes, vocab_size=None):
         raise ModelLoadError(f"{path}: not a valid TorchScript file: {str(e).splitlines()[0]}") from e
 
 
-def _onnx(cfg, input_shape, num_classes, vocab_size=None):
+def load_onnx(cfg, input_shape, num_classes, vocab_size=None):
     from edgekit.onnx_graph import check_onnx_file
 
     check_onnx_file(Path(cfg.path))
     return Path(cfg.path)
 
 
-def _hf(cfg, input_shape, num_classes, vocab_size=None):
-    from edgekit.models.hf import load_hf
-
-    return load_hf(cfg, input_shape, num_classes, vocab_size)
-
-
-BUILDERS = {
-    "mlp": _zoo,
-    "cnn": _zoo,
-    "resnet": _zoo,
-    "mobilenet_v2": _zoo,
-    "lstm": _zoo,
-    "gru": _zoo,
-    "transformer": _zoo,
-    "vit": _zoo,
-    "factory": _factory,
-    "torchscript": _torchscript,
-    "onnx": _onnx,
-    "hf": _hf,
+ARCHS: dict[str, Arch] = {
+    "mlp": Arch(MlpConfig, "edgekit.models.zoo:build_mlp"),
+    "cnn": Arch(CnnConfig, "edgekit.models.zoo:Cnn"),
+    "resnet": Arch(ResnetConfig, "edgekit.models.zoo:Resnet"),
+    "mobilenet_v2": Arch(MobilenetV2Config, "edgekit.models.zoo:MobilenetV2"),
+    "lstm": Arch(LstmConfig, "edgekit.models.sequence:build_recurrent"),
+    "gru": Arch(GruConfig, "edgekit.models.sequence:build_recurrent"),
+    "transformer": Arch(TransformerConfig, "edgekit.models.sequence:TokenTransformer"),
+    "vit": Arch(VitConfig, "edgekit.models.sequence:TinyVit"),
+    "factory": Arch(FactoryModel, "edgekit.models:load_factory", zoo=False),
+    "torchscript": Arch(TorchScriptModel, "edgekit.models:load_torchscript", zoo=False),
+    "onnx": Arch(OnnxModel, "edgekit.models:load_onnx", zoo=False, handle="onnx"),
+    "hf": Arch(HfModel, "edgekit.models.hf:load_hf", zoo=False),
 }
+
+ModelConfig = registry_union(ARCHS, "arch")
+
+__all__ = ["ARCHS", "Arch", "ModelConfig", "build_model"]

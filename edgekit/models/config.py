@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Union
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -206,9 +206,3 @@ class HfModel(Strict):
     def _one_input(cls, v):
         return _single_input(v)
 
-
-ModelConfig = Annotated[
-    Union[MlpConfig, CnnConfig, ResnetConfig, MobilenetV2Config, LstmConfig, GruConfig, TransformerConfig, VitConfig,
-          FactoryModel, TorchScriptModel, OnnxModel, HfModel],
-    Field(discriminator="arch"),
-]

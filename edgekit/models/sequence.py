@@ -172,10 +172,3 @@ def build_recurrent(cfg, input_shape, num_classes) -> nn.Module:
         axes[1] = ("seq", 1, MAX_DIM)
     return attach_input_spec(model, InputSpec(name="input", dtype="float32", dynamic_axes=axes))
 
-
-SEQUENCE_ZOO = {
-    "lstm": build_recurrent,
-    "gru": build_recurrent,
-    "transformer": TokenTransformer,
-    "vit": TinyVit,
-}

@@ -156,24 +156,6 @@ class MobilenetV2(nn.Module):
         return self.head(self.features(x))
 
 
-def _sequence(arch: str):
-    def build(cfg, input_shape, num_classes):
-        from edgekit.models.sequence import SEQUENCE_ZOO
-
-        return SEQUENCE_ZOO[arch](cfg, input_shape, num_classes)
-
-    return build
-
-
-ZOO = {
-    "mlp": build_mlp,
-    "cnn": Cnn,
-    "resnet": Resnet,
-    "mobilenet_v2": MobilenetV2,
-    **{arch: _sequence(arch) for arch in ("lstm", "gru", "transformer", "vit")},
-}
-
-
 def initialize(model: nn.Module, scheme: str) -> None:
     """Xavier or He (Kaiming) init for conv/linear weights; batch-norm to identity; biases to zero."""
     if scheme == "default":

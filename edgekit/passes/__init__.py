@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib
+from typing import NamedTuple
 
 from edgekit.passes.distill import DistillConfig
 from edgekit.passes.equalize import EqualizeConfig
@@ -14,27 +14,34 @@ from edgekit.passes.prune_unstructured import UnstructuredPruneConfig
 from edgekit.passes.qat import QatConfig
 from edgekit.passes.quant_auto import AutoQuantConfig
 from edgekit.passes.weight_only import WeightOnlyConfig
+from edgekit.registry import load_object, registry_union
 
-PASSES = {
-    "quantize.static": (StaticQuantConfig, "edgekit.passes.ort_quantize:StaticQuantize"),
-    "quantize.auto": (AutoQuantConfig, "edgekit.passes.quant_auto:AutoQuantize"),
-    "quantize.dynamic": (DynamicQuantConfig, "edgekit.passes.ort_quantize:DynamicQuantize"),
-    "quantize.fp16": (Fp16Config, "edgekit.passes.ort_quantize:Fp16"),
-    "prune.structured": (StructuredPruneConfig, "edgekit.passes.prune_structured:StructuredPrune"),
-    "prune.unstructured": (UnstructuredPruneConfig, "edgekit.passes.prune_unstructured:UnstructuredPrune"),
-    "prune.nm": (NMPruneConfig, "edgekit.passes.prune_nm:NMPrune"),
-    "distill": (DistillConfig, "edgekit.passes.distill:Distill"),
-    "equalize": (EqualizeConfig, "edgekit.passes.equalize:Equalize"),
-    "quantize.qat": (QatConfig, "edgekit.passes.qat:Qat"),
-    "quantize.autotune": (AutotuneConfig, "edgekit.passes.inc_autotune:Autotune"),
-    "quantize.weight_only": (WeightOnlyConfig, "edgekit.passes.weight_only:WeightOnly"),
+
+class PassEntry(NamedTuple):
+    """`config`: the pass's config class (its `name` field names the entry); `impl`: 'module:Class' of the pass."""
+
+    config: type
+    impl: str
+
+
+PASSES: dict[str, PassEntry] = {
+    "quantize.static": PassEntry(StaticQuantConfig, "edgekit.passes.ort_quantize:StaticQuantize"),
+    "quantize.auto": PassEntry(AutoQuantConfig, "edgekit.passes.quant_auto:AutoQuantize"),
+    "quantize.dynamic": PassEntry(DynamicQuantConfig, "edgekit.passes.ort_quantize:DynamicQuantize"),
+    "quantize.fp16": PassEntry(Fp16Config, "edgekit.passes.ort_quantize:Fp16"),
+    "prune.structured": PassEntry(StructuredPruneConfig, "edgekit.passes.prune_structured:StructuredPrune"),
+    "prune.unstructured": PassEntry(UnstructuredPruneConfig, "edgekit.passes.prune_unstructured:UnstructuredPrune"),
+    "prune.nm": PassEntry(NMPruneConfig, "edgekit.passes.prune_nm:NMPrune"),
+    "distill": PassEntry(DistillConfig, "edgekit.passes.distill:Distill"),
+    "equalize": PassEntry(EqualizeConfig, "edgekit.passes.equalize:Equalize"),
+    "quantize.qat": PassEntry(QatConfig, "edgekit.passes.qat:Qat"),
+    "quantize.autotune": PassEntry(AutotuneConfig, "edgekit.passes.inc_autotune:Autotune"),
+    "quantize.weight_only": PassEntry(WeightOnlyConfig, "edgekit.passes.weight_only:WeightOnly"),
 }
 
 
-def pass_configs() -> list[type]:
-    return [cfg for cfg, _ in PASSES.values()]
+PassConfig = registry_union(PASSES, "name")
 
 
 def get_pass(config):
-    module, _, cls = PASSES[config.name][1].partition(":")
-    return getattr(importlib.import_module(module), cls)(config)
+    return load_object(PASSES[config.name].impl)(config)

@@ -71,7 +71,6 @@ class Session(ABC):
 
 class Runtime(ABC):
     name: str = ""
-    formats: tuple[str, ...] = ()
     needs: Needs | None = None  # optional packages this runtime imports, and their extra
 
     @abstractmethod

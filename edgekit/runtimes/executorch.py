@@ -61,7 +61,6 @@ class ExecuTorchSession(Session):
 
 class ExecuTorchRuntime(Runtime):
     name = "executorch"
-    formats = ("executorch",)
     needs = NEEDS
 
     def version(self) -> str:

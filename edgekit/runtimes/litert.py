@@ -151,7 +151,6 @@ def delegation(interp) -> dict:
 
 class LiteRtRuntime(Runtime):
     name = "litert"
-    formats = ("tflite",)
     needs = Needs("tflite", ("ai_edge_litert|tflite_runtime",))
 
     def version(self) -> str:

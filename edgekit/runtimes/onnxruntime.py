@@ -53,7 +53,6 @@ class OrtSession(Session):
 
 class OnnxRuntime(Runtime):
     name = "onnxruntime"
-    formats = ("onnx",)
 
     def version(self) -> str:
         return _ort().__version__

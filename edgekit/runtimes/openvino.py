@@ -83,7 +83,6 @@ class OpenVinoSession(Session):
 
 class OpenVinoRuntime(Runtime):
     name = "openvino"
-    formats = ("onnx",)
     needs = NEEDS
 
     def version(self) -> str:

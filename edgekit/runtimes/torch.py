@@ -33,7 +33,6 @@ class TorchSession(Session):
 
 class TorchRuntime(Runtime):
     name = "torch"
-    formats = ("torch", "torchscript")
 
     def version(self) -> str:
         try:
