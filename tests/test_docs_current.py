@@ -26,11 +26,10 @@ def test_test_map_lists_every_module():
 
 
 def test_recipe_reference_covers_every_registered_name():
-    from edgekit.export.config import EXPORT_CONFIGS
+    from edgekit.export import EXPORTERS
     from edgekit.passes import PASSES
 
     text = (ROOT / "docs" / "recipe-reference.md").read_text(encoding="utf-8")
-    formats = [c.model_fields["format"].annotation.__args__[0] for c in EXPORT_CONFIGS]
     missing = [f"passes: {n}" for n in PASSES if f"### passes: {n}\n" not in text]
-    missing += [f"export: {f}" for f in formats if f"### export: {f}\n" not in text]
+    missing += [f"export: {f}" for f in EXPORTERS if f"### export: {f}\n" not in text]
     assert not missing, f"docs/recipe-reference.md lacks {missing}: run `make docs`"

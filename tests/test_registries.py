@@ -20,8 +20,8 @@ from edgekit.errors import RecipeError
 from edgekit.export import EXPORTERS, ExportFormat
 from edgekit.models import ARCHS, Arch
 from edgekit.recipe import Recipe, load_recipe
-from edgekit.yaml_config import validate_yaml_text
 from edgekit.runtimes import RUNTIMES, RuntimeEntry
+from edgekit.yaml_config import validate_yaml_text
 
 
 @pytest.fixture
