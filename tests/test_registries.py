@@ -3,7 +3,9 @@ registry line away from a real recipe run; recipe `version` and pass order are c
 
 from __future__ import annotations
 
+import importlib
 import json
+import typing
 
 import numpy as np
 import pytest
@@ -124,3 +126,18 @@ def test_a_torch_pass_after_a_file_pass_is_an_error_at_its_line():
     assert "prune.unstructured" in text.splitlines()[e.value.line - 1]
     ok = validate_yaml_text(yaml.safe_dump(tiny_recipe_dict(passes=passes[::-1])), Recipe)
     assert [p.name for p in ok.passes] == ["prune.unstructured", "quantize.dynamic"]
+
+
+def test_each_entry_is_filed_under_its_own_name():
+    """A config's tag and a runtime's reported name are the registry key: a typo in either would split one name."""
+    from edgekit.passes import PASSES
+    from edgekit.runtimes import runtime_class
+
+    for registry, tag in ((SOURCES, "source"), (ARCHS, "arch"), (EXPORTERS, "format"), (PASSES, "name")):
+        for name, entry in registry.items():
+            assert typing.get_args(entry.config.model_fields[tag].annotation) == (name,), (name, entry)
+    for name in RUNTIMES:
+        assert runtime_class(name).name == name
+    for name, entry in TRANSPORTS.items():
+        module = importlib.import_module(entry.impl)
+        assert callable(module.run_agent) and callable(module.check), name
