@@ -55,15 +55,6 @@ def registry_union(registry: Mapping[str, Any], tag: str, config: Callable[[Any]
     return Annotated[Any, PlainValidator(validate, json_schema_input_type=schema)]
 
 
-def names_schema(registry: Mapping[str, Any]) -> Callable[[dict], None]:
-    """A `json_schema_extra` that lists the registry's names (read when the schema is made) as the field's enum."""
-
-    def extra(schema: dict) -> None:
-        schema["enum"] = list(registry)
-
-    return extra
-
-
 class FieldView(Mapping[str, Any]):
     """A read-only, live view of one field of every entry: `FieldView(EXPORTERS, "suffix")["onnx"] == ".onnx"`."""
 
