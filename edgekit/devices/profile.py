@@ -151,15 +151,16 @@ class DeviceProfile(Strict):
                 raise ValueError(f"`{key}:` settings are given but transport is '{self.transport}'")
         if self.affinity is not None and (not self.affinity or min(self.affinity) < 0):
             raise ValueError("affinity must list CPU ids >= 0")
-        if self.openvino is not None and "openvino" not in self.runtimes:
-            raise ValueError("`openvino:` settings are given but `runtimes` does not list openvino")
+        for name, key in _runtime_settings().items():
+            if getattr(self, key, None) is not None and name not in self.runtimes:
+                raise ValueError(f"`{key}:` settings are given but `runtimes` does not list {name}")
         return self
 
     def runtime_options(self, runtime: str) -> dict[str, Any]:
         """Keyword arguments the named runtime's `load` takes from this profile."""
-        if runtime == "openvino" and self.openvino is not None:
-            return self.openvino.model_dump()
-        return {}
+        key = _runtime_settings().get(runtime)
+        section = getattr(self, key, None) if key else None
+        return section.model_dump() if section is not None else {}
 
     @property
     def path(self) -> Path | None:
@@ -174,6 +175,13 @@ class DeviceProfile(Strict):
             out[key] = m if m is not None else d
             out["basis"][key] = "measured" if m is not None else ("datasheet" if d is not None else None)
         return out
+
+
+def _runtime_settings() -> dict[str, str]:
+    """{runtime: the profile section holding its load options} for the runtimes that take any."""
+    from edgekit.runtimes import RUNTIMES
+
+    return {name: e.settings for name, e in RUNTIMES.items() if e.settings}
 
 
 def _transports():

@@ -14,11 +14,13 @@ from edgekit.runtimes.base import Runtime, Session
 @dataclass(frozen=True)
 class RuntimeEntry:
     """`impl`: 'module:Class' of the Runtime; `formats`: the artifact formats it loads; `imports`: what a device check
-    imports to tell whether it is installed there, as {label: import name} (any one of them will do)."""
+    imports to tell whether it is installed there, as {label: import name} (any one of them will do); `settings`: the
+    device profile section whose fields are keyword arguments of its `load`."""
 
     impl: str
     formats: tuple[str, ...]
     imports: Mapping[str, str] = field(default_factory=dict)
+    settings: str | None = None
 
 
 RUNTIMES: dict[str, RuntimeEntry] = {
@@ -26,7 +28,8 @@ RUNTIMES: dict[str, RuntimeEntry] = {
     "litert": RuntimeEntry("edgekit.runtimes.litert:LiteRtRuntime", ("tflite",),
                            {"litert": "ai_edge_litert", "tflite_runtime": "tflite_runtime"}),
     "torch": RuntimeEntry("edgekit.runtimes.torch:TorchRuntime", ("torch", "torchscript"), {"torch": "torch"}),
-    "openvino": RuntimeEntry("edgekit.runtimes.openvino:OpenVinoRuntime", ("onnx",), {"openvino": "openvino"}),
+    "openvino": RuntimeEntry("edgekit.runtimes.openvino:OpenVinoRuntime", ("onnx",), {"openvino": "openvino"},
+                             settings="openvino"),
     "executorch": RuntimeEntry("edgekit.runtimes.executorch:ExecuTorchRuntime", ("executorch",),
                                {"executorch": "executorch.runtime"}),
 }
