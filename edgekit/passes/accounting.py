@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy as np
 
 
@@ -32,7 +34,7 @@ def graph_stats(gm, input_shape) -> dict:
         def call_function(self, target, args, kwargs):
             out = super().call_function(target, args, kwargs)
             if target in convs or target in linears:
-                w = args[1]
+                w = cast(torch.Tensor, args[1])
                 bias = args[2] if len(args) > 2 and isinstance(args[2], torch.Tensor) else None
                 per_out = w[0].numel() if target in convs else w.shape[1]
                 totals["macs"] += (out.numel() // out.shape[0]) * per_out
@@ -52,10 +54,11 @@ def accuracy(model, x: np.ndarray, y: np.ndarray) -> float | None:
     return float((predict(model, x).argmax(1) == y).mean())
 
 
-def measure(model, splits) -> dict:
+def measure(model, splits) -> dict[str, Any]:
     """Params, MACs, size (bytes of a safetensors state dict) and accuracy on the test split."""
     from edgekit.models.stats import model_stats
 
+    out: dict[str, Any]
     if is_graph_module(model):
         try:
             out = graph_stats(model, splits.input_shape)
