@@ -90,7 +90,7 @@ def env() -> dict:
     from edgekit.bench.environment import PACKAGES, fingerprint
     from edgekit.child_python import child_env, python_argv
     from edgekit.devices.base import check_code, parse_check_output
-    from edgekit.extras import Needs
+    from edgekit.extras import Needs, installed_version
 
     out = fingerprint()
     out["edgekit"] = __version__
@@ -99,7 +99,7 @@ def env() -> dict:
     names = dict.fromkeys([*PACKAGES, "onnxscript", "pydantic", "typer",
                            *(n for reqs in (requirements or {}).values() for n in reqs)])
     names.pop("edgekit", None)
-    out["packages"] = {n: _installed_version(n) for n in names}
+    out["packages"] = {n: installed_version(n) for n in names}
     try:
         proc = subprocess.run(python_argv("-c", check_code()), capture_output=True, text=True, timeout=300,
                               env=child_env())
@@ -113,15 +113,6 @@ def env() -> dict:
         if extra and missing:
             out["extras_missing"][extra] = {"missing": missing, "install": Needs(extra, ()).install}
     return out
-
-
-def _installed_version(dist: str) -> str | None:
-    from importlib import metadata
-
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def _declared_requirements() -> dict[str, list[str]] | None:

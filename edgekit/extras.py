@@ -16,6 +16,16 @@ def importable(name: str) -> bool:
         return False
 
 
+def installed_version(dist: str, missing: str | None = None) -> str | None:
+    """The installed version of distribution `dist` (e.g. "onnxruntime"), or `missing` when it is not installed."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return missing
+
+
 @dataclass(frozen=True)
 class Needs:
     """The import names an extension needs and the extra providing them; "a|b" means either one will do."""

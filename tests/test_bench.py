@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -83,3 +85,11 @@ def test_runtime_not_on_device_is_skipped(artifacts, splits):
 def test_environment_fingerprint():
     env = fingerprint(threads=2)
     assert env["logical_cores"] >= 1 and "onnxruntime" in env["packages"] and env["cpu"]["model"]
+
+
+def test_hardware_facts():
+    from edgekit.hardware import ISA_FLAGS, cpu_info, usable_cores
+
+    info = cpu_info()
+    assert info["model"] and set(info["isa"]) <= set(ISA_FLAGS)
+    assert 1 <= usable_cores() <= (os.cpu_count() or 1)

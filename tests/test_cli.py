@@ -149,8 +149,8 @@ def test_compare_two_runs(run_dir, tmp_path):
     assert "data:image/png;base64" in (tmp_path / "c.html").read_text()
 
 
-def test_pareto_front():
-    from edgekit.report.plots import pareto_front
+def test_pareto_indices():
+    from edgekit.report.plots import pareto_indices
 
     pts = [(1.0, 0.9), (2.0, 0.95), (3.0, 0.94), (0.5, 0.5), (2.0, 0.8)]
-    assert pareto_front(pts) == [3, 0, 1]
+    assert pareto_indices(pts) == [3, 0, 1]

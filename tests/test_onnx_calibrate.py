@@ -10,7 +10,7 @@ from onnx import numpy_helper
 from edgekit.passes import get_pass
 from edgekit.passes.ort_quantize import StaticQuantConfig, preprocess
 from edgekit.quant.onnx_calibrate import activation_tensors, calibrate_onnx
-from edgekit.quant.onnx_rewrite import _stream
+from edgekit.quant.onnx_rewrite import stream_tensors
 from edgekit.train.trainer import predict
 
 
@@ -28,7 +28,7 @@ def test_streamed_percentile_matches_numpy_over_all_activations(model, splits):
     assert names[0] == "input" and "logits" in names and len(names) >= 6
     got = calibrate_onnx(pre, x, "percentile", batch=8, percentile=99.0)
     full = {n: [] for n in names}
-    for outs in _stream(pre, names, x, batch=64):
+    for outs in stream_tensors(pre, names, x, batch=64):
         for n, a in outs.items():
             full[n].append(a.ravel())
     for n in names:

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from edgekit.quant.onnx_rewrite import _layers, _pair_scale, bias_correct, saturation_safe
+from edgekit.quant.onnx_rewrite import _pair_scale, bias_correct, qdq_layers, saturation_safe
 from tests.device_helpers import digits_onnx
 
 
@@ -31,7 +31,7 @@ def pairs_and_groups(path):
 
     m = onnx.load(str(path))
     init = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
-    return [(init[f"{la.weight}_quantized"], la.group) for la in _layers(m.graph)]
+    return [(init[f"{la.weight}_quantized"], la.group) for la in qdq_layers(m.graph)]
 
 
 @pytest.fixture(scope="module")

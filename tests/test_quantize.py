@@ -126,14 +126,14 @@ def test_excluded_layers_stay_float_inside_onnxruntime(onnx_fp32, tmp_path):
     import onnxruntime as ort
 
     from edgekit.passes.ort_quantize import StaticQuantize, preprocess
-    from edgekit.quant.onnx_rewrite import _layers
+    from edgekit.quant.onnx_rewrite import qdq_layers
 
     src, ctx = onnx_fp32
     pre, _ = preprocess(ctx.run_dir / src.path, tmp_path / "pre.onnx")
     q = StaticQuantize(StaticQuantConfig(name="quantize.static", format="qdq", activation_type="uint8",
                                          per_channel=True, saturation_safe=False, bias_correction=False))
     q.build(pre, tmp_path / "all.onnx", "qdq", "uint8", True, ctx)
-    second = [la.node for la in _layers(onnx.load(str(tmp_path / "all.onnx")).graph)][1]  # reads a DQ'd input
+    second = [la.node for la in qdq_layers(onnx.load(str(tmp_path / "all.onnx")).graph)][1]  # reads a DQ'd input
     q.build(pre, tmp_path / "mixed.onnx", "qdq", "uint8", True, ctx, float_nodes=[second])
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC

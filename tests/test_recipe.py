@@ -75,3 +75,25 @@ def test_duplicate_artifact_names_rejected():
 def test_missing_file():
     with pytest.raises(RecipeError, match="not found"):
         load_recipe("no/such/recipe.yaml")
+
+
+def test_union_tags_are_hidden_from_error_keys_of_any_model():
+    from typing import Annotated, Literal, Union
+
+    from pydantic import Field
+
+    from edgekit.config_base import Strict
+
+    class Dog(Strict):
+        kind: Literal["dog"]
+        bark: int = 1
+
+    class Cat(Strict):
+        kind: Literal["cat"]
+
+    class Home(Strict):
+        pets: list[Annotated[Union[Dog, Cat], Field(discriminator="kind")]]
+
+    with pytest.raises(RecipeError) as e:
+        validate_yaml_text("pets:\n  - kind: cat\n  - kind: dog\n    bark: loud\n", Home, source="h.yaml")
+    assert e.value.key == "pets.1.bark" and e.value.line == 4, str(e.value)

@@ -71,9 +71,9 @@ def reduce_trace(events: list[dict], warmup: int) -> dict:
 
 def run_op_profile(job: dict) -> dict:
     """Profiled and plain sessions take turns run by run, so both see the same machine load."""
-    from edgekit.runtimes.onnxruntime import _ort
+    from edgekit.runtimes.onnxruntime import ort_module
 
-    ort = _ort()
+    ort = ort_module()
     warmup, runs = job.get("warmup", 10), job.get("runs", 50)
     lat = []
     with tempfile.TemporaryDirectory(prefix="edgekit-ortprof-") as tmp:

@@ -41,9 +41,9 @@ def _feeds(sess, rng):
 def gemm_ops_per_s(path: str, ops: float, threads: int | None, providers: list[str] | None, min_time_s: float) -> dict:
     import numpy as np
 
-    from edgekit.runtimes.onnxruntime import _ort
+    from edgekit.runtimes.onnxruntime import ort_module
 
-    ort = _ort()
+    ort = ort_module()
     so = ort.SessionOptions()
     so.log_severity_level = 3
     if threads:
@@ -93,7 +93,7 @@ def run_probe(job: dict) -> dict:
     if job.get("model_int8"):
         out["int8"] = gemm_ops_per_s(job["model_int8"], ops, threads, job.get("providers"), min_time)
     out["bandwidth"] = copy_bandwidth_gbs(job.get("mem_mb", 256), threads)
-    from edgekit.runtimes.onnxruntime import _ort
+    from edgekit.runtimes.onnxruntime import ort_module
 
-    out["runtime_version"] = _ort().__version__
+    out["runtime_version"] = ort_module().__version__
     return out

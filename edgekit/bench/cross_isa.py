@@ -7,7 +7,7 @@ import platform
 
 import numpy as np
 
-from edgekit.bench.metrics import _flat, cosine
+from edgekit.bench.metrics import as_rows, cosine
 from edgekit.report.schema import Result
 
 
@@ -19,7 +19,7 @@ def host_row(results: list[Result], outputs: dict, artifact: str) -> Result | No
 
 
 def vs_host_metrics(host: np.ndarray, other: np.ndarray) -> dict[str, float]:
-    a, b = _flat(host).astype(np.float64), _flat(other).astype(np.float64)
+    a, b = as_rows(host).astype(np.float64), as_rows(other).astype(np.float64)
     flips = int((a.argmax(1) != b.argmax(1)).sum()) if a.shape[1] > 1 else 0
     diff = np.abs(a - b)
     return {"vs_host_max_abs": float(diff.max()) if diff.size else 0.0,

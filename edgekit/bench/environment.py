@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 import platform
-from importlib import metadata
 
+from edgekit.extras import installed_version
 from edgekit.hardware import cpu_info, usable_cores
 
 PACKAGES = ("edgekit", "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "ai-edge-litert", "litert-torch", "numpy",
@@ -13,12 +13,7 @@ PACKAGES = ("edgekit", "torch", "onnx", "onnxruntime", "onnxruntime-gpu", "ai-ed
 
 
 def fingerprint(threads: int | None = None) -> dict:
-    versions = {}
-    for pkg in PACKAGES:
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            continue
+    versions = {pkg: v for pkg in PACKAGES if (v := installed_version(pkg)) is not None}
     return {
         "cpu": cpu_info(),
         "machine": platform.machine(),

@@ -17,18 +17,19 @@ LOWER_IS_BETTER = ("mse", "mae", "max_abs", "mean_abs")
 NN_MAX_SAMPLES = 2000  # nearest neighbours are O(N^2): rank at most this many samples
 
 
-def _flat(a: np.ndarray) -> np.ndarray:
+def as_rows(a: np.ndarray) -> np.ndarray:
+    """Outputs as float64 rows, one per sample (every other axis flattened)."""
     a = np.asarray(a, dtype=np.float64)
     return a.reshape(len(a), -1)
 
 
 def accuracy(out: np.ndarray, y: np.ndarray) -> float:
-    return float((_flat(out).argmax(1) == np.asarray(y)).mean())
+    return float((as_rows(out).argmax(1) == np.asarray(y)).mean())
 
 
 def top_k_accuracy(out: np.ndarray, y: np.ndarray, k: int) -> float:
     """Fraction of samples whose label is among the k highest outputs."""
-    o = _flat(out)
+    o = as_rows(out)
     k = min(k, o.shape[1])
     top = np.argsort(-o, axis=1, kind="stable")[:, :k]
     return float((top == np.asarray(y)[:, None]).any(1).mean())
@@ -48,7 +49,7 @@ def macro_f1(pred: np.ndarray, y: np.ndarray) -> float:
 
 def cosine(ref: np.ndarray, out: np.ndarray) -> float:
     """Mean per-sample cosine similarity (two all-zero vectors count as 1)."""
-    r, o = _flat(ref), _flat(out)
+    r, o = as_rows(ref), as_rows(out)
     denom = np.linalg.norm(r, axis=1) * np.linalg.norm(o, axis=1)
     cos = np.where(denom > 0, (r * o).sum(1) / np.maximum(denom, 1e-30), 1.0)
     return float(cos.mean()) if cos.size else 1.0
@@ -56,7 +57,7 @@ def cosine(ref: np.ndarray, out: np.ndarray) -> float:
 
 def top_k_agreement(ref: np.ndarray, out: np.ndarray, k: int) -> float:
     """Mean overlap |top-k(ref) ∩ top-k(out)| / k of the k highest outputs per sample (k=1: top-1 agreement)."""
-    r, o = _flat(ref), _flat(out)
+    r, o = as_rows(ref), as_rows(out)
     k = min(k, r.shape[1])
     tr = np.argsort(-r, axis=1, kind="stable")[:, :k]
     to = np.argsort(-o, axis=1, kind="stable")[:, :k]
@@ -65,7 +66,7 @@ def top_k_agreement(ref: np.ndarray, out: np.ndarray, k: int) -> float:
 
 def nearest_neighbours(emb: np.ndarray, k: int) -> np.ndarray:
     """Indices of each sample's k nearest other samples by cosine similarity (ties by index)."""
-    e = _flat(emb)
+    e = as_rows(emb)
     e = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), 1e-30)
     sim = e @ e.T
     np.fill_diagonal(sim, -np.inf)
@@ -75,7 +76,7 @@ def nearest_neighbours(emb: np.ndarray, k: int) -> np.ndarray:
 def nn_agreement(ref: np.ndarray, out: np.ndarray, k: int) -> float:
     """Embedding fidelity: mean overlap of each sample's k nearest neighbours under the reference and the artifact
     (k=1: the fraction of samples whose nearest neighbour is unchanged)."""
-    r, o = _flat(ref)[:NN_MAX_SAMPLES], _flat(out)[:NN_MAX_SAMPLES]
+    r, o = as_rows(ref)[:NN_MAX_SAMPLES], as_rows(out)[:NN_MAX_SAMPLES]
     k = min(k, len(r) - 1)
     if k < 1:
         return 1.0
@@ -99,7 +100,7 @@ def compute_metrics(names: Sequence[str] | None, *, outputs: np.ndarray | None =
     if names is None:
         names = default_metrics(y is not None, reference is not None)
     if outputs is not None:
-        predictions = _flat(outputs).argmax(1)
+        predictions = as_rows(outputs).argmax(1)
     out: dict[str, float] = {}
     for name in names:
         value = None
@@ -120,11 +121,11 @@ def _label_metric(name: str, y: np.ndarray, predictions: np.ndarray | None, outp
         return macro_f1(predictions, y)
     if outputs is None:
         return None
-    n_out = _flat(outputs).shape[1]
+    n_out = as_rows(outputs).shape[1]
     if name == "top_k_accuracy" and n_out > 1:
         return top_k_accuracy(outputs, y, top_k)
     if name in ("mse", "mae") and n_out == 1:  # a regression output against numeric targets
-        err = _flat(outputs)[:, 0] - np.asarray(y, dtype=np.float64)
+        err = as_rows(outputs)[:, 0] - np.asarray(y, dtype=np.float64)
         return float(np.mean(err ** 2) if name == "mse" else np.mean(np.abs(err)))
     return None
 
@@ -132,14 +133,14 @@ def _label_metric(name: str, y: np.ndarray, predictions: np.ndarray | None, outp
 def _fidelity_metric(name: str, reference: np.ndarray, predictions: np.ndarray | None, outputs: np.ndarray | None,
                      top_k: int) -> float | None:
     if name == "top1_agreement" and predictions is not None:
-        return float((np.asarray(predictions) == _flat(reference).argmax(1)).mean())
+        return float((np.asarray(predictions) == as_rows(reference).argmax(1)).mean())
     if outputs is None:
         return None
-    n_out = _flat(outputs).shape[1]
+    n_out = as_rows(outputs).shape[1]
     if name == "cosine":
         return cosine(reference, outputs)
     if name in ("max_abs", "mean_abs"):
-        diff = np.abs(_flat(reference) - _flat(outputs))
+        diff = np.abs(as_rows(reference) - as_rows(outputs))
         return float(diff.max() if name == "max_abs" else diff.mean()) if diff.size else 0.0
     if name == "top_k_agreement" and n_out > 1:
         return top_k_agreement(reference, outputs, top_k)

@@ -177,7 +177,7 @@ def profile_tflite(path: Path, profile, runs: int = 50, warmup: int = 10, thread
             "layers": layers, "notes": notes}
 
 
-def finish(prof: dict, profile) -> dict:
+def add_roofline(prof: dict, profile) -> dict:
     """Roofline per layer and for the model, shares, coverage and flags."""
     peaks = profile.effective_peaks()
     prof["peaks"] = peaks
@@ -246,4 +246,4 @@ def profile_artifact(path: Path, profile, name: str | None = None, runs: int = 5
         raise BenchError(f"{path.name}: profiling covers .onnx and .tflite artifacts")
     prof = {"artifact": name or path.stem, "path": str(path), "device": profile.name, "transport": profile.transport,
             **prof}
-    return finish(prof, profile)
+    return add_roofline(prof, profile)

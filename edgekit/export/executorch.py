@@ -16,7 +16,8 @@ import numpy as np
 from edgekit.atomic import atomic_path
 from edgekit.errors import ExportError
 from edgekit.export.artifact import describe
-from edgekit.export.tflite import _version, finetuned_model, fixed_batch
+from edgekit.export.tflite import finetuned_model, fixed_batch
+from edgekit.extras import installed_version
 
 _STRUCTURAL = {"getitem"}  # the delegate's output unpacking, not a kernel
 
@@ -33,7 +34,8 @@ class ExecutorchExporter:
 
         batch = batch_size or cfg.batch_size or 1
         x = fixed_batch(example, batch)
-        details: dict = {"static_batch": batch, "backend": cfg.backend, "exporter": f"executorch {_version('executorch')}"}
+        details: dict = {"static_batch": batch, "backend": cfg.backend,
+                         "exporter": f"executorch {installed_version('executorch', '?')}"}
         calib = calibration if calibration is not None and len(calibration) else example
         if cfg.calibration_size:
             calib = calib[: cfg.calibration_size]
@@ -50,7 +52,7 @@ class ExecutorchExporter:
                 if cfg.precision == "int8":
                     ep = quantize_pt2e(ep, xt, calib, batch, cfg.calibration, cfg.percentile)
                     details.update({"calibration": cfg.calibration, "calibration_samples": int(len(calib)),
-                                    "quantizer": f"XNNPACKQuantizer (torchao {_version('torchao')})",
+                                    "quantizer": f"XNNPACKQuantizer (torchao {installed_version('torchao', '?')})",
                                     "weights": "per-channel symmetric int8",
                                     "activations": "per-tensor asymmetric int8"})
                     if cfg.calibration == "percentile":

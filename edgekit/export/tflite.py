@@ -17,6 +17,7 @@ from edgekit.atomic import atomic_path
 from edgekit.environ import patched_environ
 from edgekit.errors import ExportError
 from edgekit.export.artifact import describe
+from edgekit.extras import installed_version
 
 # precision -> (ai-edge-quantizer recipe, dtype its weights must carry)
 RECIPES = {"fp16": ("weight_only_fp16", "float16"), "dynamic_int8": ("dynamic_wi8_afp32", "int8"),
@@ -32,7 +33,7 @@ class TfliteExporter:
         batch = batch_size or cfg.batch_size or 1
         x = fixed_batch(example, batch)
         precision = cfg.precision
-        details: dict = {"static_batch": batch, "converter": f"litert-torch {_version('litert-torch')}"}
+        details: dict = {"static_batch": batch, "converter": f"litert-torch {installed_version('litert-torch', '?')}"}
         calib = calibration if calibration is not None and len(calibration) else example
         if cfg.calibration_size:
             calib = calib[: cfg.calibration_size]
@@ -45,7 +46,7 @@ class TfliteExporter:
             info: dict = {}
             data = quantize(fp32, precision, cfg.io_dtype, calib, batch, cfg.calibration, cfg.percentile, info,
                             cfg.keep_float)
-            details.update({"quantizer": f"ai-edge-quantizer {_version('ai-edge-quantizer')}",
+            details.update({"quantizer": f"ai-edge-quantizer {installed_version('ai-edge-quantizer', '?')}",
                             "recipe": RECIPES[precision][0], "io_dtype": cfg.io_dtype})
             if precision == "dynamic_int8":
                 details["float_ops"] = ["DEPTHWISE_CONV_2D"]
@@ -85,15 +86,6 @@ def fixed_batch(x: np.ndarray, batch: int) -> np.ndarray:
     from edgekit.runtimes.base import as_model_input
 
     return np.ascontiguousarray(np.resize(as_model_input(x), (batch, *x.shape[1:])))
-
-
-def _version(dist: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return "?"
 
 
 QUIET_ENV = {"LITERT_TORCH_SHOW_PROGRESS": "n", "TQDM_DISABLE": "1"}  # litert-torch's and tqdm's progress output
@@ -260,9 +252,9 @@ def quantize(fp32: bytes, precision: str, io_dtype: str, calib: np.ndarray, batc
 
 
 def _signature(data: bytes) -> tuple[str, str]:
-    from edgekit.runtimes.litert import _interpreter_module
+    from edgekit.runtimes.litert import interpreter_module
 
-    sigs = _interpreter_module().Interpreter(model_content=data).get_signature_list()
+    sigs = interpreter_module().Interpreter(model_content=data).get_signature_list()
     sig = next(iter(sigs))
     return sig, sigs[sig]["inputs"][0]
 

@@ -20,10 +20,10 @@ def tensor_ranges(fp32: bytes, batches: Iterable[np.ndarray], names: Iterable[st
                   **kw: Any) -> dict[str, tuple[float, float]]:
     """Range of each named tensor of the fp32 flatbuffer over `batches` (each at the file's static input shape)."""
     from edgekit.quant.calibrate import make_calibrator
-    from edgekit.runtimes.litert import _interpreter_module, quiet_stderr
+    from edgekit.runtimes.litert import interpreter_module, quiet_stderr
 
     with quiet_stderr():
-        interp = _interpreter_module().Interpreter(model_content=fp32, experimental_preserve_all_tensors=True)
+        interp = interpreter_module().Interpreter(model_content=fp32, experimental_preserve_all_tensors=True)
         interp.allocate_tensors()
     index = {d["name"]: d["index"] for d in interp.get_tensor_details()}
     cals = {n: make_calibrator(method, **kw) for n in names if n in index}

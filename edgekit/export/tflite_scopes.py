@@ -22,10 +22,10 @@ def module_scope_regex(module: str) -> str:
 
 def op_scopes(fp32: bytes) -> list[tuple[str, str]]:
     """(op type, output tensor name) of every op in the flatbuffer."""
-    from edgekit.runtimes.litert import _interpreter_module, quiet_stderr
+    from edgekit.runtimes.litert import interpreter_module, quiet_stderr
 
     with quiet_stderr():
-        interp = _interpreter_module().Interpreter(model_content=fp32)
+        interp = interpreter_module().Interpreter(model_content=fp32)
         interp.allocate_tensors()
     names = {d["index"]: d["name"] for d in interp.get_tensor_details()}
     return [(op["op_name"], names.get(op["outputs"][0], "")) for op in interp._get_ops_details()

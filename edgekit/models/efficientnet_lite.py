@@ -32,7 +32,7 @@ SK_NATURAL = ["astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motor
               "motorcycle_right.png", "brick.png", "grass.png", "gravel.png", "color.png"]
 
 
-def build_model(num_classes: int = 1000):
+def efficientnet_lite0(num_classes: int = 1000):
     """Return an (untrained) EfficientNet-Lite0 ``nn.Module``."""
     import torch
     import torch.nn as nn
@@ -111,7 +111,7 @@ def load_model():
     """Pretrained EfficientNet-Lite0 in eval mode (strict state_dict load)."""
     import torch
 
-    m = build_model()
+    m = efficientnet_lite0()
     m.load_state_dict(torch.load(weights_path(), map_location="cpu", weights_only=True), strict=True)
     return m.eval()
 

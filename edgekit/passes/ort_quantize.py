@@ -458,10 +458,10 @@ class StaticQuantize(Pass):
         stem and the first depthwise conv did). Returns the probed layers, most faithful first, then the rest of
         `ranked`, and the probes' fidelity."""
         from edgekit.model_files import onnx_header
-        from edgekit.quant.onnx_rewrite import _layers
+        from edgekit.quant.onnx_rewrite import qdq_layers
 
         k = self.config.fallback.probe
-        order = [la.node for la in _layers(onnx_header(chosen["_path"]).graph)]
+        order = [la.node for la in qdq_layers(onnx_header(chosen["_path"]).graph)]
         cands = list(dict.fromkeys([*ranked[:k], *[n for n in order if n in ranked][:k]]))
         probes = []
         fmt, act, pc = chosen["format"], chosen["activation_type"], chosen["per_channel"]

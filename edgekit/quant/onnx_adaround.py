@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.quant.onnx_rewrite import QLayer, _Graph, _layers, _stream
+from edgekit.quant.onnx_rewrite import QdqGraph, QLayer, qdq_layers, stream_tensors
 
 
 def _attr(node, name: str, default):
@@ -82,13 +82,13 @@ def adaround_onnx(qdq: Path, fp32: Path, x: np.ndarray, out: Path, nodes: list[s
     from edgekit.quant.adaround import AdaRoundConfig, adaround_layer
 
     cfg = cfg or AdaRoundConfig()
-    f = _Graph(fp32)
+    f = QdqGraph(fp32)
     fp_nodes = {n.name: n for n in f.model.graph.node}
-    todo: list[QLayer] = [q for q in _layers(_Graph(qdq).model.graph) if nodes is None or q.node in nodes]
+    todo: list[QLayer] = [q for q in qdq_layers(QdqGraph(qdq).model.graph) if nodes is None or q.node in nodes]
     shutil.copyfile(qdq, out)
     stats: dict = {"layers": 0, "nodes": [], "mse_nearest": [], "mse_adaround": []}
     for i, layer in enumerate(todo):
-        g = _Graph(out)
+        g = QdqGraph(out)
         fnode = fp_nodes.get(layer.node)
         if fnode is None or layer.weight not in f.init:
             continue
@@ -100,8 +100,8 @@ def adaround_onnx(qdq: Path, fp32: Path, x: np.ndarray, out: Path, nodes: list[s
         mod = _module(fnode, w, b)
         if mod is None:
             continue
-        x_fp = torch.from_numpy(np.concatenate([o[fnode.input[0]] for o in _stream(fp32, [fnode.input[0]], x)]))
-        x_q = torch.from_numpy(np.concatenate([o[layer.input] for o in _stream(out, [layer.input], x)]))
+        x_fp = torch.from_numpy(np.concatenate([o[fnode.input[0]] for o in stream_tensors(fp32, [fnode.input[0]], x)]))
+        x_q = torch.from_numpy(np.concatenate([o[layer.input] for o in stream_tensors(out, [layer.input], x)]))
         scale = torch.from_numpy(s).reshape([-1] + [1] * (w.ndim - 1))
         w_q, e0, e1 = adaround_layer(mod, x_fp, x_q, _activation(f.model.graph, fnode.output[0]), cfg, scale)
         q = torch.clamp(torch.round(w_q / scale), -cfg.qmax, cfg.qmax).numpy().astype(np.int8)

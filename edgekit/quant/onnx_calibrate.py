@@ -38,12 +38,12 @@ def calibrate_onnx(path: Path, x: np.ndarray, method: str, batch: int = 8,
                    **kw) -> dict[str, tuple[float, float]]:
     """(rmin, rmax) of every activation tensor of `path` over the inputs `x`, by calibrator `method`
     (minmax, percentile, mse, entropy), streamed `batch` images at a time."""
-    from edgekit.quant.onnx_rewrite import _stream
+    from edgekit.quant.onnx_rewrite import stream_tensors
 
     names = activation_tensors(path)
     cals = {n: make_calibrator(method, **kw) for n in names}
     timer = ProgressTimer(len(x), progress)
-    for outs in _stream(path, names, x, batch=batch):
+    for outs in stream_tensors(path, names, x, batch=batch):
         for n, a in outs.items():
             cals[n].update(a)
         timer.tick(len(next(iter(outs.values()))) if outs else 0)

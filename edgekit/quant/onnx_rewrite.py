@@ -45,7 +45,8 @@ class QLayer:
     input: str  # the tensor the layer consumes (a DequantizeLinear output in QDQ)
 
 
-def _layers(graph) -> list[QLayer]:
+def qdq_layers(graph) -> list[QLayer]:
+    """The quantized Conv/Gemm layers of a QDQ graph (those whose weight comes through a DequantizeLinear)."""
     inits = {i.name for i in graph.initializer}
     dq = {n.output[0]: n for n in graph.node if n.op_type == "DequantizeLinear"}
     out = []
@@ -67,7 +68,9 @@ def _layers(graph) -> list[QLayer]:
     return out
 
 
-class _Graph:
+class QdqGraph:
+    """An ONNX model loaded for editing its initializers by name (get, put, save)."""
+
     def __init__(self, path: Path):
         from edgekit.model_files import load_onnx
 
@@ -104,7 +107,7 @@ def keep_float(qdq: Path, nodes: list[str]) -> list[str]:
     import onnx
     from onnx import helper, numpy_helper
 
-    g = _Graph(qdq)
+    g = QdqGraph(qdq)
     graph = g.model.graph
     producers = {o: n for n in graph.node for o in n.output}
     wanted, done = set(nodes), []
@@ -158,7 +161,7 @@ def _pair_scale(w: np.ndarray, qmax: int = 127) -> np.ndarray:
     return (np.maximum(base, pair).astype(np.float64) / qmax).astype(np.float32)
 
 
-def _requantize_bias(g: _Graph, layer: QLayer, b_float: np.ndarray, scale_ratio: np.ndarray | None = None) -> None:
+def _requantize_bias(g: QdqGraph, layer: QLayer, b_float: np.ndarray, scale_ratio: np.ndarray | None = None) -> None:
     bs = g.get(f"{layer.bias}_quantized_scale").astype(np.float64)
     if scale_ratio is not None:
         bs = bs * scale_ratio
@@ -169,9 +172,9 @@ def _requantize_bias(g: _Graph, layer: QLayer, b_float: np.ndarray, scale_ratio:
 def saturation_safe(qdq: Path, fp32: Path, out: Path) -> dict:
     """Rewrite the per-channel int8 weights of every non-depthwise Conv (and Gemm with transB) on saturation-safe
     scales, taking the float weights from the fp32 model `quantize_static` was given. Returns counts."""
-    g, f = _Graph(qdq), _Graph(fp32)
+    g, f = QdqGraph(qdq), QdqGraph(fp32)
     changed, channels = 0, 0
-    for layer in _layers(g.model.graph):
+    for layer in qdq_layers(g.model.graph):
         w = f.get(layer.weight) if layer.weight in f.init else None
         s_old = g.get(f"{layer.weight}_scale").astype(np.float32).reshape(-1)
         if w is None or s_old.size != w.shape[0] or (layer.group > 1 and layer.group == w.shape[0]):
@@ -192,7 +195,7 @@ def saturation_safe(qdq: Path, fp32: Path, out: Path) -> dict:
     return {"layers_rescaled": changed, "channels_rescaled": channels}
 
 
-def _stream(path: Path, names: list[str], x: np.ndarray, batch: int = 8):
+def stream_tensors(path: Path, names: list[str], x: np.ndarray, batch: int = 8):
     """Yield the named intermediate tensors batch by batch (graph optimizations off, so every tensor exists;
     a fixed-batch model gets whole batches of its size)."""
     import onnx
@@ -218,7 +221,7 @@ def _input_means(path: Path, names: list[str], x: np.ndarray) -> dict[str, np.nd
     """Per-channel (axis 1) mean of the named intermediate tensors, streamed over `x`."""
     sums: dict[str, np.ndarray] = {}
     count: dict[str, int] = {}
-    for outs in _stream(path, names, x):
+    for outs in stream_tensors(path, names, x):
         for n, a in outs.items():
             a = a.astype(np.float64)
             v = a.reshape(a.shape[0], a.shape[1], -1) if a.ndim > 2 else a.reshape(a.shape[0], a.shape[1], 1)
@@ -238,14 +241,14 @@ def _shift(dw: np.ndarray, mean_in: np.ndarray, group: int) -> np.ndarray:
 
 def bias_correct(qdq: Path, fp32: Path, x_calib: np.ndarray, out: Path, rounds: int = 2) -> dict:
     """Empirical bias correction of every quantized Conv/Gemm with a bias (see the module docstring)."""
-    f = _Graph(fp32)
-    layers = [la for la in _layers(_Graph(qdq).model.graph) if la.bias is not None and la.bias in f.init
+    f = QdqGraph(fp32)
+    layers = [la for la in qdq_layers(QdqGraph(qdq).model.graph) if la.bias is not None and la.bias in f.init
               and la.weight in f.init]
     current = qdq
     shifts: dict[str, np.ndarray] = {}
     for _ in range(rounds):
         means = _input_means(current, sorted({la.input for la in layers}), x_calib)
-        g = _Graph(qdq)  # always correct from the uncorrected biases, so nothing is counted twice
+        g = QdqGraph(qdq)  # always correct from the uncorrected biases, so nothing is counted twice
         for la in layers:
             w = f.get(la.weight).astype(np.float64)
             s = g.get(f"{la.weight}_scale").astype(np.float64).reshape([-1] + [1] * (w.ndim - 1))
@@ -266,7 +269,7 @@ def bias_correct(qdq: Path, fp32: Path, x_calib: np.ndarray, out: Path, rounds: 
 def _outputs(path: Path, names: list[str], x: np.ndarray) -> dict[str, np.ndarray]:
     """The named intermediate tensors for inputs `x`, concatenated."""
     parts: dict[str, list] = {n: [] for n in names}
-    for outs in _stream(path, names, x):
+    for outs in stream_tensors(path, names, x):
         for n, a in outs.items():
             parts[n].append(a.astype(np.float32))
     return {n: np.concatenate(v) for n, v in parts.items()}
@@ -306,7 +309,7 @@ def sensitivity_ranking(qdq: Path, fp32: Path, x: np.ndarray) -> list[tuple[str,
         return dq.output[0] if dq is not None else t
 
     pairs = []  # (node, q_in, f_in, q_out, f_out)
-    for la in _layers(q):
+    for la in qdq_layers(q):
         out = next(n.output[0] for n in q.node if n.name == la.node)
         f_in, f_out = float_name(la.input), float_name(out)
         if f_in is not None and f_out is not None:

@@ -141,9 +141,9 @@ def _overlay_ecdf(a, b, dir_a, dir_b) -> bytes | None:
 
     from edgekit.names import contained
     from edgekit.report.evidence import load_samples
-    from edgekit.report.plots import _plt, _png
+    from edgekit.report.plots import png_bytes, pyplot
 
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     drawn = 0
     for rep, d, style in ((a, dir_a, "--"), (b, dir_b, "-")):
@@ -165,4 +165,4 @@ def _overlay_ecdf(a, b, dir_a, dir_b) -> bytes | None:
     ax.set_ylabel("fraction of runs")
     ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
-    return _png(fig)
+    return png_bytes(fig)

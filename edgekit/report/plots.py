@@ -25,7 +25,8 @@ def metric_label(name: str) -> str:
     return METRIC_LABELS.get(name, name.replace("_", " "))
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -34,14 +35,15 @@ def _plt():
     return plt
 
 
-def _png(fig) -> bytes:
+def png_bytes(fig) -> bytes:
+    """The figure as PNG bytes; the figure is closed."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _plt().close(fig)
+    pyplot().close(fig)
     return buf.getvalue()
 
 
-def pareto_front(points: list[tuple[float, float]]) -> list[int]:
+def pareto_indices(points: list[tuple[float, float]]) -> list[int]:
     """Indices of points not dominated in (lower x, higher y)."""
     front = []
     for i, (x, y) in enumerate(points):
@@ -91,7 +93,7 @@ def tradeoff_figure(report: Report, run_dir: Path | None = None):
     quality = list(quality.values())
     if not rows:
         return None
-    plt = _plt()
+    plt = pyplot()
     names = list(dict.fromkeys(r.artifact for r in rows))
     colors = {n: plt.get_cmap("tab10")(i % 10) for i, n in enumerate(names)}
     precisions = {a.name: a.precision for a in report.artifacts}
@@ -111,7 +113,7 @@ def tradeoff_figure(report: Report, run_dir: Path | None = None):
                             ms=8, capsize=3, zorder=3, label=label)
             else:
                 ax.plot([x], [q], marker, color=colors[r.artifact], ms=8, zorder=3, label=label)
-        front = pareto_front(pts)
+        front = pareto_indices(pts)
         draw_front(ax, [pts[i][0] for i in front], [pts[i][1] for i in front])
         ax.set_xlabel("latency per batch, p50 (ms); whiskers " + ("p10-p90" if from_samples else "p10 (min where "
                                                                   "samples are missing) to p90")
@@ -141,7 +143,7 @@ def latency_ecdf_figure(report: Report, run_dir: Path):
             series.append((f"{r.artifact}@{r.device}", np.sort(ev["latency_ms"])))
     if not series:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     marks = ((50, "o"), (90, "s"), (99, "^"))
     for i, (name, lat) in enumerate(series):
@@ -204,7 +206,7 @@ def waterfall_figure(report: Report):
     panels = [k for k in WATERFALL_METRICS if any(k in v for _, v in steps)]
     if not panels:
         return None
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(3.8 * len(panels), 4.0), squeeze=False)
     for ax, key in zip(axes[0], panels):
         label, scale, higher_better = WATERFALL_METRICS[key]
@@ -231,17 +233,17 @@ def waterfall_figure(report: Report):
 
 def tradeoff_plot(report: Report, run_dir: Path | None = None) -> bytes | None:
     fig = tradeoff_figure(report, run_dir)
-    return _png(fig) if fig is not None else None
+    return png_bytes(fig) if fig is not None else None
 
 
 def latency_ecdf_plot(report: Report, run_dir: Path) -> bytes | None:
     fig = latency_ecdf_figure(report, run_dir)
-    return _png(fig) if fig is not None else None
+    return png_bytes(fig) if fig is not None else None
 
 
 def waterfall_plot(report: Report) -> bytes | None:
     fig = waterfall_figure(report)
-    return _png(fig) if fig is not None else None
+    return png_bytes(fig) if fig is not None else None
 
 
 def all_figures(report: Report, run_dir: Path) -> dict:
@@ -251,4 +253,4 @@ def all_figures(report: Report, run_dir: Path) -> dict:
 
 
 def all_plots(report: Report, run_dir: Path) -> dict[str, bytes]:
-    return {name: _png(fig) for name, fig in all_figures(report, run_dir).items()}
+    return {name: png_bytes(fig) for name, fig in all_figures(report, run_dir).items()}

@@ -15,7 +15,7 @@ from edgekit.extras import Needs
 from edgekit.runtimes.base import Runtime, Session, check_before_load
 
 
-def _interpreter_module():
+def interpreter_module():
     """`ai_edge_litert.interpreter`, else the legacy `tflite_runtime.interpreter`."""
     try:
         from ai_edge_litert import interpreter
@@ -156,14 +156,14 @@ class LiteRtRuntime(Runtime):
     def version(self) -> str:
         from importlib.metadata import PackageNotFoundError, version
 
-        legacy = not _interpreter_module().__name__.startswith("ai_edge_litert")
+        legacy = not interpreter_module().__name__.startswith("ai_edge_litert")
         try:
             return f"tflite-runtime {version('tflite-runtime')}" if legacy else version("ai-edge-litert")
         except PackageNotFoundError:
             return "unknown"
 
     def load(self, path: Path, threads: int | None = None, providers: list[str] | None = None) -> LiteRtSession:
-        interpreter = _interpreter_module()
+        interpreter = interpreter_module()
         path = Path(path)
         _check_file(path)
         check_before_load(path)

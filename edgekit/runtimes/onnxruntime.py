@@ -10,7 +10,8 @@ from edgekit.errors import ArtifactError, RuntimeUnavailable
 from edgekit.runtimes.base import Runtime, Session, check_before_load
 
 
-def _ort():
+def ort_module():
+    """The onnxruntime package (RuntimeUnavailable, naming the pip line, when it is not installed)."""
     try:
         import onnxruntime
     except ImportError as e:
@@ -55,13 +56,13 @@ class OnnxRuntime(Runtime):
     name = "onnxruntime"
 
     def version(self) -> str:
-        return _ort().__version__
+        return ort_module().__version__
 
     def load(self, path: Path, threads: int | None = None, providers: list[str] | None = None,
              spin: bool = True) -> OrtSession:
         """`spin=False`: intra-op threads sleep as soon as a run ends (for timing many sessions in one process,
         where one session's spinning threads would steal the cores of the next)."""
-        ort = _ort()
+        ort = ort_module()
         path = Path(path)
         if not path.is_file():
             raise ArtifactError(f"{path}: model file not found")

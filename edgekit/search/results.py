@@ -194,9 +194,9 @@ def pareto_figure(rows: list[dict], front: list[dict], cfg: SearchConfig, constr
     joined; constraints on either axis are drawn as lines, the others listed in the legend."""
     from matplotlib.lines import Line2D
 
-    from edgekit.report.plots import _plt, draw_front, metric_label
+    from edgekit.report.plots import draw_front, metric_label, pyplot
 
-    plt = _plt()
+    plt = pyplot()
     done = [r for r in rows if r["state"] == "complete"]
     ys = next((o.metric for o in cfg.objectives if o.direction == "maximize"), "accuracy")
     xs = next((o.metric for o in cfg.objectives if o.direction == "minimize"), "latency_p90_ms")
@@ -245,9 +245,9 @@ def pareto_figure(rows: list[dict], front: list[dict], cfg: SearchConfig, constr
 
 
 def _plot(rows: list[dict], front: list[dict], cfg: SearchConfig, path: Path) -> None:
-    from edgekit.report.plots import _png
+    from edgekit.report.plots import png_bytes
     from edgekit.search.study import all_constraints
 
-    png = _png(pareto_figure(rows, front, cfg, all_constraints(cfg)))
+    png = png_bytes(pareto_figure(rows, front, cfg, all_constraints(cfg)))
     with atomic_path(path) as tmp:
         tmp.write_bytes(png)

@@ -194,7 +194,6 @@ def make_objective(spec: SearchSpec, cfg: SearchConfig, out_dir: Path, log: Call
     """The Optuna objective: sample the spaces, run the recipe, read the objectives off its report."""
     import optuna
 
-    from edgekit import api
     from edgekit.recipe import Recipe
     from edgekit.search.metrics import chosen_result, metric, trial_metrics
 
@@ -210,7 +209,7 @@ def make_objective(spec: SearchSpec, cfg: SearchConfig, out_dir: Path, log: Call
         log(f"search: trial {trial.number}: {shown}")
         try:
             recipe = Recipe.model_validate(spec.resolve(values))
-            run = api.run(recipe, run_dir, log=None, on_epoch=_pruner(trial, cfg))
+            run = run_trial(recipe, run_dir, _pruner(trial, cfg))
             row = chosen_result(run.report, cfg.artifact, cfg.device)
             m = trial_metrics(run.report, row)
             trial.set_user_attr("metrics", m)
@@ -233,6 +232,26 @@ def make_objective(spec: SearchSpec, cfg: SearchConfig, out_dir: Path, log: Call
         return objectives
 
     return objective
+
+
+def run_trial(recipe, run_dir: Path, on_epoch: Callable[[int, float], None] | None = None):
+    """One trial's pipeline run, silent, with its run.log (and logged to MLflow when MLFLOW_TRACKING_URI is set, as
+    `edgekit run` does)."""
+    from edgekit.console import output, run_log
+    from edgekit.pipeline import new_run, run_stages
+    from edgekit.preflight import check_recipe
+    from edgekit.report.tracking import log_run, tracking_wanted
+
+    with output(None):
+        check_recipe(recipe)
+        track = tracking_wanted(None, _log.warning)
+        r = new_run(recipe, run_dir)
+        r.on_epoch = on_epoch
+        with run_log(r.run_dir):
+            run = run_stages(r)
+        if track:
+            run.mlflow_run_id = log_run(run.report, run.run_dir, _log.info)
+    return run
 
 
 def _is_surplus(trial, cfg: SearchConfig) -> bool:
