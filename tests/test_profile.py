@@ -7,7 +7,7 @@ import sys
 import pytest
 from device_helpers import bench_run, resnet_onnx, write_profile
 
-from edgekit.bench.profile import compare_pair, finish, profile_artifact
+from edgekit.bench.profile import add_roofline, compare_pair, profile_artifact
 from edgekit.devices import load_profile
 from edgekit.devices.profile import DeviceProfile
 
@@ -72,7 +72,7 @@ def test_memory_bound_and_fallback_flags():
     layers = [{"name": "conv", "op": "Conv", "time_ms": 1.0, "flops": 1e6, "param_bytes": 1000, "act_bytes": 1000},
               {"name": "gather", "op": "Gather", "time_ms": 0.5, "flops": 0, "param_bytes": 0, "act_bytes": 10,
                "provider": "CPUExecutionProvider", "off_accelerator": True}]
-    p = finish({"layers": layers, "e2e_ms": {"p50": 1.5, "min": 1.5}}, starved)
+    p = add_roofline({"layers": layers, "e2e_ms": {"p50": 1.5, "min": 1.5}}, starved)
     kinds = {(f["kind"], f["layer"]) for f in p["flags"]}
     assert ("memory_bound", "conv") in kinds and ("fallback", "gather") in kinds
     assert layers[0]["bound_by"] == "memory" and layers[0]["intensity"] == pytest.approx(500.0)

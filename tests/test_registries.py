@@ -17,7 +17,8 @@ from helpers import tiny_recipe_dict
 
 from edgekit import api
 from edgekit.data import SOURCES, DataSource
-from edgekit.devices import TRANSPORTS, TransportEntry, load_profile
+from edgekit.devices import load_profile
+from edgekit.devices.transports import TRANSPORTS, TransportEntry
 from edgekit.errors import RecipeError
 from edgekit.export import EXPORTERS, ExportFormat
 from edgekit.models import ARCHS, Arch

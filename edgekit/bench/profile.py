@@ -83,7 +83,8 @@ def _onnx_job(path: Path, profile, runs: int, warmup: int, threads, inputs) -> d
 def profile_onnx(path: Path, profile, runs: int = 50, warmup: int = 10, threads: int | None = None,
                  x: np.ndarray | None = None, timeout_s: float = 600.0) -> dict:
     from edgekit.bench.costs import onnx_graph_costs, trace_node_cost
-    from edgekit.devices import TRANSPORTS, transport, transport_entry
+    from edgekit.devices import transport, transport_entry
+    from edgekit.devices.transports import TRANSPORTS
 
     if not transport_entry(profile).runs_agent:
         others = ", ".join(n for n, e in TRANSPORTS.items() if e.runs_agent)

@@ -8,31 +8,8 @@ transport's entry what it can do; they never test its name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from edgekit.devices.profile import DeviceProfile, list_profiles, load_profile
-
-
-@dataclass(frozen=True)
-class TransportEntry:
-    """`impl`: the transport module. `remote`: the device is another machine, with its own packages and CPU (this
-    machine's runtimes and CPU facts say nothing about it, and a failed bench may mean it dropped). `settings`: the
-    profile section it needs (e.g. `ssh:`). `runs_agent`: it runs edgekit's bench agent, so any runtime the device
-    has; False for a device tool (adb's benchmark_model) that runs only `formats` and takes threads as given."""
-
-    impl: str
-    remote: bool = False
-    settings: str | None = None
-    runs_agent: bool = True
-    formats: tuple[str, ...] | None = None
-
-
-TRANSPORTS: dict[str, TransportEntry] = {
-    "local": TransportEntry("edgekit.devices.local"),
-    "ssh": TransportEntry("edgekit.devices.ssh", remote=True, settings="ssh"),
-    "adb": TransportEntry("edgekit.devices.adb", remote=True, settings="adb", runs_agent=False, formats=("tflite",)),
-    "cuda": TransportEntry("edgekit.devices.cuda"),
-}
+from edgekit.devices.transports import TRANSPORTS, TransportEntry
 
 
 def transport_entry(profile: DeviceProfile) -> TransportEntry:
@@ -63,5 +40,5 @@ def check(profile: DeviceProfile) -> dict:
     return transport_module(profile).check(profile)
 
 
-__all__ = ["DeviceProfile", "TRANSPORTS", "TransportEntry", "check", "list_profiles", "load_profile", "reachable",
+__all__ = ["DeviceProfile", "check", "list_profiles", "load_profile", "reachable",
            "transport", "transport_entry", "transport_module"]

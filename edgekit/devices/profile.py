@@ -16,6 +16,7 @@ from pydantic_core import PydanticCustomError
 
 from edgekit.config_base import Strict
 from edgekit.devices.fields import BenchmarkFlag, Host, OptionPath, PathText, Serial, SshConfigPath, Text, User
+from edgekit.devices.transports import TRANSPORTS
 from edgekit.names import Name, name_problem
 
 MEASURED_SUFFIX = ".measured.yaml"
@@ -111,8 +112,9 @@ class MeasuredFile(Strict):
 class DeviceProfile(Strict):
     name: Name
     kind: Literal["cpu", "gpu", "mobile", "embedded"] = "cpu"
-    transport: Name = Field("local", description="how edgekit reaches the device (edgekit.devices.TRANSPORTS)",
-                            json_schema_extra=lambda schema: schema.update(enum=list(_transports())))
+    transport: Name = Field("local", description="how edgekit reaches the device (a name in "
+                                                 "edgekit.devices.transports.TRANSPORTS)",
+                            json_schema_extra=lambda schema: schema.update(enum=list(TRANSPORTS)))
     description: Text = ""
     threads: int | None = Field(None, ge=1, le=MAX_THREADS, description="intra-op threads (default: all usable cores)")
     affinity: list[Annotated[int, Field(le=MAX_CPU_ID)]] | None = Field(
@@ -136,16 +138,16 @@ class DeviceProfile(Strict):
     @field_validator("transport")
     @classmethod
     def _known_transport(cls, v: str) -> str:
-        if v not in _transports():
-            raise ValueError(f"unknown transport '{v}' (known: {', '.join(_transports())})")
+        if v not in TRANSPORTS:
+            raise ValueError(f"unknown transport '{v}' (known: {', '.join(TRANSPORTS)})")
         return v
 
     @model_validator(mode="after")
     def _transport_settings(self):
-        needed = _transports()[self.transport].settings
+        needed = TRANSPORTS[self.transport].settings
         if needed and getattr(self, needed, None) is None:
             raise ValueError(f"transport '{self.transport}' needs an `{needed}:` section (see docs/devices.md)")
-        for name, entry in _transports().items():
+        for name, entry in TRANSPORTS.items():
             key = entry.settings
             if key and name != self.transport and getattr(self, key, None) is not None:
                 raise ValueError(f"`{key}:` settings are given but transport is '{self.transport}'")
@@ -182,12 +184,6 @@ def _runtime_settings() -> dict[str, str]:
     from edgekit.runtimes import RUNTIMES
 
     return {name: e.settings for name, e in RUNTIMES.items() if e.settings}
-
-
-def _transports():
-    from edgekit.devices import TRANSPORTS
-
-    return TRANSPORTS
 
 
 def search_dirs(extra: Path | None = None) -> list[Path]:
