@@ -4,9 +4,13 @@ file suffix. The runtime that loads the file is the first runtime registered for
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from edgekit.export.config import ExecutorchExport, OnnxExport, TfliteExport, TorchExport
 from edgekit.registry import FieldView, load_object, registry_union
+
+if TYPE_CHECKING:
+    from edgekit.export.base import Exporter
 
 
 @dataclass(frozen=True)
@@ -33,7 +37,7 @@ ExportConfig = registry_union(EXPORTERS, "format")
 SUFFIX = FieldView(EXPORTERS, "suffix")
 
 
-def get_exporter(fmt: str):
+def get_exporter(fmt: str) -> Exporter:
     return load_object(EXPORTERS[fmt].impl)()
 
 
