@@ -193,7 +193,7 @@ class Reference:
         lines += [f"{'A list of entries' if listed else 'One of'}, told apart by `{tag}`: "
                   + ", ".join(f"[`{v}`](#{_slug(f'{name} {v}')})" for v in values) + ".", ""]
         for m, v in zip(members, values):
-            lines += [f"### {name}: {v}", "", *self.table(m)]
+            lines += [f"### {name}: {v}", "", *_handles(name, v), *self.table(m)]
         return lines
 
     def render(self) -> str:
@@ -226,6 +226,20 @@ def _discriminator(annotation: Any) -> str:
         tags = [m.discriminator for m in args[1:] if isinstance(m, FieldInfo) and isinstance(m.discriminator, str)]
         return tags[0] if tags else _discriminator(args[0])
     return next((tag for tag in map(_discriminator, args) if tag), "")
+
+
+def _handles(section: str, name: str) -> list[str]:
+    """For a pass: the model handle it takes and the one it returns (its implementation's `takes`/`returns`)."""
+    if section != "passes":
+        return []
+    from edgekit.passes import PASSES
+    from edgekit.registry import load_object
+
+    impl = load_object(PASSES[name].impl)
+    takes, returns = getattr(impl, "takes", None), getattr(impl, "returns", None)
+    if takes is None or returns is None:
+        return []
+    return [f"Model handle: `{takes.__name__}` in, `{returns.__name__}` out.", ""]
 
 
 def _tag_name(field: FieldInfo) -> str:
