@@ -277,23 +277,15 @@ def speed_cells(lat: dict, threads: list[int]) -> str:
 def edgekit_static(fp32: Path, out: Path, xc: np.ndarray, xv: np.ndarray, threads: int) -> Path:
     """The product path: edgekit's own quantize.static pass (QDQ U8S8 per-channel; saturation_safe and
     bias_correction on auto, i.e. decided on this CPU and by validation cosine) on the fp32 ONNX file."""
-    from types import SimpleNamespace
-
-    from edgekit.export.artifact import describe
-    from edgekit.passes import get_pass
-    from edgekit.passes.base import PassContext
+    from edgekit.data.splits import Splits
+    from edgekit.passes.apply import apply_pass
     from edgekit.passes.ort_quantize import StaticQuantConfig
 
-    sess = session(fp32, threads)
-    refs = {"val": run_all(sess, xv), "calib": run_all(sess, xc)}
-    splits = SimpleNamespace(x_calib=xc, x_val=xv, y_val=np.full(len(xv), -1))  # unlabelled validation images
-    (out / "artifacts").mkdir(exist_ok=True)
-    ctx = PassContext(splits=splits, run_dir=out, reference_logits=refs, log=log)
     cfg = StaticQuantConfig(name="quantize.static", artifact="edgekit-int8", format="qdq", activation_type="uint8",
                             per_channel=True)
-    art, rec = get_pass(cfg).apply(describe("onnx-fp32", "onnx", "fp32", fp32, out), ctx)
-    log("  " + (rec.decision or ""))
-    return out / art.path
+    done = apply_pass(fp32, cfg, Splits.from_arrays(x_calib=xc, x_val=xv), work_dir=out, log=log)  # unlabelled images
+    log("  " + (done.record.decision or ""))
+    return done.output.path
 
 
 def edgekit_auto(fp32: Path, torch_model, out: Path, xc: np.ndarray, xv: np.ndarray, threads: int,
@@ -301,29 +293,22 @@ def edgekit_auto(fp32: Path, torch_model, out: Path, xc: np.ndarray, xv: np.ndar
     """The product path with nothing chosen by hand: quantize.auto tries its default ladder of schemes, times them
     side by side with fp32 and keeps the fastest meeting the target (else the most faithful, after mixed precision).
     The target is checked on --val validation images that are not among the evaluation images."""
-    from types import SimpleNamespace
-
+    from edgekit.bench.config import BenchConfig
     from edgekit.config_base import Tolerance
-    from edgekit.export.artifact import describe
-    from edgekit.passes import get_pass
-    from edgekit.passes.base import PassContext
+    from edgekit.data.splits import Splits
+    from edgekit.passes.apply import apply_pass
     from edgekit.passes.quant_auto import AutoQuantConfig
 
-    sess = session(fp32, threads)
-    refs = {"val": run_all(sess, xv), "calib": run_all(sess, xc)}
-    splits = SimpleNamespace(x_calib=xc, x_val=xv, y_val=np.full(len(xv), -1))
-    (out / "artifacts").mkdir(exist_ok=True)
-    ctx = PassContext(splits=splits, run_dir=out, reference_logits=refs, model=torch_model, log=log,
-                      bench=SimpleNamespace(threads=threads, batch_size=1))
     cfg = AutoQuantConfig(name="quantize.auto", artifact="edgekit-auto", max_float_layers=float_layers,
                           target=Tolerance(min_cosine=min_cosine, min_top1=min_top1), finetune_when=finetune_when)
-    t0 = time.time()
-    art, rec = get_pass(cfg).apply(describe("onnx-fp32", "onnx", "fp32", fp32, out), ctx)
+    done = apply_pass(fp32, cfg, Splits.from_arrays(x_calib=xc, x_val=xv), work_dir=out, reference=torch_model,
+                      bench=BenchConfig(threads=threads, batch_size=1), log=log)
+    rec = done.record
     log("  " + (rec.decision or ""))
     for n in rec.notes:
         log("  " + n)
-    log(f"  quantize.auto took {time.time() - t0:.0f} s (time_budget_s {cfg.time_budget_s})")
-    return out / art.path
+    log(f"  quantize.auto took {rec.duration_s:.0f} s (time_budget_s {cfg.time_budget_s})")
+    return done.output.path
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,7 +11,6 @@ variant alike. Prints params, MACs, the MAC ratio and the measured p50 speedup p
 from __future__ import annotations
 
 import argparse
-import copy
 import tempfile
 from pathlib import Path
 
@@ -23,15 +22,13 @@ MODELS = {
 }
 
 
-class _Splits:
+def _splits(shape, classes):
     """Just what the pass's accounting reads: shapes, and a few inputs to measure accuracy on (meaningless here)."""
+    from edgekit.data.splits import Splits
 
-    def __init__(self, shape, classes):
-        rng = np.random.default_rng(0)
-        self.x_test = rng.standard_normal((8, *shape)).astype(np.float32)
-        self.y_test = np.zeros(8, np.int64)
-        self.x_val, self.y_val = self.x_test, self.y_test
-        self.input_shape, self.num_classes = tuple(shape), classes
+    x = np.random.default_rng(0).standard_normal((8, *shape)).astype(np.float32)
+    y = np.zeros(8, np.int64)
+    return Splits.from_arrays(x_calib=x, x_val=x, x_test=x, y_val=y, y_test=y, num_classes=classes)
 
 
 def variants(arch: str, ratios: list[float], shape, classes: int = 10):
@@ -40,17 +37,17 @@ def variants(arch: str, ratios: list[float], shape, classes: int = 10):
     from edgekit.models import build_model
     from edgekit.models.config import MobilenetV2Config, ResnetConfig
     from edgekit.models.stats import model_stats
-    from edgekit.passes.base import PassContext
-    from edgekit.passes.prune_structured import StructuredPrune, StructuredPruneConfig
+    from edgekit.passes.apply import apply_pass
+    from edgekit.passes.prune_structured import StructuredPruneConfig
 
     torch.manual_seed(0)
     cfg = {"resnet": ResnetConfig, "mobilenet_v2": MobilenetV2Config}[arch](**MODELS[arch])
     base = build_model(cfg, shape, classes).eval()
-    splits = _Splits(shape, classes)
+    splits = _splits(shape, classes)
     out = [(0.0, base, model_stats(base, shape))]
     for r in ratios:
-        p = StructuredPrune(StructuredPruneConfig(name="prune.structured", ratio=r, latency=False))
-        pruned, _ = p.apply(copy.deepcopy(base), PassContext(splits=splits, run_dir=Path(".")))
+        cfg = StructuredPruneConfig(name="prune.structured", ratio=r, latency=False)
+        pruned = apply_pass(base, cfg, splits).output.module
         out.append((r, pruned, model_stats(pruned, shape)))
     return out
 

@@ -31,7 +31,9 @@ def analyze(recipe, checkpoint: Path | None = None, prune_ratio: float = 0.5, th
     splits = load_data(recipe.data, recipe.seed)
     seed_everything(recipe.seed)
     model = build_model(recipe.model, splits.input_shape, splits.num_classes, getattr(splits, "vocab_size", None))
-    if isinstance(model, Path):
+    from edgekit.handles import ExternalFile
+
+    if isinstance(model, ExternalFile):
         raise EdgekitError("analyze needs a PyTorch model; the recipe's model is an .onnx file")
     if checkpoint is not None:
         from edgekit.models.checkpoint import apply_state_dict, load_state_dict

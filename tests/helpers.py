@@ -79,17 +79,13 @@ def tiny_factory(num_classes: int = 10):
 
 
 def onnx_pass_setup(model, splits, run_dir: Path):
-    """The fp32 ONNX artifact of `model` in `run_dir/artifacts` and a PassContext for ONNX passes on it."""
+    """The fp32 ONNX file of `model` in `run_dir/artifacts` (an OnnxFile handle) and the context passes on it see."""
     from edgekit.export.config import OnnxExport
     from edgekit.export.onnx import OnnxExporter
-    from edgekit.passes.base import PassContext
-    from edgekit.train.trainer import predict
+    from edgekit.passes.apply import as_handle, pass_context
 
     (run_dir / "artifacts").mkdir(exist_ok=True)
-    art = OnnxExporter().export(model, splits.x_test, OnnxExport(format="onnx", exporter="legacy"),
-                                run_dir / "artifacts" / "onnx-fp32.onnx", run_dir, "onnx-fp32")
-    refs = {"val": predict(model, splits.x_val), "calib": predict(model, splits.x_calib),
-            "test": predict(model, splits.x_test)}
-    ctx = PassContext(splits=splits, run_dir=run_dir, reference=model, model=model, reference_logits=refs,
-                      log=lambda m: None)
-    return art, ctx
+    path = run_dir / "artifacts" / "onnx-fp32.onnx"
+    OnnxExporter().export(model, splits.x_test, OnnxExport(format="onnx", exporter="legacy"), path, run_dir, "onnx-fp32")
+    src = as_handle(path, splits, run_dir)
+    return src, pass_context(src, splits, run_dir, reference=model, log=lambda m: None)

@@ -5,8 +5,7 @@ import torch
 
 from edgekit.models import build_model
 from edgekit.models.config import MobilenetV2Config
-from edgekit.passes import get_pass
-from edgekit.passes.base import PassContext
+from edgekit.passes.apply import apply_pass
 from edgekit.passes.equalize import EqualizeConfig
 from tests.helpers import TINY_MODELS
 
@@ -20,17 +19,18 @@ def test_equalize_pass_keeps_the_function_and_folds_batchnorm(splits, tmp_path):
                 m.running_mean.uniform_(-0.5, 0.5)
                 m.running_var.uniform_(0.5, 2.0)
                 m.weight.uniform_(0.2, 3.0)
-    ctx = PassContext(splits=splits, run_dir=tmp_path, log=lambda m: None)
     x = torch.from_numpy(np.ascontiguousarray(splits.x_test[:128]))
     with torch.no_grad():
         ref = model(x)
     cfg = EqualizeConfig(name="equalize", latency=False, relu6="skip", high_bias_absorption=False)
-    exact, rec = get_pass(cfg).apply(model, ctx)
+    done = apply_pass(model, cfg, splits, work_dir=tmp_path)
+    exact, rec = done.output.module, done.record
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in exact.modules())
     with torch.no_grad():
         assert (exact(x) - ref).abs().max() < 1e-4  # no ReLU6 scaling, no bias moved: exact everywhere
     assert rec.before["pairs"] >= 1 and rec.after["ratio_spread"] <= rec.before["ratio_spread"] + 1e-6
-    calibrated, rec = get_pass(EqualizeConfig(name="equalize", latency=False)).apply(model, ctx)
+    done = apply_pass(model, EqualizeConfig(name="equalize", latency=False), splits, work_dir=tmp_path)
+    calibrated, rec = done.output.module, done.record
     with torch.no_grad():  # exact inside the calibrated ranges, close beyond them
         assert (calibrated(x) - ref).abs().max() < 0.02 * ref.abs().max()
     assert rec.after["ratio_spread"] < rec.before["ratio_spread"] and "equalized" in rec.decision

@@ -8,7 +8,7 @@ from helpers import cosine
 
 from edgekit.bench.quick import export_temp_onnx
 from edgekit.export.parity import compare
-from edgekit.passes.base import PassContext
+from edgekit.passes.apply import as_handle, pass_context
 from edgekit.passes.ort_quantize import StaticQuantConfig, StaticQuantize, preprocess
 from edgekit.quant.bias_correction import quant_layers
 from edgekit.quant.calibrate import calibrate_modules
@@ -19,9 +19,8 @@ from edgekit.train.trainer import predict
 
 
 def _onnxruntime_int8(cnn, splits, tmp_path):
-    refs = {"val": predict(cnn, splits.x_val), "calib": predict(cnn, splits.x_calib)}
-    ctx = PassContext(splits=splits, run_dir=tmp_path, reference_logits=refs, log=lambda m: None)
     export_temp_onnx(cnn, splits.x_calib[:1], tmp_path / "m.onnx")
+    ctx = pass_context(as_handle(tmp_path / "m.onnx", splits, tmp_path), splits, tmp_path, reference=cnn)
     pre, _ = preprocess(tmp_path / "m.onnx", tmp_path / "pre.onnx")
     q = StaticQuantize(StaticQuantConfig(name="quantize.static", format="qdq", activation_type="uint8",
                                          per_channel=True, saturation_safe=True, bias_correction=False))

@@ -80,10 +80,11 @@ def test_onnx_export_has_dynamic_batch_and_sequence(bert_dir, tmp_path):
 
 def test_feature_extraction_embeddings_keep_their_neighbours(bert_dir, tmp_path):
     from edgekit.bench.metrics import compute_metrics
+    from edgekit.data.splits import Splits
     from edgekit.export.config import OnnxExport
     from edgekit.export.onnx import OnnxExporter
-    from edgekit.passes.base import PassContext
-    from edgekit.passes.ort_quantize import DynamicQuantConfig, DynamicQuantize
+    from edgekit.passes.apply import apply_pass
+    from edgekit.passes.ort_quantize import DynamicQuantConfig
     from edgekit.runtimes.onnxruntime import OnnxRuntime
     from edgekit.train.trainer import predict
 
@@ -92,12 +93,13 @@ def test_feature_extraction_embeddings_keep_their_neighbours(bert_dir, tmp_path)
     ref = predict(model, x)
     assert ref.shape == (64, 32)
     (tmp_path / "artifacts").mkdir()
-    art = OnnxExporter().export(model, x, OnnxExport(format="onnx", exporter="legacy"),
-                                tmp_path / "artifacts" / "fp32.onnx", tmp_path, "fp32")
-    q, rec = DynamicQuantize(DynamicQuantConfig(name="quantize.dynamic")).apply(art, PassContext(splits=None,
-                                                                                                 run_dir=tmp_path))
-    assert "MatMulInteger" in q.ops or "DynamicQuantizeMatMul" in q.ops
-    out = OnnxRuntime().load(tmp_path / q.path).run(x)
+    OnnxExporter().export(model, x, OnnxExport(format="onnx", exporter="legacy"),
+                          tmp_path / "artifacts" / "fp32.onnx", tmp_path, "fp32")
+    data = Splits.from_arrays(x_calib=x[:8], x_val=x[:8])
+    q = apply_pass(tmp_path / "artifacts" / "fp32.onnx", DynamicQuantConfig(name="quantize.dynamic"), data,
+                   work_dir=tmp_path, reference=model).output
+    assert "MatMulInteger" in q.artifact.ops or "DynamicQuantizeMatMul" in q.artifact.ops
+    out = OnnxRuntime().load(q.path).run(x)
     m = compute_metrics(None, outputs=out, reference=ref, top_k=5)
     assert set(m) == {"cosine", "max_abs", "top1_agreement", "top_k_agreement", "nn_agreement"}
     assert m["cosine"] > 0.95 and 0.0 <= m["nn_agreement"] <= 1.0

@@ -46,7 +46,7 @@ def test_static_uses_the_streamed_ranges_in_qdq(model, splits):
                             per_channel=True, calibration="mse", bias_correction=False, calibration_size=64)
     out, rec = get_pass(cfg).apply(art, ctx)
     ranges = calibrate_onnx(pre, splits.x_calib[:64], "mse")
-    g = onnx.load(str(ctx.run_dir / out.path)).graph
+    g = onnx.load(str(out.path)).graph
     init = {i.name: numpy_helper.to_array(i) for i in g.initializer}
     checked = 0
     for node in g.node:

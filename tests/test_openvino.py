@@ -21,7 +21,7 @@ def onnx_files(cnn, splits, tmp_path_factory):
     cfg = StaticQuantConfig(name="quantize.static", format="qdq", activation_type="uint8", per_channel=True,
                             artifact="onnx-int8")
     q, _ = get_pass(cfg).apply(src, ctx)
-    return {"fp32": ctx.run_dir / src.path, "int8": ctx.run_dir / q.path}
+    return {"fp32": src.path, "int8": q.path}
 
 
 @pytest.mark.parametrize("precision", ["fp32", "int8"])

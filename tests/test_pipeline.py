@@ -43,7 +43,7 @@ def test_report_is_saved_stage_by_stage(tmp_path):
 def test_onnx_pass_without_onnx_export_is_a_recorded_failure(tmp_path):
     recipe = tiny_recipe(export=[{"format": "torch"}], bench=None, gates={})
     run = api.run(recipe, tmp_path / "run", **QUIET)
-    assert run.report.passes[0].status == "failed" and "fp32 ONNX" in run.report.errors[0]
+    assert run.report.passes[0].status == "failed" and "fp32 onnx artifact" in run.report.errors[0]
     assert run.report.artifacts[0].name == "torch-fp32" and run.report.artifacts[0].status == "ok"
 
 

@@ -11,8 +11,7 @@ from pydantic import ValidationError
 from edgekit.errors import PassError
 from edgekit.models import build_model
 from edgekit.models.config import CnnConfig, MobilenetV2Config, ResnetConfig
-from edgekit.passes import PASSES, get_pass
-from edgekit.passes.base import PassContext
+from edgekit.passes.apply import apply_pass
 from edgekit.passes.prune_nm import NMPruneConfig, nm_holds
 from edgekit.train.config import TrainConfig
 
@@ -25,11 +24,13 @@ def tiny(arch, splits):
 
 
 def ctx_for(splits, tmp_path, model=None, epochs=1):
-    return PassContext(splits=splits, run_dir=tmp_path, train=TrainConfig(epochs=epochs, progress=False), reference=model)
+    """apply_pass's keyword arguments."""
+    return {"data": splits, "work_dir": tmp_path, "train": TrainConfig(epochs=epochs, progress=False), "reference": model}
 
 
 def apply(cfg: dict, model, ctx):
-    return get_pass(PASSES[cfg["name"]][0].model_validate(cfg)).apply(model, ctx)
+    done = apply_pass(model, cfg, **ctx)
+    return done.output.module, done.record
 
 
 def ort_outputs(model, x, path):
@@ -64,7 +65,7 @@ def test_structured_reaches_target_macs_iteratively_with_finetuning(splits, tmp_
     model = tiny("resnet", splits)
     logs = []
     ctx = ctx_for(splits, tmp_path)
-    ctx.log = logs.append
+    ctx["log"] = logs.append
     _, rec = apply({"name": "prune.structured", "target_macs": 0.5, "importance": "taylor", "steps": 2,
                     "finetune_epochs": 1}, model, ctx)
     assert rec.after["macs"] <= 0.5 * rec.before["macs"]

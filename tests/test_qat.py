@@ -8,15 +8,14 @@ import pytest
 import torch
 
 from edgekit.bench.quick import pass_latency
-from edgekit.passes import PASSES, get_pass
-from edgekit.passes.base import PassContext
+from edgekit.passes.apply import apply_pass
 from edgekit.train.config import TrainConfig
 
 
 def run_pass(cfg: dict, model, splits, tmp_path):
     train = TrainConfig(epochs=1, optimizer={"lr": 0.001}, progress=False)
-    ctx = PassContext(splits=splits, run_dir=tmp_path, train=train, reference=model, log=lambda m: None)
-    return get_pass(PASSES[cfg["name"]][0].model_validate(cfg)).apply(model, ctx)
+    done = apply_pass(model, cfg, splits, work_dir=tmp_path, train=train, log=lambda m: None)
+    return done.output.module, done.record
 
 
 def dynamo_onnx_outputs(model, x, path):

@@ -10,7 +10,6 @@ from helpers import onnx_pass_setup
 
 from edgekit.config_base import Tolerance
 from edgekit.passes import get_pass
-from edgekit.passes.base import PassContext
 from edgekit.passes.quant_auto import AutoQuantConfig, Scheme
 from edgekit.runtimes import get_runtime
 
@@ -47,9 +46,9 @@ def test_unreachable_target_returns_most_faithful_candidate_and_says_so(onnx_fp3
     json.dumps(rec.candidates)
     assert "no candidate met the target" in rec.decision and "max_abs" in rec.decision
     assert any("no candidate met" in n for n in rec.notes)
-    assert art.details["meets_target"] is False and art.details["scheme"] == chosen["scheme"]
+    assert art.artifact.details["meets_target"] is False and art.artifact.details["scheme"] == chosen["scheme"]
     # the artifact written is the chosen candidate: same fidelity on the validation split
-    out = get_runtime("onnxruntime").load(ctx.run_dir / art.path).run(splits.x_val)
+    out = get_runtime("onnxruntime").load(art.path).run(splits.x_val)
     assert np.mean(out.argmax(1) == ctx.reference_logits["val"].argmax(1)) == pytest.approx(chosen["top1_agreement"])
 
 
@@ -65,8 +64,8 @@ def test_reachable_target_picks_the_fastest_meeting_it(onnx_fp32):
     assert chosen["meets_target"] and chosen["cosine"] >= 0.9
     assert chosen["latency_ms_p50"] <= min(r["latency_ms_p50"] for r in meeting) * (1 + cfg.speed_margin) + 1e-9
     assert rec.decision.startswith("chose") and "fp32" in rec.decision
-    assert art.details["slower_than_fp32"] == (chosen["speedup_vs_fp32"] < 1)
-    assert any("slower than fp32" in n for n in rec.notes) == art.details["slower_than_fp32"]
+    assert art.artifact.details["slower_than_fp32"] == (chosen["speedup_vs_fp32"] < 1)
+    assert any("slower than fp32" in n for n in rec.notes) == art.artifact.details["slower_than_fp32"]
 
 
 def test_files_with_one_graph_tie_on_speed_and_the_more_faithful_wins(onnx_fp32):
@@ -84,7 +83,7 @@ def test_files_with_one_graph_tie_on_speed_and_the_more_faithful_wins(onnx_fp32)
     chosen, why = q._choose(ok, {"p50": 2.0})
     assert chosen["scheme"] == "b" and "same graph" in why
 
-    pre, _ = preprocess(ctx.run_dir / src.path, ctx.run_dir / "sig-pre.onnx")
+    pre, _ = preprocess(src.path, ctx.run_dir / "sig-pre.onnx")
     sig = {}
     for name, kw in {"minmax": {}, "percentile": {"calibration": "percentile"}, "pt": {"per_channel": False}}.items():
         cfg = StaticQuantConfig(name="quantize.static", format="qdq", activation_type="uint8",
@@ -186,7 +185,7 @@ def test_equalize_scheme_needs_a_torch_model_and_a_failing_scheme_loses_nothing(
     _, rec = get_pass(cfg).apply(src, ctx)
     cle = rec.candidates[0]
     assert "error" not in cle and cle["settings"]["equalize"] and cle["cosine"] > 0.9
-    no_torch = PassContext(**{**ctx.__dict__, "model": None})
+    no_torch = replace(ctx, model=None)
     _, rec = get_pass(cfg.model_copy(update={"artifact": "auto-cle-onnx-only"})).apply(src, no_torch)
     assert "needs the PyTorch model" in rec.candidates[0]["error"]
     assert rec.candidates[1]["chosen"] and rec.candidates[1]["latency_ms_p50"] > 0
@@ -199,7 +198,7 @@ def test_bias_corrected_scheme_records_its_effect(onnx_fp32):
     art, rec = get_pass(cfg).apply(src, ctx)
     bc = rec.candidates[0]["bias_correction"]
     assert bc["layers_corrected"] > 0 and bc["kept"] is True and "cosine_after" in bc
-    assert art.details["bias_correction"] is True
+    assert art.artifact.details["bias_correction"] is True
 
 
 def test_recipe_with_quantize_auto_runs_end_to_end_with_cle_from_the_trained_model(tmp_path):
@@ -230,4 +229,4 @@ def test_adaround_scheme_lowers_layer_error_and_is_recorded(onnx_fp32):
     assert ada["layers"] >= 2 and ada["kept"] is True  # every per-channel layer of the tiny CNN
     assert all(e1 <= e0 for e0, e1 in zip(ada["mse_nearest"], ada["mse_adaround"]))
     assert sum(ada["mse_adaround"]) < sum(ada["mse_nearest"])
-    assert art.details["adaround"] is True and "AdaRound" in art.details["scheme"]
+    assert art.artifact.details["adaround"] is True and "AdaRound" in art.artifact.details["scheme"]

@@ -7,7 +7,7 @@ from edgekit.export.config import OnnxExport
 from edgekit.export.onnx import OnnxExporter
 from edgekit.export.parity import compare
 from edgekit.passes import get_pass
-from edgekit.passes.base import PassContext
+from edgekit.passes.apply import apply_pass
 from edgekit.passes.ort_quantize import DynamicQuantConfig, Fp16Config, StaticQuantConfig
 from edgekit.runtimes import get_runtime
 from edgekit.train.trainer import predict
@@ -36,8 +36,8 @@ def test_quantized_artifact_runs_within_tolerance(case, onnx_fp32, splits):
     src, ctx = onnx_fp32
     cfg = cfg.model_copy(update={"artifact": f"q-{case}"})
     art, rec = get_pass(cfg).apply(src, ctx)
-    assert art.precision == precision and art.source == "onnx-fp32" and rec.status == "ok"
-    out = get_runtime("onnxruntime").load(ctx.run_dir / art.path).run(splits.x_test)
+    assert art.artifact.precision == precision and art.artifact.source == "onnx-fp32" and rec.status == "ok"
+    out = get_runtime("onnxruntime").load(art.path).run(splits.x_test)
     n = compare(ctx.reference_logits["test"], out)
     assert n["cosine"] >= min_cos, n
     assert n["top1_agreement"] >= 0.9, n
@@ -46,10 +46,10 @@ def test_quantized_artifact_runs_within_tolerance(case, onnx_fp32, splits):
 
         from edgekit.onnx_graph import initializer_bytes
 
-        weights = initializer_bytes(onnx.load(str(ctx.run_dir / art.path)))
+        weights = initializer_bytes(onnx.load(str(art.path)))
         int8 = weights.get("int8", 0) + weights.get("uint8", 0)
         assert int8 > weights.get("float32", 0), weights  # the weights really are int8 now
-        assert any(op in art.ops for op in ("QuantizeLinear", "QLinearConv", "ConvInteger", "DynamicQuantizeLinear"))
+        assert any(op in art.artifact.ops for op in ("QuantizeLinear", "QLinearConv", "ConvInteger", "DynamicQuantizeLinear"))
 
 
 def test_auto_static_measures_candidates_and_explains_choice(onnx_fp32):
@@ -60,7 +60,7 @@ def test_auto_static_measures_candidates_and_explains_choice(onnx_fp32):
     assert all(c["latency_ms_p50"] > 0 for c in rec.candidates)
     assert "chose" in rec.decision and "fp32" in rec.decision
     chosen = next(c for c in rec.candidates if c["chosen"])
-    assert art.details["format"] == chosen["format"] and art.details["per_channel"] == chosen["per_channel"]
+    assert art.artifact.details["format"] == chosen["format"] and art.artifact.details["per_channel"] == chosen["per_channel"]
 
 
 def test_dynamic_on_conv_only_model_notes_nothing_quantized(onnx_fp32):
@@ -75,13 +75,13 @@ def test_static_records_saturation_safe_weights_and_bias_correction(onnx_fp32):
     cfg = StaticQuantConfig(name="quantize.static", artifact="q-fixes", format="qdq", activation_type="uint8",
                             per_channel=True, saturation_safe=True, bias_correction=True)
     art, rec = get_pass(cfg).apply(src, ctx)
-    assert art.details["saturation_safe"] and art.details["bias_correction"]
+    assert art.artifact.details["saturation_safe"] and art.artifact.details["bias_correction"]
     row = rec.candidates[0]
     assert "layers_rescaled" in row["saturation_safe"] and row["bias_correction"]["layers_corrected"] >= 1
     assert "Bias correction of" in rec.decision
     off = cfg.model_copy(update={"artifact": "q-nofix", "saturation_safe": False, "bias_correction": False})
     art, rec = get_pass(off).apply(src, ctx)
-    assert not art.details["saturation_safe"] and not art.details["bias_correction"]
+    assert not art.artifact.details["saturation_safe"] and not art.artifact.details["bias_correction"]
     assert "saturation_safe" not in rec.candidates[0] and "bias_correction" not in rec.candidates[0]
 
 
@@ -91,13 +91,11 @@ def test_static_quantizes_a_fixed_batch_model(cnn, splits, tmp_path):
     art = OnnxExporter().export(cnn, splits.x_test, OnnxExport(format="onnx", exporter="legacy", dynamic_batch=False),
                                 tmp_path / "artifacts" / "fixed.onnx", tmp_path, "fixed")
     assert art.inputs[0].shape[0] == 1
-    refs = {"val": predict(cnn, splits.x_val), "calib": predict(cnn, splits.x_calib)}
-    ctx = PassContext(splits=splits, run_dir=tmp_path, reference=cnn, reference_logits=refs, log=lambda m: None)
     cfg = StaticQuantConfig(name="quantize.static", artifact="fixed-int8", format="qdq", activation_type="uint8",
                             per_channel=True, bias_correction=True)
-    q, rec = get_pass(cfg).apply(art, ctx)
-    out = get_runtime("onnxruntime").load(tmp_path / q.path).run(splits.x_test)
-    assert compare(predict(cnn, splits.x_test), out)["cosine"] > 0.98 and q.details["bias_correction"]
+    q = apply_pass(tmp_path / "artifacts" / "fixed.onnx", cfg, splits, work_dir=tmp_path, reference=cnn).output
+    out = get_runtime("onnxruntime").load(q.path).run(splits.x_test)
+    assert compare(predict(cnn, splits.x_test), out)["cosine"] > 0.98 and q.artifact.details["bias_correction"]
 
 
 def test_fallback_keeps_sensitive_layers_in_float_until_bounds_hold(onnx_fp32):
@@ -112,11 +110,11 @@ def test_fallback_keeps_sensitive_layers_in_float_until_bounds_hold(onnx_fp32):
     steps = [r for r in rec.candidates if "float_nodes" in r]
     assert [len(r["float_nodes"]) for r in steps] == [1, 2] and all(r["latency_ms_p50"] > 0 for r in steps)
     assert "No fallback met the bounds" in rec.decision
-    assert steps[1]["cosine"] >= steps[0]["cosine"] - 0.01 or art.details["float_nodes"]
+    assert steps[1]["cosine"] >= steps[0]["cosine"] - 0.01 or art.artifact.details["float_nodes"]
     # bounds the all-int8 model already meets: nothing is kept in float
     easy = cfg.model_copy(update={"artifact": "q-fb-easy", "fallback": FallbackConfig(min_cosine=0.5)})
     art, rec = get_pass(easy).apply(src, ctx)
-    assert art.details["float_nodes"] == [] and "not needed" in rec.decision
+    assert art.artifact.details["float_nodes"] == [] and "not needed" in rec.decision
 
 
 def test_excluded_layers_stay_float_inside_onnxruntime(onnx_fp32, tmp_path):
@@ -129,7 +127,7 @@ def test_excluded_layers_stay_float_inside_onnxruntime(onnx_fp32, tmp_path):
     from edgekit.quant.onnx_rewrite import qdq_layers
 
     src, ctx = onnx_fp32
-    pre, _ = preprocess(ctx.run_dir / src.path, tmp_path / "pre.onnx")
+    pre, _ = preprocess(src.path, tmp_path / "pre.onnx")
     q = StaticQuantize(StaticQuantConfig(name="quantize.static", format="qdq", activation_type="uint8",
                                          per_channel=True, saturation_safe=False, bias_correction=False))
     q.build(pre, tmp_path / "all.onnx", "qdq", "uint8", True, ctx)
@@ -173,7 +171,7 @@ def test_sensitivity_ranking_names_quantized_layers(onnx_fp32, tmp_path):
     src, ctx = onnx_fp32
     from onnxruntime import quantization as q
 
-    pre, _ = preprocess(ctx.run_dir / src.path, tmp_path / "pre.onnx")
+    pre, _ = preprocess(src.path, tmp_path / "pre.onnx")
     q.quantize_static(str(pre), str(tmp_path / "q.onnx"), make_reader_for(pre, ctx.splits.x_calib),
                       quant_format=q.QuantFormat.QDQ, per_channel=False)
     ranked = sensitivity_ranking(tmp_path / "q.onnx", pre, ctx.splits.x_val[:16])

@@ -249,13 +249,13 @@ def test_token_pipeline_end_to_end_with_int64_calibration_and_metrics(tmp_path):
 def test_weight_only_rtn_lists_quantized_layers_and_keeps_packed_weights(bits, built, tmp_path):
     pytest.importorskip("neural_compressor")
     from edgekit.export.onnx import OnnxExporter
-    from edgekit.passes import get_pass
-    from edgekit.passes.base import PassContext
+    from edgekit.passes.apply import apply_pass
     from edgekit.passes.weight_only import WeightOnlyConfig
 
     model, splits = built("transformer")
     cfg = WeightOnlyConfig(name="quantize.weight_only", bits=bits, latency=False)
-    out, rec = get_pass(cfg).apply(model, PassContext(splits=splits, run_dir=tmp_path))
+    done = apply_pass(model, cfg, splits, work_dir=tmp_path)
+    out, rec = done.output.module, done.record
     linears = sorted(n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear))
     assert rec.after["quantized_layers"] == [n for n in linears if n != "encoder.fc"]
     assert rec.after["kept_float"] == ["encoder.fc"]  # the classifier head stays float by default

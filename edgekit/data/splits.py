@@ -31,6 +31,21 @@ class Splits:
     labelled: bool = True
     preprocess: str = ""  # how raw inputs became the values normalized below (what a deployment must repeat)
 
+    @classmethod
+    def from_arrays(cls, x_calib: np.ndarray, x_val: np.ndarray, x_test: np.ndarray | None = None,
+                    y_val: np.ndarray | None = None, y_test: np.ndarray | None = None, num_classes: int = 0) -> Splits:
+        """Splits for a pass run outside a recipe (`edgekit.apply_pass`): calibration and validation inputs, test
+        inputs if any, labels optional (unlabelled splits carry -1)."""
+        x_test = x_val[:0] if x_test is None else x_test
+
+        def labels(y, x):
+            return np.full(len(x), -1, np.int64) if y is None else np.asarray(y)
+
+        labelled = y_val is not None
+        return cls(x_train=x_calib, y_train=np.full(len(x_calib), -1, np.int64), x_val=x_val, y_val=labels(y_val, x_val),
+                   x_test=x_test, y_test=labels(y_test, x_test), x_calib=x_calib, num_classes=num_classes,
+                   class_names=[str(i) for i in range(num_classes)], source="arrays", labelled=labelled)
+
     @property
     def input_shape(self) -> tuple[int, ...]:
         return tuple(self.x_train.shape[1:])

@@ -24,6 +24,7 @@ _STRUCTURAL = {"getitem"}  # the delegate's output unpacking, not a kernel
 
 class ExecutorchExporter:
     format = "executorch"
+    static_batch = True  # exports at one fixed batch; int8 calibrates on the calibration split
 
     def export(self, model, example: np.ndarray, cfg, path: Path, run_dir: Path, name: str, *,
                calibration: np.ndarray | None = None, batch_size: int | None = None, log=None):

@@ -19,6 +19,15 @@ INPUT_NAME, OUTPUT_NAME = "input", "logits"
 class OnnxExporter:
     format = "onnx"
 
+    @staticmethod
+    def facts(path: Path) -> dict:
+        """Inputs, outputs and op counts of a written .onnx, after the full model check (a bad file raises)."""
+        from edgekit.onnx_graph import check_onnx_file, op_counts, tensor_specs
+
+        proto = check_onnx_file(path)
+        return {"inputs": tensor_specs(proto.graph.input), "outputs": tensor_specs(proto.graph.output),
+                "ops": op_counts(proto)}
+
     def export(self, model, example: np.ndarray, cfg, path: Path, run_dir: Path, name: str):
         import onnx
         import torch

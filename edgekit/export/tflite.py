@@ -27,6 +27,13 @@ _CACHE: dict[tuple, bytes] = {}  # last fp32 conversion, so several precisions o
 
 class TfliteExporter:
     format = "tflite"
+    static_batch = True  # converts at one fixed batch; int8 calibrates on the calibration split
+
+    @staticmethod
+    def facts(path: Path) -> dict:
+        """Inputs, outputs and op counts of a written .tflite, read through the interpreter (a bad file raises)."""
+        info = inspect_tflite(path)
+        return {"inputs": info["inputs"], "outputs": info["outputs"], "ops": info["ops"]}
 
     def export(self, model, example: np.ndarray, cfg, path: Path, run_dir: Path, name: str, *,
                calibration: np.ndarray | None = None, batch_size: int | None = None, log=None):

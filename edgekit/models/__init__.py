@@ -40,7 +40,7 @@ class Arch:
 
 
 def build_model(cfg, input_shape, num_classes, vocab_size: int | None = None):
-    """Return an nn.Module (zoo, factory, TorchScript, Hugging Face), or the .onnx path for an ONNX model.
+    """Return an nn.Module (zoo, factory, TorchScript, Hugging Face), or the ExternalFile of an ONNX model.
 
     `vocab_size` is the data's (largest token id + 1) for integer token inputs."""
     arch = ARCHS[cfg.arch]
@@ -106,9 +106,10 @@ def load_torchscript(cfg, input_shape, num_classes, vocab_size=None):
 
 def load_onnx(cfg, input_shape, num_classes, vocab_size=None):
     from edgekit.onnx_graph import check_onnx_file
+    from edgekit.handles import ExternalFile, OnnxFile
 
     check_onnx_file(Path(cfg.path))
-    return Path(cfg.path)
+    return ExternalFile(Path(cfg.path), OnnxFile.format)
 
 
 ARCHS: dict[str, Arch] = {

@@ -45,3 +45,14 @@ PassConfig = registry_union(PASSES, "name")
 
 def get_pass(config):
     return load_object(PASSES[config.name].impl)(config)
+
+
+def pass_config(config):
+    """A pass config as given, or validated from its mapping (its `name` picks the config class)."""
+    if not isinstance(config, dict):
+        return config
+    from edgekit.errors import PassError
+
+    if config.get("name") not in PASSES:
+        raise PassError(f"unknown pass '{config.get('name')}' (known: {sorted(PASSES)})")
+    return PASSES[config["name"]].config.model_validate(config)

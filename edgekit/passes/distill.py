@@ -4,7 +4,6 @@ plus a hint loss that pulls an intermediate student feature (through a learned 1
 from __future__ import annotations
 
 import copy
-import time
 from typing import Annotated, Literal, Union
 
 from pydantic import Field
@@ -12,7 +11,7 @@ from pydantic import Field
 from edgekit.config_base import Strict
 from edgekit.errors import PassError
 from edgekit.models.config import CnnConfig, MlpConfig, MobilenetV2Config, ResnetConfig
-from edgekit.passes.base import Pass, PassContext
+from edgekit.passes.base import PassContext, TorchPass, Transformed
 from edgekit.passes.torch_config import TorchPassConfig
 
 ZooModel = Annotated[Union[MlpConfig, CnnConfig, ResnetConfig, MobilenetV2Config], Field(discriminator="arch")]
@@ -104,9 +103,8 @@ def _with_projection(student, teacher, hint, shape):
     return Student()
 
 
-class Distill(Pass):
+class Distill(TorchPass):
     name = "distill"
-    stage = "torch"
 
     def teacher(self, ctx: PassContext):
         from edgekit.models import build_model
@@ -135,15 +133,16 @@ class Distill(Pass):
         return build_model(self.config.student, ctx.splits.input_shape, ctx.splits.num_classes,
                            getattr(ctx.splits, "vocab_size", None)).eval()
 
-    def apply(self, model, ctx: PassContext):
+    measures_itself = True  # "before" is the student at its start, which need not be the incoming model
+
+    def transform(self, module, ctx: PassContext) -> Transformed:
         from edgekit.passes.accounting import measure
         from edgekit.passes.finetune import finetune
 
-        t0 = time.perf_counter()
         c = self.config
         s = ctx.splits
         teacher = self.teacher(ctx)
-        start = self.student(model, ctx)
+        start = self.student(module, ctx)
         before = measure(start, s)
         scores: dict = {"teacher": _scores(teacher, s), "student_start": _scores(start, s)}
         if c.compare_baseline:
@@ -166,11 +165,11 @@ class Distill(Pass):
         if "student_ce" in scores:
             decision += f", {_f(scores['student_ce']['test'])} fine-tuned with cross-entropy only"
         decision += f", {_f(scores['student_kd']['test'])} with KD"
-        rec = self.record(duration_s=time.perf_counter() - t0, before=before, after=after, decision=decision)
+        notes = []
         if "student_ce" in scores and (scores["student_kd"]["val"] or 0) < (scores["student_ce"]["val"] or 0):
-            rec.notes.append("KD did worse than plain fine-tuning on the validation split: try a lower temperature, "
-                             "a lower alpha or more epochs")
-        return student, rec
+            notes.append("KD did worse than plain fine-tuning on the validation split: try a lower temperature, "
+                         "a lower alpha or more epochs")
+        return Transformed(module=student, decision=decision, before=before, after=after, notes=notes)
 
     def loss_fn(self, teacher):
         import torch

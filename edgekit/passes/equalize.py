@@ -7,12 +7,11 @@ nothing to equalize per channel, while shrunk channels lose activation resolutio
 
 from __future__ import annotations
 
-import time
 from typing import Literal
 
 from pydantic import Field
 
-from edgekit.passes.base import Pass, PassContext
+from edgekit.passes.base import PassContext, TorchPass, Transformed
 from edgekit.passes.torch_config import TorchPassConfig
 
 
@@ -57,27 +56,24 @@ def equalize_model(model, x_calib, c: EqualizeConfig):
     return model, out, pairs
 
 
-class Equalize(Pass):
+class Equalize(TorchPass):
     name = "equalize"
-    stage = "torch"
 
-    def apply(self, model, ctx: PassContext):
+    def transform(self, module, ctx: PassContext) -> Transformed:
         import torch
 
-        from edgekit.passes.accounting import measure
         from edgekit.quant.equalize import ratio_spread
         from edgekit.runtimes.base import as_model_input
 
-        t0 = time.perf_counter()
         c = self.config
-        model, out, pairs = equalize_model(model, ctx.splits.x_calib, c)
-        before = {**measure(model, ctx.splits), "pairs": len(pairs), "ratio_spread": ratio_spread(model, pairs)}
+        folded, out, pairs = equalize_model(module, ctx.splits.x_calib, c)
+        before = {"pairs": len(pairs), "ratio_spread": ratio_spread(folded, pairs)}
         xv = as_model_input(ctx.splits.x_val if len(ctx.splits.x_val) else ctx.splits.x_calib)[:256]
         with torch.no_grad():  # exact for `skip`; `calibrated` is exact only inside the calibrated ranges
             xt = torch.from_numpy(xv)
-            drift = float((out(xt) - model(xt)).abs().max()) if len(xv) else 0.0
-        after = {**measure(out, ctx.splits), "ratio_spread": ratio_spread(out, pairs), "max_abs_change": drift}
+            drift = float((out(xt) - folded(xt)).abs().max()) if len(xv) else 0.0
+        after = {"ratio_spread": ratio_spread(out, pairs), "max_abs_change": drift}
         decision = (f"BN folded; {len(pairs)} conv pairs equalized (ReLU6: {c.relu6}); largest per-channel range ratio "
                     f"log10 {before['ratio_spread']:.2f} -> {after['ratio_spread']:.2f}; fp32 outputs moved by at most "
                     f"{drift:.2e} on validation data")
-        return out, self.record(duration_s=time.perf_counter() - t0, before=before, after=after, decision=decision)
+        return Transformed(module=out, decision=decision, before=before, after=after)

@@ -3,9 +3,7 @@ within `tolerable_loss` of the fp32 model on the validation split, or the best o
 
 from __future__ import annotations
 
-import copy
 import logging
-import time
 from typing import ClassVar, Literal
 
 from pydantic import Field
@@ -13,7 +11,7 @@ from pydantic import Field
 from edgekit.config_base import Strict
 from edgekit.errors import PassError
 from edgekit.extras import Needs
-from edgekit.passes.base import Pass, PassContext
+from edgekit.passes.base import PassContext, TorchPass, Transformed
 from edgekit.passes.torch_config import TorchPassConfig
 
 EXPORT_NOTE = ("INC returns a PT2E GraphModule (X86 inductor quantizer: uint8 activations, int8 weights); it "
@@ -83,25 +81,20 @@ def val_accuracy(model, x, y) -> float:
     return correct / max(len(y), 1)
 
 
-class Autotune(Pass):
+class Autotune(TorchPass):
     name = "quantize.autotune"
-    stage = "torch"
 
-    def apply(self, model, ctx: PassContext):
+    def transform(self, model, ctx: PassContext) -> Transformed:
         _import_inc_quietly()
         import torch
         from neural_compressor.torch.export import export
         from neural_compressor.torch.quantization import TuningConfig, autotune
 
-        from edgekit.passes.accounting import measure
         from edgekit.passes.qat import allow_train_eval, drop_unused_tensors
 
-        t0 = time.perf_counter()
         c, s = self.config, ctx.splits
         if len(s.y_val) == 0:
             raise PassError("quantize.autotune: needs a validation split (data.val_fraction > 0) to evaluate candidates")
-        model = copy.deepcopy(model).eval()
-        before = measure(model, s)
         scores: list[float] = []
 
         def eval_fn(m):
@@ -142,12 +135,7 @@ class Autotune(Pass):
             decision = (f"no candidate met the target (val accuracy >= {needed:.4f}, fp32 {baseline:.4f}, "
                         f"tolerable_loss {c.tolerable_loss}); kept the best: {chosen['candidate']} at "
                         f"{chosen['val_accuracy']:.4f}")
-        after = measure(q, s)
-        after["val_accuracy"] = val_accuracy(q, s.x_val, s.y_val)
-        before["val_accuracy"] = baseline
-        rec = self.record(duration_s=time.perf_counter() - t0, before=before, after=after, decision=decision,
-                          candidates=rows)
-        rec.notes.append(EXPORT_NOTE)
-        rec.notes.append("INC's qdq graph keeps float weights and quantizes them inside the graph, so the torch "
-                         "state dict does not shrink; the int8 saving appears once an exporter or runtime folds them")
-        return q, rec
+        notes = [EXPORT_NOTE, "INC's qdq graph keeps float weights and quantizes them inside the graph, so the torch "
+                              "state dict does not shrink; the int8 saving appears once an exporter or runtime folds them"]
+        return Transformed(module=q, decision=decision, candidates=rows, before={"val_accuracy": baseline},
+                           after={"val_accuracy": val_accuracy(q, s.x_val, s.y_val)}, notes=notes)

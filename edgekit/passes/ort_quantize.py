@@ -16,8 +16,9 @@ from pydantic import Field, model_validator
 from edgekit.config_base import Strict, Tolerance
 from edgekit.console import progress
 from edgekit.errors import PassError
+from edgekit.handles import OnnxFile
 from edgekit.names import Name
-from edgekit.passes.base import Pass, PassContext
+from edgekit.passes.base import FilePass, PassContext, Written
 
 _logger = logging.getLogger(__name__)
 
@@ -194,9 +195,9 @@ def drop_private(rows: list[dict]) -> None:
             del r[k]
 
 
-class StaticQuantize(Pass):
+class StaticQuantize(FilePass):
     name = "quantize.static"
-    stage = "onnx"
+    takes = returns = OnnxFile
 
     def candidates(self) -> list[tuple[str, str, bool]]:
         c = self.config
@@ -238,14 +239,8 @@ class StaticQuantize(Pass):
 
             keep_float(dst, floats)
 
-    def apply(self, model, ctx: PassContext):
-        from edgekit.atomic import atomic_path
-        from edgekit.export.artifact import artifact_path, artifact_target, describe
-        from edgekit.onnx_graph import check_onnx_file, op_counts, tensor_specs
-
-        t_start = time.perf_counter()
-        src = artifact_path(ctx.run_dir, model)
-        out_path = artifact_target(ctx.run_dir, self.config.artifact, ".onnx")
+    def transform(self, source: OnnxFile, out: Path, ctx: PassContext) -> Written:
+        src = source.path
         threads = getattr(ctx.bench, "threads", None)
         bs = getattr(ctx.bench, "batch_size", 1)
         x_time = np.ascontiguousarray(np.resize(ctx.splits.x_calib[:bs], (bs, *ctx.splits.x_calib.shape[1:])))
@@ -278,33 +273,23 @@ class StaticQuantize(Pass):
             if self.config.fallback is not None:
                 chosen, note = self._fallback(chosen, pre, tmp, ctx, rows, threads, x_time)
                 decision += note
-            with atomic_path(out_path) as tmp_out:
-                tmp_out.write_bytes(Path(chosen["_path"]).read_bytes())
+            out.write_bytes(Path(chosen["_path"]).read_bytes())
         drop_private(rows)
         for r in rows:
             r["chosen"] = r is chosen
-        proto = check_onnx_file(out_path)
-        art = describe(
-            self.config.artifact, "onnx", "int8", out_path, ctx.run_dir, source=model.name,
-            inputs=tensor_specs(proto.graph.input), outputs=tensor_specs(proto.graph.output), ops=op_counts(proto),
-            details={"format": chosen["format"], "activation_type": chosen["activation_type"],
-                     "weight_type": self.config.weight_type, "per_channel": chosen["per_channel"],
-                     "saturation_safe": bool(chosen.get("saturation_safe")),
-                     "bias_correction": bool(chosen.get("bias_correction", {}).get("kept")),
-                     "adaround": bool(chosen.get("adaround", {}).get("kept")),
-                     "float_nodes": [*self.config.exclude_nodes, *chosen.get("float_nodes", [])],
-                     "calibration": self.config.calibration, "calibration_samples": int(len(ctx.splits.x_calib)),
-                     "preprocessed": pre_error is None},
-        )
-        rec = self.record(
-            produced=art.name, duration_s=time.perf_counter() - t_start, decision=decision, candidates=rows,
-            before={"size_bytes": model.size_bytes}, after={"size_bytes": art.size_bytes},
-            notes=preprocess_note(pre_error) + int8_cost_notes(src, out_path, fp32_ms, chosen.get("latency_ms_p50")),
-        )
-        if fp32_ms is not None:
-            rec.before["latency_ms_p50_selection"] = fp32_ms
-            rec.after["latency_ms_p50_selection"] = chosen["latency_ms_p50"]
-        return art, rec
+        details = {"format": chosen["format"], "activation_type": chosen["activation_type"],
+                   "weight_type": self.config.weight_type, "per_channel": chosen["per_channel"],
+                   "saturation_safe": bool(chosen.get("saturation_safe")),
+                   "bias_correction": bool(chosen.get("bias_correction", {}).get("kept")),
+                   "adaround": bool(chosen.get("adaround", {}).get("kept")),
+                   "float_nodes": [*self.config.exclude_nodes, *chosen.get("float_nodes", [])],
+                   "calibration": self.config.calibration, "calibration_samples": int(len(ctx.splits.x_calib)),
+                   "preprocessed": pre_error is None}
+        timed = fp32_ms is not None
+        return Written(precision="int8", details=details, decision=decision, candidates=rows,
+                       notes=preprocess_note(pre_error) + int8_cost_notes(src, out, fp32_ms, chosen.get("latency_ms_p50")),
+                       before={"latency_ms_p50_selection": fp32_ms} if timed else {},
+                       after={"latency_ms_p50_selection": chosen["latency_ms_p50"]} if timed else {})
 
     def build(self, pre: Path, cand: Path, fmt: str, act: str, per_channel: bool, ctx: PassContext,
               float_nodes: list[str] | None = None) -> dict:
@@ -531,70 +516,49 @@ INTEGER_OPS = ("MatMulInteger", "DynamicQuantizeMatMul", "DynamicQuantizeLSTM", 
 FLOAT_WEIGHT_OPS = ("MatMul", "Gemm", "Conv", "LSTM", "GRU", "Attention")  # with a float weight: left in float
 
 
-class DynamicQuantize(Pass):
+class DynamicQuantize(FilePass):
     name = "quantize.dynamic"
-    stage = "onnx"
+    takes = returns = OnnxFile
 
-    def apply(self, model, ctx: PassContext):
+    def transform(self, source: OnnxFile, out: Path, ctx: PassContext) -> Written:
         from onnxruntime import quantization as q
 
-        from edgekit.atomic import atomic_path
-        from edgekit.export.artifact import artifact_path, artifact_target, describe
-        from edgekit.onnx_graph import check_onnx_file, initializer_bytes, op_counts, tensor_specs
+        from edgekit.onnx_graph import check_onnx_file, initializer_bytes
 
-        t0 = time.perf_counter()
         c = self.config
-        src = artifact_path(ctx.run_dir, model)
-        out_path = artifact_target(ctx.run_dir, c.artifact, ".onnx")
         with tempfile.TemporaryDirectory() as tmp:
-            pre, pre_error = preprocess(src, Path(tmp) / "pre.onnx", ctx.log)
-            with atomic_path(out_path) as tmp_out:
-                q.quantize_dynamic(str(pre), str(tmp_out), per_channel=c.per_channel,
-                                   weight_type=getattr(q.QuantType, _QTYPE[c.weight_type]), op_types_to_quantize=c.op_types)
-        proto = check_onnx_file(out_path)
-        ops = op_counts(proto)
+            pre, pre_error = preprocess(source.path, Path(tmp) / "pre.onnx", ctx.log)
+            q.quantize_dynamic(str(pre), str(out), per_channel=c.per_channel,
+                               weight_type=getattr(q.QuantType, _QTYPE[c.weight_type]), op_types_to_quantize=c.op_types)
+        proto = check_onnx_file(out)
         nodes = proto.graph.node
         weights = {i.name for i in proto.graph.initializer}
-        art = describe(c.artifact, "onnx", "int8-dynamic", out_path, ctx.run_dir, source=model.name,
-                       inputs=tensor_specs(proto.graph.input), outputs=tensor_specs(proto.graph.output), ops=ops,
-                       details={"weight_type": c.weight_type, "op_types": c.op_types,
-                                "quantized_nodes": [n.name or n.output[0] for n in nodes if n.op_type in INTEGER_OPS],
-                                "float_weight_nodes": [n.name or n.output[0] for n in nodes
-                                                       if n.op_type in FLOAT_WEIGHT_OPS and weights & set(n.input)],
-                                "weight_bytes": initializer_bytes(proto), "preprocessed": pre_error is None})
-        rec = self.record(produced=art.name, duration_s=time.perf_counter() - t0, notes=preprocess_note(pre_error),
-                          before={"size_bytes": model.size_bytes}, after={"size_bytes": art.size_bytes})
-        if not any(op in ops for op in INTEGER_OPS):
-            rec.notes.append(f"no layer of types {c.op_types} was quantized: the model has none (ops: {sorted(ops)})")
-        return art, rec
+        ops = {n.op_type for n in nodes}
+        notes = preprocess_note(pre_error)
+        if not ops & set(INTEGER_OPS):
+            notes.append(f"no layer of types {c.op_types} was quantized: the model has none (ops: {sorted(ops)})")
+        details = {"weight_type": c.weight_type, "op_types": c.op_types,
+                   "quantized_nodes": [n.name or n.output[0] for n in nodes if n.op_type in INTEGER_OPS],
+                   "float_weight_nodes": [n.name or n.output[0] for n in nodes
+                                          if n.op_type in FLOAT_WEIGHT_OPS and weights & set(n.input)],
+                   "weight_bytes": initializer_bytes(proto), "preprocessed": pre_error is None}
+        return Written(precision="int8-dynamic", details=details, notes=notes)
 
 
-class Fp16(Pass):
+class Fp16(FilePass):
     name = "quantize.fp16"
-    stage = "onnx"
+    takes = returns = OnnxFile
 
-    def apply(self, model, ctx: PassContext):
+    def transform(self, source: OnnxFile, out: Path, ctx: PassContext) -> Written:
         import onnx
         from onnxruntime.transformers.float16 import convert_float_to_float16
 
-        from edgekit.atomic import atomic_path
-        from edgekit.export.artifact import artifact_path, artifact_target, describe
+        from edgekit.onnx_graph import toposort
         from edgekit.model_files import load_onnx
-        from edgekit.onnx_graph import check_onnx_file, op_counts, tensor_specs, toposort
 
-        t0 = time.perf_counter()
-        c = self.config
-        out_path = artifact_target(ctx.run_dir, c.artifact, ".onnx")
-        proto = convert_float_to_float16(load_onnx(artifact_path(ctx.run_dir, model)), keep_io_types=c.keep_io_types)
+        proto = convert_float_to_float16(load_onnx(source.path), keep_io_types=self.config.keep_io_types)
         toposort(proto.graph)  # the converter appends its input casts after their users
-        with atomic_path(out_path) as tmp_out:
-            onnx.save(proto, str(tmp_out))
-        proto = check_onnx_file(out_path)
-        art = describe(c.artifact, "onnx", "fp16", out_path, ctx.run_dir, source=model.name,
-                       inputs=tensor_specs(proto.graph.input), outputs=tensor_specs(proto.graph.output),
-                       ops=op_counts(proto), details={"keep_io_types": c.keep_io_types})
-        rec = self.record(produced=art.name, duration_s=time.perf_counter() - t0,
-                          before={"size_bytes": model.size_bytes}, after={"size_bytes": art.size_bytes})
-        rec.notes.append("ONNX Runtime's CPU provider has few fp16 kernels: expect casts and no CPU speedup; "
-                         "fp16 is for GPU providers and for halving the file")
-        return art, rec
+        onnx.save(proto, str(out))
+        return Written(precision="fp16", details={"keep_io_types": self.config.keep_io_types},
+                       notes=["ONNX Runtime's CPU provider has few fp16 kernels: expect casts and no CPU speedup; "
+                              "fp16 is for GPU providers and for halving the file"])

@@ -3,14 +3,12 @@ dimension, only the N largest survive. Sparse tensor cores (and some NPUs) run s
 
 from __future__ import annotations
 
-import copy
-import time
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 from edgekit.errors import PassError
-from edgekit.passes.base import Pass, PassContext
+from edgekit.passes.base import PassContext, TorchPass, Transformed
 from edgekit.passes.torch_config import TorchPassConfig
 
 
@@ -66,14 +64,12 @@ def check_nm(layers: dict, n: int, m: int) -> list[str]:
     return [name for name, mod in layers.items() if not nm_holds(mod.weight, n, m)]
 
 
-class NMPrune(Pass):
+class NMPrune(TorchPass):
     name = "prune.nm"
-    stage = "torch"
 
-    def apply(self, model, ctx: PassContext):
+    def transform(self, module, ctx: PassContext) -> Transformed:
         from torch.nn.utils import prune
 
-        from edgekit.passes.accounting import measure
         from edgekit.passes.finetune import finetune
         from edgekit.passes.sparsity import (
             DENSE_NOTE,
@@ -84,30 +80,25 @@ class NMPrune(Pass):
             weight_layers,
         )
 
-        t0 = time.perf_counter()
         c = self.config
-        model = copy.deepcopy(model).eval()
-        candidates = weight_layers(model, c.protect, c.include_head)
+        candidates = weight_layers(module, c.protect, c.include_head)
         layers = {k: v for k, v in candidates.items() if nm_supported(v, c.m)}
         skipped = sorted(set(candidates) - set(layers))
         if not layers:
             raise PassError(f"prune.nm: no layer has an input dimension divisible by m={c.m} (checked {list(candidates)})")
-        before = {**measure(model, ctx.splits), "gzip_bytes": gzip_bytes(model)}
+        before = {"gzip_bytes": gzip_bytes(module)}
         for mod in layers.values():
             prune.custom_from_mask(mod, "weight", nm_mask(mod.weight, c.n, c.m))
         if c.finetune_epochs:
-            finetune(model, ctx, c.finetune_epochs, c.finetune_lr)
+            finetune(module, ctx, c.finetune_epochs, c.finetune_lr)
         fold_masks(layers)
-        model.eval()
+        module.eval()
         broken = check_nm(layers, c.n, c.m)
         if broken:
             raise PassError(f"prune.nm: the {c.n}:{c.m} pattern does not hold after folding in {broken}")
-        after = {**measure(model, ctx.splits), "gzip_bytes": gzip_bytes(model), "sparsity": overall_sparsity(layers),
+        after = {"gzip_bytes": gzip_bytes(module), "sparsity": overall_sparsity(layers),
                  "layer_sparsity": layer_sparsity(layers), "pattern": f"{c.n}:{c.m}", "pattern_holds": True}
         decision = (f"{c.n}:{c.m} sparsity along the input dimension of {len(layers)} layers "
                     f"({after['sparsity']:.1%} of their weights zero); pattern verified")
-        rec = self.record(duration_s=time.perf_counter() - t0, before=before, after=after, decision=decision)
-        if skipped:
-            rec.notes.append(f"left dense (input dimension not divisible by {c.m}, e.g. depthwise or the stem): {skipped}")
-        rec.notes.append(DENSE_NOTE)
-        return model, rec
+        notes = [f"left dense (input dimension not divisible by {c.m}, e.g. depthwise or the stem): {s}" for s in [skipped] if s]
+        return Transformed(module=module, decision=decision, before=before, after=after, notes=[*notes, DENSE_NOTE])

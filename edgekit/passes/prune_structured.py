@@ -4,7 +4,6 @@ dense runtime runs fewer MACs. Residual adds and depthwise convs are kept consis
 from __future__ import annotations
 
 import copy
-import time
 from typing import ClassVar, Literal
 
 import numpy as np
@@ -12,7 +11,7 @@ from pydantic import Field
 
 from edgekit.errors import PassError
 from edgekit.extras import Needs
-from edgekit.passes.base import Pass, PassContext
+from edgekit.passes.base import PassContext, TorchPass, Transformed
 from edgekit.passes.torch_config import TorchPassConfig
 
 
@@ -131,71 +130,64 @@ def _ratio_for_target(model, ctx, c, base_macs: int) -> tuple[float, list[tuple[
     return best[0], [(round(r, 4), round(f, 4)) for r, f in tried]
 
 
-class StructuredPrune(Pass):
+class StructuredPrune(TorchPass):
     name = "prune.structured"
-    stage = "torch"
 
-    def apply(self, model, ctx: PassContext):
+    def transform(self, module, ctx: PassContext) -> Transformed:
         import torch
         import torch_pruning as tp
 
         from edgekit.models.stats import count_macs
-        from edgekit.passes.accounting import measure
         from edgekit.passes.finetune import finetune
 
-        t0 = time.perf_counter()
         c = self.config
-        model = copy.deepcopy(model).eval()
-        before = measure(model, ctx.splits)
-        widths_before = _widths(model)
+        widths_before = _widths(module)
         shape = ctx.splits.input_shape
         example = torch.zeros(1, *shape)
-        base_macs = count_macs(model, shape)
-        protected_modules(model, c.protect)  # unknown names are an error before any work
+        base_macs = count_macs(module, shape)
+        protected_modules(module, c.protect)  # unknown names are an error before any work
         prune_ratio, searched = c.ratio, []
         try:
             if c.target_macs:
-                prune_ratio, searched = _ratio_for_target(model, ctx, c, base_macs)
+                prune_ratio, searched = _ratio_for_target(module, ctx, c, base_macs)
             pruner = tp.pruner.MetaPruner(
-                model, example, importance=_importance(c), global_pruning=c.global_pruning, pruning_ratio=prune_ratio,
+                module, example, importance=_importance(c), global_pruning=c.global_pruning, pruning_ratio=prune_ratio,
                 max_pruning_ratio=c.max_layer_ratio, iterative_steps=c.steps,
-                ignored_layers=protected_modules(model, c.protect), round_to=c.round_to,
+                ignored_layers=protected_modules(module, c.protect), round_to=c.round_to,
             )
         except Exception as e:  # torch-pruning cannot trace every model
             raise PassError(f"prune.structured: torch-pruning could not build the dependency graph: {e}") from e
         trace, finetunes = [], 0
         for step in range(c.steps):
             if c.importance == "taylor":
-                accumulate_gradients(model, ctx.splits, c.taylor_batches, ctx.seed + step)
+                accumulate_gradients(module, ctx.splits, c.taylor_batches, ctx.seed + step)
             pruner.step()
-            model.zero_grad(set_to_none=True)
-            trace.append(round(count_macs(model, shape) / max(base_macs, 1), 4))
+            module.zero_grad(set_to_none=True)
+            trace.append(round(count_macs(module, shape) / max(base_macs, 1), 4))
             if c.finetune_epochs:
                 ctx.log(f"  step {step + 1}: MACs at {trace[-1]:.1%} of the original; fine-tuning {c.finetune_epochs} "
                         f"epochs")
-                finetune(model, ctx, c.finetune_epochs, c.finetune_lr)
+                finetune(module, ctx, c.finetune_epochs, c.finetune_lr)
                 finetunes += 1
-        model.eval()
-        after = measure(model, ctx.splits)
-        widths_after = _widths(model)
-        before["channels"], after["channels"] = widths_before, widths_after
-        ratio = before["macs"] / max(after["macs"], 1)
+        module.eval()
+        widths_after = _widths(module)
+        macs = count_macs(module, shape)
         decision = (f"{c.importance} importance, {'global' if c.global_pruning else 'per-layer'} ranking: "
-                    f"MACs {before['macs']:,} -> {after['macs']:,} ({ratio:.2f}x fewer), params {before['params']:,} "
-                    f"-> {after['params']:,} in {len(trace)} step(s), {finetunes} fine-tune round(s)")
-        rec = self.record(duration_s=time.perf_counter() - t0, before=before, after=after, decision=decision)
-        rec.notes.append(f"MAC fraction after each pruning step: {trace}")
+                    f"MACs {base_macs:,} -> {macs:,} ({base_macs / max(macs, 1):.2f}x fewer) "
+                    f"in {len(trace)} step(s), {finetunes} fine-tune round(s)")
+        notes = [f"MAC fraction after each pruning step: {trace}"]
         if c.target_macs:
-            rec.notes.append(f"target_macs {c.target_macs}: pruning ratio {prune_ratio:.4f}, found by bisection "
-                             f"(ratio -> MAC fraction: {searched})")
+            notes.append(f"target_macs {c.target_macs}: pruning ratio {prune_ratio:.4f}, found by bisection "
+                         f"(ratio -> MAC fraction: {searched})")
             if trace[-1] > c.target_macs + 1e-9:
-                rec.notes.append(f"target_macs {c.target_macs} NOT met: stopped at {trace[-1]:.3f} of the original "
-                                 f"with ratio cap {c.ratio}; raise `ratio` or protect fewer layers")
+                notes.append(f"target_macs {c.target_macs} NOT met: stopped at {trace[-1]:.3f} of the original "
+                             f"with ratio cap {c.ratio}; raise `ratio` or protect fewer layers")
             elif c.target_macs - trace[-1] > TARGET_TOLERANCE:
-                rec.notes.append(f"target_macs {c.target_macs} undershot: {trace[-1]:.3f} of the original, the "
-                                 f"closest the channel granularity allows (whole channels"
-                                 f"{f', multiples of {c.round_to}' if c.round_to else ''}, coupled groups)")
+                notes.append(f"target_macs {c.target_macs} undershot: {trace[-1]:.3f} of the original, the "
+                             f"closest the channel granularity allows (whole channels"
+                             f"{f', multiples of {c.round_to}' if c.round_to else ''}, coupled groups)")
         unchanged = [n for n in widths_before if widths_before[n] == widths_after.get(n)]
         if unchanged:
-            rec.notes.append(f"layers left at full width (protected or coupled to a protected output): {unchanged}")
-        return model, rec
+            notes.append(f"layers left at full width (protected or coupled to a protected output): {unchanged}")
+        return Transformed(module=module, decision=decision, before={"channels": widths_before},
+                           after={"channels": widths_after}, notes=notes)

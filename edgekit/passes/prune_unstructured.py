@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import copy
-import time
 from typing import Literal
 
 from pydantic import Field
 
-from edgekit.passes.base import Pass, PassContext
+from edgekit.passes.base import PassContext, TorchPass, Transformed
 from edgekit.passes.torch_config import TorchPassConfig
 
 
@@ -24,14 +22,12 @@ class UnstructuredPruneConfig(TorchPassConfig):
     finetune_lr: float | None = Field(None, gt=0)
 
 
-class UnstructuredPrune(Pass):
+class UnstructuredPrune(TorchPass):
     name = "prune.unstructured"
-    stage = "torch"
 
-    def apply(self, model, ctx: PassContext):
+    def transform(self, module, ctx: PassContext) -> Transformed:
         from torch.nn.utils import prune
 
-        from edgekit.passes.accounting import measure
         from edgekit.passes.finetune import finetune
         from edgekit.passes.sparsity import (
             DENSE_NOTE,
@@ -42,11 +38,9 @@ class UnstructuredPrune(Pass):
             weight_layers,
         )
 
-        t0 = time.perf_counter()
         c = self.config
-        model = copy.deepcopy(model).eval()
-        layers = weight_layers(model, c.protect, c.include_head)
-        before = {**measure(model, ctx.splits), "gzip_bytes": gzip_bytes(model)}
+        layers = weight_layers(module, c.protect, c.include_head)
+        gzip_before = gzip_bytes(module)
         if c.scope == "global":
             prune.global_unstructured([(m, "weight") for m in layers.values()], pruning_method=prune.L1Unstructured,
                                       amount=c.sparsity)
@@ -54,13 +48,11 @@ class UnstructuredPrune(Pass):
             for m in layers.values():
                 prune.l1_unstructured(m, "weight", amount=c.sparsity)
         if c.finetune_epochs:
-            finetune(model, ctx, c.finetune_epochs, c.finetune_lr)
+            finetune(module, ctx, c.finetune_epochs, c.finetune_lr)
         fold_masks(layers)
-        model.eval()
-        after = {**measure(model, ctx.splits), "gzip_bytes": gzip_bytes(model), "sparsity": overall_sparsity(layers),
+        after = {"gzip_bytes": gzip_bytes(module), "sparsity": overall_sparsity(layers),
                  "layer_sparsity": layer_sparsity(layers)}
         decision = (f"{c.scope} magnitude pruning of {len(layers)} layers to {after['sparsity']:.1%} sparsity; "
-                    f"gzip size {before['gzip_bytes'] / 1024:.1f} -> {after['gzip_bytes'] / 1024:.1f} KiB")
-        rec = self.record(duration_s=time.perf_counter() - t0, before=before, after=after, decision=decision)
-        rec.notes.append(DENSE_NOTE)
-        return model, rec
+                    f"gzip size {gzip_before / 1024:.1f} -> {after['gzip_bytes'] / 1024:.1f} KiB")
+        return Transformed(module=module, decision=decision, before={"gzip_bytes": gzip_before}, after=after,
+                           notes=[DENSE_NOTE])

@@ -5,7 +5,6 @@ quantize/dequantize ops, which the dynamo ONNX exporter turns into a QDQ model."
 from __future__ import annotations
 
 import copy
-import time
 import warnings
 from typing import ClassVar, Literal
 
@@ -13,7 +12,7 @@ from pydantic import Field
 
 from edgekit.errors import PassError
 from edgekit.extras import Needs
-from edgekit.passes.base import Pass, PassContext
+from edgekit.passes.base import PassContext, TorchPass, Transformed
 from edgekit.passes.torch_config import TorchPassConfig
 
 EXPORT_NOTE = ("export this model with `exporter: dynamo` (the legacy exporter has no symbolic for the "
@@ -135,20 +134,18 @@ def _match_teacher(fp32_model, temperature: float):
     return loss
 
 
-class Qat(Pass):
+class Qat(TorchPass):
     name = "quantize.qat"
-    stage = "torch"
+    measures_itself = True  # before/after add validation accuracy, which the decision quotes
 
-    def apply(self, model, ctx: PassContext):
+    def transform(self, model, ctx: PassContext) -> Transformed:
         import torch
         from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_qat_pt2e
 
         from edgekit.passes.accounting import accuracy, measure
         from edgekit.passes.finetune import finetune
 
-        t0 = time.perf_counter()
         c, s = self.config, ctx.splits
-        model = copy.deepcopy(model).eval()
         before = measure(model, s)
         before["val_accuracy"] = accuracy(model, s.x_val, s.y_val)
         x = torch.from_numpy(s.x_train[:8])
@@ -176,6 +173,4 @@ class Qat(Pass):
                     f"{'per-channel' if c.per_channel else 'per-tensor'} weights"
                     f"{' (7-bit range)' if c.reduce_range else ''}, int8 activations, {c.epochs} epochs: test accuracy "
                     f"{before['test_accuracy']:.4f} (fp32) -> {after['test_accuracy']:.4f} (int8 simulated)")
-        rec = self.record(duration_s=time.perf_counter() - t0, before=before, after=after, decision=decision)
-        rec.notes.append(EXPORT_NOTE)
-        return converted, rec
+        return Transformed(module=converted, decision=decision, before=before, after=after, notes=[EXPORT_NOTE])

@@ -25,9 +25,11 @@ from pydantic import Field, model_validator
 from edgekit.config_base import Strict, Tolerance
 from edgekit.console import progress
 from edgekit.errors import PassError
+from edgekit.handles import OnnxFile
 from edgekit.names import Name
-from edgekit.passes.base import Pass, PassContext
+from edgekit.passes.base import FilePass, PassContext, Written
 from edgekit.quant.finetune import FinetuneOptions
+from edgekit.timing import Stopwatch
 
 
 class Scheme(Strict):
@@ -135,9 +137,9 @@ def _time_x(ctx: PassContext) -> np.ndarray:
     return np.ascontiguousarray(np.resize(ctx.splits.x_calib[:bs], (bs, *ctx.splits.x_calib.shape[1:])))
 
 
-class AutoQuantize(Pass):
+class AutoQuantize(FilePass):
     name = "quantize.auto"
-    stage = "onnx"
+    takes = returns = OnnxFile
 
     def _static(self, s: Scheme):
         from edgekit.passes.ort_quantize import AdaRoundOptions, FallbackConfig, StaticQuantConfig, StaticQuantize
@@ -191,17 +193,14 @@ class AutoQuantize(Pass):
         except Exception as e:  # one failing scheme must not lose the others
             return {**head, "error": f"{type(e).__name__}: {e}"}
 
-    def apply(self, model, ctx: PassContext):
-        from edgekit.atomic import atomic_path
+    def transform(self, source: OnnxFile, out: Path, ctx: PassContext) -> Written:
         from edgekit.bench.blocks import time_in_blocks
-        from edgekit.export.artifact import artifact_path, artifact_target, describe
-        from edgekit.onnx_graph import check_onnx_file, op_counts, tensor_specs
         from edgekit.passes.ort_quantize import drop_private, int8_cost_notes, preprocess, preprocess_note
+        from edgekit.timing import Stopwatch
 
-        t_start = time.perf_counter()
+        t_start = Stopwatch()
         c = self.config
-        src = artifact_path(ctx.run_dir, model)
-        out_path = artifact_target(ctx.run_dir, c.artifact, ".onnx")
+        src = source.path
         threads = getattr(ctx.bench, "threads", None)
         x_time = _time_x(ctx)
         with tempfile.TemporaryDirectory(prefix="edgekit-auto-") as tmp:
@@ -225,11 +224,11 @@ class AutoQuantize(Pass):
                                                 f"left of time_budget_s"))
                         ctx.log(f"  [{n + 1}/{len(c.schemes)}] {s.label()}: skipped, {rows[-1]['skipped']}")
                         continue
-                    started = time.monotonic()
+                    started = Stopwatch()
                     rows.append(self._candidate(s, pre, tmp, ctx, i))
                     if "_path" in rows[-1]:
                         rows[-1]["misses"] = self._misses(rows[-1], ctx)
-                        unit = unit or (time.monotonic() - started) / relative_cost(s)
+                        unit = unit or started.seconds / relative_cost(s)
                     else:
                         ctx.log(f"    failed: {rows[-1]['error']}")
                 bar.update(len(order))
@@ -270,31 +269,24 @@ class AutoQuantize(Pass):
                 r["meets_target"] = not r["misses"]
                 r["_graph"] = graph_signature(Path(r["_path"]))
             chosen, decision = self._choose(ok, fp32)
-            with atomic_path(out_path) as tmp_out:
-                tmp_out.write_bytes(Path(chosen["_path"]).read_bytes())
+            out.write_bytes(Path(chosen["_path"]).read_bytes())
         drop_private(rows)
         for r in rows:
             r["chosen"] = r is chosen
-        proto = check_onnx_file(out_path)
         slower = chosen["latency_ms_p50"] > fp32["p50"]
-        art = describe(
-            c.artifact, "onnx", "int8", out_path, ctx.run_dir, source=model.name,
-            inputs=tensor_specs(proto.graph.input), outputs=tensor_specs(proto.graph.output), ops=op_counts(proto),
-            details={"scheme": chosen["scheme"], **chosen["settings"], "weight_type": "int8",
-                     "saturation_safe": bool(chosen.get("saturation_safe")),
-                     "bias_correction": bool(chosen.get("bias_correction", {}).get("kept")),
-                     "adaround": bool(chosen.get("adaround", {}).get("kept")),
-                     "float_nodes": [*c.exclude_nodes, *chosen.get("float_nodes", [])],
-                     "meets_target": chosen["meets_target"], "slower_than_fp32": slower,
-                     "calibration_samples": int(len(ctx.splits.x_calib[: c.calibration_size])),
-                     "preprocessed": pre_error is None},
-        )
-        rec = self.record(produced=art.name, duration_s=time.perf_counter() - t_start, decision=decision,
-                          candidates=rows, before={"size_bytes": model.size_bytes, "latency_ms_p50_selection":
-                                                   fp32["p50"], "latency_ms_p90_selection": fp32["p90"]},
-                          after={"size_bytes": art.size_bytes, "latency_ms_p50_selection": chosen["latency_ms_p50"],
-                                 "latency_ms_p90_selection": chosen["latency_ms_p90"]},
-                          notes=preprocess_note(pre_error))
+        details = {"scheme": chosen["scheme"], **chosen["settings"], "weight_type": "int8",
+                   "saturation_safe": bool(chosen.get("saturation_safe")),
+                   "bias_correction": bool(chosen.get("bias_correction", {}).get("kept")),
+                   "adaround": bool(chosen.get("adaround", {}).get("kept")),
+                   "float_nodes": [*c.exclude_nodes, *chosen.get("float_nodes", [])],
+                   "meets_target": chosen["meets_target"], "slower_than_fp32": slower,
+                   "calibration_samples": int(len(ctx.splits.x_calib[: c.calibration_size])),
+                   "preprocessed": pre_error is None}
+        rec = Written(precision="int8", details=details, decision=decision, candidates=rows,
+                      before={"latency_ms_p50_selection": fp32["p50"], "latency_ms_p90_selection": fp32["p90"]},
+                      after={"latency_ms_p50_selection": chosen["latency_ms_p50"],
+                             "latency_ms_p90_selection": chosen["latency_ms_p90"]},
+                      notes=preprocess_note(pre_error))
         if not chosen["meets_target"]:
             rec.notes.append("WARNING: no candidate met the target; the artifact is the most faithful one tried, or a "
                              "faster one that paired tests cannot tell less faithful (see the decision)")
@@ -308,15 +300,15 @@ class AutoQuantize(Pass):
             rec.notes.append("skipped: " + "; ".join(f"{r['scheme']} ({r['skipped']})" for r in skipped))
         if wants_ft and ctx.model is None:
             rec.notes.append("label-free fine-tuning skipped: no torch model at hand (the model came in as ONNX)")
-        rec.notes += int8_cost_notes(src, out_path, fp32["p50"], chosen["latency_ms_p50"])
-        return art, rec
+        rec.notes += int8_cost_notes(src, out, fp32["p50"], chosen["latency_ms_p50"])
+        return rec
 
-    def _budget_left(self, t_start: float) -> float | None:
+    def _budget_left(self, t_start: Stopwatch) -> float | None:
         """Seconds left of time_budget_s, keeping back what the side-by-side timing needs."""
         c = self.config
         if c.time_budget_s is None:
             return None
-        return c.time_budget_s - (time.perf_counter() - t_start) - 3 * c.time_s
+        return c.time_budget_s - t_start.seconds - 3 * c.time_s
 
     def _finetuned(self, best: dict, tmp: Path, ctx: PassContext, t_start: float) -> dict:
         """The most faithful scheme on the label-free fine-tuned model (no bias correction or AdaRound: the

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-import time
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -21,7 +20,7 @@ from pydantic import Field
 
 from edgekit.extras import Needs
 from edgekit.names import Name
-from edgekit.passes.base import Pass, PassContext
+from edgekit.passes.base import PassContext, TorchPass, Transformed
 from edgekit.passes.torch_config import TorchPassConfig
 
 PACKED_CLASS = "INCWeightOnlyLinear"
@@ -96,27 +95,22 @@ def dequantized_copy(packed):
     return model.eval()
 
 
-class WeightOnly(Pass):
+class WeightOnly(TorchPass):
     name = "quantize.weight_only"
-    stage = "torch"
 
-    def apply(self, model, ctx: PassContext):
+    def transform(self, model, ctx: PassContext) -> Transformed:
         from torch import nn
 
         from edgekit.errors import PassError
         from edgekit.export.artifact import artifact_target, file_sha256
         from edgekit.models.checkpoint import save_checkpoint
         from edgekit.models.zoo import head_name
-        from edgekit.passes.accounting import measure
 
         try:
             from neural_compressor.torch.quantization import RTNConfig, convert, prepare
         except ImportError as e:
             raise PassError(f"quantize.weight_only needs neural-compressor 3.x and accelerate: {e}") from e
-        t0 = time.perf_counter()
         c = self.config
-        model = copy.deepcopy(model).eval()
-        before = measure(model, ctx.splits)
         linears = {n: m for n, m in model.named_modules() if isinstance(m, nn.Linear)}
         unknown = sorted(set(c.skip) - set(linears))
         if unknown:
@@ -143,7 +137,7 @@ class WeightOnly(Pass):
                            for k, t in m.state_dict().items() if k != "bias")
         exportable, why = _torch_exports(packed, ctx)
         dequant = dequantized_copy(packed)
-        after = {**measure(dequant, ctx.splits), "quantized_layers": quantized,
+        after = {"quantized_layers": quantized,
                  "kept_float": sorted(set(linears) - set(quantized)),
                  "quantized_weight_bytes": int(packed_bytes), "fp32_weight_bytes_of_those_layers": int(fp32_bytes),
                  "packed_weights": {"path": str(path.relative_to(Path(ctx.run_dir).resolve())),
@@ -154,14 +148,13 @@ class WeightOnly(Pass):
         decision = (f"RTN weight-only int{c.bits} ({c.scheme}, group size {gs}) on {len(quantized)} of {len(linears)} "
                     f"Linear layers; their weights {fp32_bytes / 1024:.1f} KiB fp32 -> {packed_bytes / 1024:.1f} KiB "
                     f"packed (scales and zero points included), kept in {after['packed_weights']['path']}")
-        rec = self.record(duration_s=time.perf_counter() - t0, before=before, after=after, decision=decision)
-        rec.notes.append("exports (ONNX, TFLite, .pt2) of this model carry float32 weights holding the int-rounded "
+        notes = ["exports (ONNX, TFLite, .pt2) of this model carry float32 weights holding the int-rounded "
                          "values: they measure the accuracy of int weights, not their size or speed (ONNX Runtime's "
-                         "MatMulNBits or INC's own PyTorch kernels are the runtimes that use packed weights)")
+                         "MatMulNBits or INC's own PyTorch kernels are the runtimes that use packed weights)"]
         if not exportable:
-            rec.notes.append(f"the packed INC model does not export: torch.export fails ({why}); the exporters get "
-                             f"the dequantized copy, and the packed weights stay a PyTorch/INC artifact")
-        return dequant, rec
+            notes.append(f"the packed INC model does not export: torch.export fails ({why}); the exporters get "
+                         f"the dequantized copy, and the packed weights stay a PyTorch/INC artifact")
+        return Transformed(module=dequant, decision=decision, after=after, notes=notes)
 
 
 def _torch_exports(packed, ctx) -> tuple[bool, str]:
