@@ -27,6 +27,8 @@ from edgekit.api_reports import compare as compare
 from edgekit.api_reports import gate as gate
 from edgekit.console import LogTarget, logger, output, run_log
 from edgekit.errors import EdgekitError
+from edgekit.passes.apply import Applied as Applied
+from edgekit.passes.apply import apply_pass as apply_pass
 from edgekit.preflight import check_recipe
 from edgekit.recipe import Recipe, load_recipe
 
@@ -148,7 +150,7 @@ def export(recipe: Recipe | dict | str | Path, checkpoint: Path | None = None, f
                     p.stage_torch_passes(r)
                 p.stage_export(r, formats)
                 if compress:
-                    p.stage_onnx_passes(r)
+                    p.stage_file_passes(r)
                 p.stage_cross_parity(r)
                 p.finish(r)
         return r

@@ -37,8 +37,8 @@ def _fresh_report(recipe: Recipe) -> Report:
 def new_run(recipe: Recipe, out_dir: Path | None = None, log: Callable[[str], None] = _log.info,
             force: bool = False) -> Run:
     """A new run folder: `out_dir` must be absent or empty (or, with `force`, a run folder that is replaced)."""
-    from edgekit.names import safe_target
     from edgekit.atomic import atomic_write_text, make_dir
+    from edgekit.names import safe_target
     from edgekit.report.run_folder import prepare_new
 
     if out_dir is None:

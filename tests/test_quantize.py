@@ -49,7 +49,8 @@ def test_quantized_artifact_runs_within_tolerance(case, onnx_fp32, splits):
         weights = initializer_bytes(onnx.load(str(art.path)))
         int8 = weights.get("int8", 0) + weights.get("uint8", 0)
         assert int8 > weights.get("float32", 0), weights  # the weights really are int8 now
-        assert any(op in art.artifact.ops for op in ("QuantizeLinear", "QLinearConv", "ConvInteger", "DynamicQuantizeLinear"))
+        ops = art.artifact.ops
+        assert any(op in ops for op in ("QuantizeLinear", "QLinearConv", "ConvInteger", "DynamicQuantizeLinear"))
 
 
 def test_auto_static_measures_candidates_and_explains_choice(onnx_fp32):
@@ -60,7 +61,8 @@ def test_auto_static_measures_candidates_and_explains_choice(onnx_fp32):
     assert all(c["latency_ms_p50"] > 0 for c in rec.candidates)
     assert "chose" in rec.decision and "fp32" in rec.decision
     chosen = next(c for c in rec.candidates if c["chosen"])
-    assert art.artifact.details["format"] == chosen["format"] and art.artifact.details["per_channel"] == chosen["per_channel"]
+    details = art.artifact.details
+    assert details["format"] == chosen["format"] and details["per_channel"] == chosen["per_channel"]
 
 
 def test_dynamic_on_conv_only_model_notes_nothing_quantized(onnx_fp32):

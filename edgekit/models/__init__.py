@@ -105,8 +105,8 @@ def load_torchscript(cfg, input_shape, num_classes, vocab_size=None):
 
 
 def load_onnx(cfg, input_shape, num_classes, vocab_size=None):
-    from edgekit.onnx_graph import check_onnx_file
     from edgekit.handles import ExternalFile, OnnxFile
+    from edgekit.onnx_graph import check_onnx_file
 
     check_onnx_file(Path(cfg.path))
     return ExternalFile(Path(cfg.path), OnnxFile.format)

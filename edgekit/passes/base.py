@@ -132,9 +132,9 @@ class FilePass(Pass[ModelFile, ModelFile]):
     returns: ClassVar[type[ModelFile]]
 
     def apply(self, model: ModelFile, ctx: PassContext) -> tuple[ModelFile, PassRecord]:
+        from edgekit.atomic import atomic_path
         from edgekit.export import get_exporter
         from edgekit.export.artifact import artifact_target, describe
-        from edgekit.atomic import atomic_path
         from edgekit.timing import Stopwatch
 
         self._check_takes(model)

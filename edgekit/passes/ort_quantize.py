@@ -553,8 +553,8 @@ class Fp16(FilePass):
         import onnx
         from onnxruntime.transformers.float16 import convert_float_to_float16
 
-        from edgekit.onnx_graph import toposort
         from edgekit.model_files import load_onnx
+        from edgekit.onnx_graph import toposort
 
         proto = convert_float_to_float16(load_onnx(source.path), keep_io_types=self.config.keep_io_types)
         toposort(proto.graph)  # the converter appends its input casts after their users

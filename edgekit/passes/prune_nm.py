@@ -100,5 +100,6 @@ class NMPrune(TorchPass):
                  "layer_sparsity": layer_sparsity(layers), "pattern": f"{c.n}:{c.m}", "pattern_holds": True}
         decision = (f"{c.n}:{c.m} sparsity along the input dimension of {len(layers)} layers "
                     f"({after['sparsity']:.1%} of their weights zero); pattern verified")
-        notes = [f"left dense (input dimension not divisible by {c.m}, e.g. depthwise or the stem): {s}" for s in [skipped] if s]
+        notes = [f"left dense (input dimension not divisible by {c.m}, e.g. depthwise or the stem): {skipped}"]
+        notes = notes if skipped else []
         return Transformed(module=module, decision=decision, before=before, after=after, notes=[*notes, DENSE_NOTE])

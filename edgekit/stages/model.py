@@ -60,10 +60,10 @@ def _user_onnx(run: Run, src: ExternalFile) -> OnnxFile:
 
     from onnx.external_data_helper import uses_external_data
 
-    from edgekit.export.artifact import artifact_target, describe
-    from edgekit.onnx_graph import check_onnx_file, op_counts, tensor_specs
-    from edgekit.model_files import onnx_header
     from edgekit.atomic import atomic_path
+    from edgekit.export.artifact import artifact_target, describe
+    from edgekit.model_files import onnx_header
+    from edgekit.onnx_graph import check_onnx_file, op_counts, tensor_specs
 
     dst = artifact_target(run.run_dir, "onnx-fp32", OnnxFile.suffix)
     proto = check_onnx_file(src.path)
@@ -179,8 +179,8 @@ def stage_reference(run: Run) -> None:
 def save_outputs(path: Path, outputs) -> str:
     import numpy as np
 
-    from edgekit.export.artifact import file_sha256
     from edgekit.atomic import atomic_path
+    from edgekit.export.artifact import file_sha256
 
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
