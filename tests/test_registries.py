@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import yaml
 from fakes.arrays_data import BlobsData
-from fakes.npz_weights import NpzWeightsExport
+from fakes.npz_weights import NpzWeightsExport, NpzWeightsFile
 from fakes.tiny_mlp import TinyMlpConfig
 from helpers import tiny_recipe_dict
 
@@ -33,7 +33,7 @@ def fakes(monkeypatch, tmp_path):
     monkeypatch.setitem(SOURCES, "blobs", DataSource(BlobsData, "fakes.arrays_data:load"))
     monkeypatch.setitem(ARCHS, "tiny-mlp", Arch(TinyMlpConfig, "fakes.tiny_mlp:build"))
     monkeypatch.setitem(EXPORTERS, "npz-weights", ExportFormat(NpzWeightsExport, "fakes.npz_weights:NpzWeightsExporter",
-                                                               ".npz"))
+                                                               NpzWeightsFile))
     monkeypatch.setitem(RUNTIMES, "numpy-mlp", RuntimeEntry("fakes.npz_weights:NumpyMlpRuntime", ("npz-weights",)))
     monkeypatch.setitem(TRANSPORTS, "inproc", TransportEntry("fakes.inproc_transport"))
     (tmp_path / "devices").mkdir()
@@ -137,6 +137,8 @@ def test_each_entry_is_filed_under_its_own_name():
     for registry, tag in ((SOURCES, "source"), (ARCHS, "arch"), (EXPORTERS, "format"), (PASSES, "name")):
         for name, entry in registry.items():
             assert typing.get_args(entry.config.model_fields[tag].annotation) == (name,), (name, entry)
+    for name, entry in EXPORTERS.items():
+        assert entry.handle.format == name and entry.suffix.startswith("."), name
     for name in RUNTIMES:
         assert runtime_class(name).name == name
     for name, entry in TRANSPORTS.items():

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 class Exporter(Protocol):
     """Writes a torch model to `path` as its format, checks it against the model on held-out `example` inputs, and
     returns the report's description of the file. `cfg` is the export target's config (the entry's config class).
-    Formats with a static batch (`ExportFormat.static_batch`) also take the keywords `calibration` (the calibration
+    Exporters with a static batch (`static_batch = True`) also take the keywords `calibration` (the calibration
     split), `batch_size` and `log`."""
 
     format: str

@@ -10,7 +10,13 @@ from pydantic import Field
 
 from edgekit.config_base import Strict, Tolerance
 from edgekit.export.artifact import describe
+from edgekit.handles import ModelFile
 from edgekit.runtimes.base import Runtime, Session
+
+
+class NpzWeightsFile(ModelFile):
+    format = "npz-weights"
+    suffix = ".npz"
 
 
 class NpzWeightsExport(Strict):
