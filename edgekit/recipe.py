@@ -15,6 +15,7 @@ from edgekit.config_base import Strict
 from edgekit.data import DataConfig
 from edgekit.errors import RecipeError
 from edgekit.export import ExportConfig
+from edgekit.handles import ModelFile, TorchModel
 from edgekit.models import ARCHS, ModelConfig
 from edgekit.names import Name
 from edgekit.passes import PassConfig
@@ -96,10 +97,10 @@ class Recipe(Strict):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"artifact names must be unique; repeated: {dupes}")
-        handle = ARCHS[self.model.arch].handle if self.model.arch in ARCHS else "torch"
-        if handle != "torch" and any(e.format != handle for e in self.export):
-            raise ValueError(f"a model given as a .{handle} file cannot be exported to other formats; remove those "
-                             "export targets")
+        handle = ARCHS[self.model.arch].handle if self.model.arch in ARCHS else TorchModel
+        if issubclass(handle, ModelFile) and any(e.format != handle.format for e in self.export):
+            raise ValueError(f"a model given as a {handle.suffix} file cannot be exported to other formats; remove "
+                             "those export targets")
         unlabelled = getattr(self.data, "unlabelled", None)
         if unlabelled is not None and unlabelled() and self.train is not None and self.train.epochs > 0:
             raise ValueError("the data is unlabelled: remove `train` (fidelity metrics need no labels)")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit.errors import ModelLoadError
+from edgekit.handles import ModelHandle, OnnxFile, TorchModel
 from edgekit.models.config import (
     CnnConfig,
     FactoryModel,
@@ -30,13 +31,13 @@ class Arch:
 
     A zoo arch (`zoo=True`) is built untrained as `impl(cfg, input_shape, num_classes)`, then initialized by
     `cfg.init` when the config has one; a loader (`zoo=False`) is `impl(cfg, input_shape, num_classes, vocab_size)`
-    and returns what the user brought. `handle`: what the model is, 'torch' (an nn.Module) or the format of the file
-    it arrives as ('onnx': nothing is exported but that format)."""
+    and returns what the user brought. `handle`: the handle type the model becomes, a TorchModel or the file handle
+    of the file it arrives as (then nothing is exported but that file's format)."""
 
     config: type
     impl: str
     zoo: bool = True
-    handle: str = "torch"
+    handle: type[ModelHandle] = TorchModel
 
 
 def build_model(cfg, input_shape, num_classes, vocab_size: int | None = None):
@@ -105,7 +106,7 @@ def load_torchscript(cfg, input_shape, num_classes, vocab_size=None):
 
 
 def load_onnx(cfg, input_shape, num_classes, vocab_size=None):
-    from edgekit.handles import ExternalFile, OnnxFile
+    from edgekit.handles import ExternalFile
     from edgekit.onnx_graph import check_onnx_file
 
     check_onnx_file(Path(cfg.path))
@@ -123,7 +124,7 @@ ARCHS: dict[str, Arch] = {
     "vit": Arch(VitConfig, "edgekit.models.sequence:TinyVit"),
     "factory": Arch(FactoryModel, "edgekit.models:load_factory", zoo=False),
     "torchscript": Arch(TorchScriptModel, "edgekit.models:load_torchscript", zoo=False),
-    "onnx": Arch(OnnxModel, "edgekit.models:load_onnx", zoo=False, handle="onnx"),
+    "onnx": Arch(OnnxModel, "edgekit.models:load_onnx", zoo=False, handle=OnnxFile),
     "hf": Arch(HfModel, "edgekit.models.hf:load_hf", zoo=False),
 }
 
