@@ -121,9 +121,9 @@ def _check_pass_order(passes: list) -> None:
         return
     from edgekit.passes import get_pass
 
-    stages = [get_pass(p).stage for p in passes]
-    first_file = next((i for i, s in enumerate(stages) if s != "torch"), None)
-    late = next((i for i, s in enumerate(stages) if s == "torch" and first_file is not None and i > first_file), None)
+    on_torch = [issubclass(get_pass(p).takes, TorchModel) for p in passes]
+    first_file = next((i for i, t in enumerate(on_torch) if not t), None)
+    late = next((i for i, t in enumerate(on_torch) if t and first_file is not None and i > first_file), None)
     if late is None:
         return
     err = PydanticCustomError(
