@@ -90,7 +90,9 @@ def test_benchmark_command_has_threads_affinity_delegate_and_profiling(tmp_path)
     from edgekit.devices.adb import benchmark_command
 
     p = phone(tmp_path, affinity=[4, 5, 6, 7], delegate="gpu", adb={"extra_flags": ["--gpu_backend=cl"]})
-    job = {"threads": 4, "warmup": 5, "iterations": 100, "min_time_s": 2, "max_time_s": 60}
+    from edgekit.bench.job import Job
+
+    job = Job(threads=4, warmup=5, iterations=100, min_time_s=2, max_time_s=60)
     argv = benchmark_command(p, "/data/local/tmp/edgekit/m.tflite", job, op_profiling=True)
     assert argv[:3] == ["taskset", "f0", "/data/local/tmp/benchmark_model"]
     for flag in ("--graph=/data/local/tmp/edgekit/m.tflite", "--num_threads=4", "--warmup_runs=5", "--num_runs=100",

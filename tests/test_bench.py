@@ -53,13 +53,13 @@ def test_bench_on_a_real_session(runtime, artifacts, splits, cnn):
 
 
 def test_threads_and_affinity_take_effect_in_the_subprocess(artifacts, splits):
+    from edgekit.bench.job import Job, Model
     from edgekit.devices.local import run_agent
 
     d, arts = artifacts
-    job = {"runtime": "onnxruntime", "model": str(d / "m.onnx"), "threads": 1, "providers": None, "affinity": [0],
-           "batch_size": 1, "warmup": 1, "iterations": 5, "min_time_s": 0.0, "max_time_s": 5, "accuracy": False}
     np.save(d / "x.npy", splits.x_test[:8])
-    job["inputs"] = str(d / "x.npy")
+    job = Job(models=[Model(str(d / "m.onnx"))], threads=1, affinity=[0], batch_size=1, warmup=1, iterations=5,
+              min_time_s=0.0, max_time_s=5, accuracy=False, inputs=str(d / "x.npy"))
     out = run_agent(job, timeout_s=120)
     assert out["affinity"] == [0] and out["threads"] == 1
 

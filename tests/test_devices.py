@@ -64,9 +64,10 @@ def cnn_onnx(cnn, splits, tmp_path_factory):
 
 
 def _job(model, inputs, threads, affinity):
-    return {"runtime": "onnxruntime", "model": str(model), "threads": threads, "providers": None, "affinity": affinity,
-            "batch_size": 8, "warmup": 2, "iterations": 30, "min_time_s": 0.2, "max_time_s": 5, "inputs": inputs,
-            "accuracy": False}
+    from edgekit.bench.job import Job, Model
+
+    return Job(models=[Model(str(model))], threads=threads, affinity=affinity, batch_size=8, warmup=2, iterations=30,
+               min_time_s=0.2, max_time_s=5, inputs=inputs, accuracy=False)
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two usable CPUs to tell placements apart")

@@ -145,13 +145,14 @@ def test_the_real_ssh_client_reads_no_option_from_the_destination_or_user(tmp_pa
 
 def test_remote_script_quotes_every_value(tmp_path):
     """The device's shell gets the workdir and interpreter as single words, whatever they hold."""
+    from edgekit.bench.job import Job
     from edgekit.devices.ssh import remote_script
 
     odd = f"{tmp_path}/w $(touch {MARK}) `touch {MARK}`; touch {MARK}"
     s = SshSettings(host="pi", workdir=odd, python=f"py; touch {MARK}")
     empty = io.BytesIO()
     tarfile.open(fileobj=empty, mode="w:gz").close()
-    proc = subprocess.run(["sh", "-c", remote_script(s, {"threads": 2})], cwd=tmp_path, capture_output=True,
+    proc = subprocess.run(["sh", "-c", remote_script(s, Job(threads=2))], cwd=tmp_path, capture_output=True,
                           input=empty.getvalue(), timeout=60)
     assert Path(odd).is_dir() and list(Path(odd).iterdir()) == []  # made, used and cleaned up as one word
     assert b"EDGEKIT-NORESULT" in proc.stdout
@@ -238,6 +239,7 @@ def test_a_device_named_by_a_report_is_a_name_not_a_profile_file(tmp_path):
 def test_a_hostile_working_folder_is_not_imported_by_bench_children(tmp_path, monkeypatch):
     """`python -m`/`-c` children would import a numpy.py or edgekit/ from the current folder: they run with -P."""
     from edgekit.devices import check, load_profile
+    from edgekit.bench.job import Job, Model
     from edgekit.devices.local import run_agent
 
     payload = f"open({str(tmp_path / MARK)!r}, 'w').write('x')\n"
@@ -248,5 +250,5 @@ def test_a_hostile_working_folder_is_not_imported_by_bench_children(tmp_path, mo
     monkeypatch.chdir(tmp_path)
     assert check(load_profile("host-cpu"))["runtimes"]["onnxruntime"]["importable"]
     with pytest.raises(Exception):  # noqa: B017  (no such model: the real agent says so)
-        run_agent({"runtime": "onnxruntime", "model": str(tmp_path / "missing.onnx")}, 120)
+        run_agent(Job(models=[Model(str(tmp_path / "missing.onnx"))]), 120)
     _no_marker(tmp_path)

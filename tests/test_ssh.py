@@ -18,6 +18,7 @@ import pytest
 from device_helpers import bench_run, digits_onnx
 
 from edgekit.bench.config import BenchConfig
+from edgekit.bench.job import Job, Model
 from edgekit.devices.base import DeviceUnreachable
 from edgekit.devices.profile import DeviceProfile
 
@@ -176,9 +177,9 @@ def test_the_remote_agent_is_the_shipped_copy(sshd, onnx_art, splits, tmp_path):
 
     d, art = onnx_art
     np.save(tmp_path / "x.npy", splits.x_test[:32])
-    job = {"runtime": "onnxruntime", "model": str(d / art.path), "threads": 1, "affinity": [0], "batch_size": 4,
-           "warmup": 1, "iterations": 5, "min_time_s": 0, "max_time_s": 5, "inputs": str(tmp_path / "x.npy"),
-           "accuracy": False, "outputs_path": "/nonexistent/out.npy"}
+    job = Job(models=[Model(str(d / art.path))], threads=1, affinity=[0], batch_size=4, warmup=1, iterations=5,
+              min_time_s=0, max_time_s=5, inputs=str(tmp_path / "x.npy"), accuracy=False,
+              outputs_path="/nonexistent/out.npy")
     out = run_agent(job, 120, profile=sshd.profile())
     assert out["agent_file"].startswith(str(sshd.root / "remote")) and out["affinity"] == [0]
     assert len(out["latencies_ms"]) >= 5 and out["runtime"] == "onnxruntime"
@@ -205,8 +206,8 @@ def test_host_key_mismatch_is_refused(sshd, onnx_art, splits, tmp_path):
     assert not check(p)["reachable"]
     d, art = onnx_art
     np.save(tmp_path / "x.npy", splits.x_test[:8])
-    job = {"runtime": "onnxruntime", "model": str(d / art.path), "batch_size": 1, "warmup": 0, "iterations": 1,
-           "min_time_s": 0, "max_time_s": 1, "inputs": str(tmp_path / "x.npy"), "accuracy": False}
+    job = Job(models=[Model(str(d / art.path))], batch_size=1, warmup=0, iterations=1, min_time_s=0, max_time_s=1,
+              inputs=str(tmp_path / "x.npy"), accuracy=False)
     with pytest.raises(DeviceUnreachable, match="host key verification failed.*refusing"):
         run_agent(job, 60, profile=p)
     (tmp_path / "empty_kh").write_text("")  # an unknown host is refused too, never added
@@ -275,14 +276,14 @@ def test_shipped_agent_imports_only_numpy_and_the_runtime(onnx_art, splits, tmp_
 
     d, art = onnx_art
     np.save(tmp_path / "x.npy", splits.x_test[:16])
-    job = {"runtime": "onnxruntime", "model": str(d / art.path), "threads": 1, "batch_size": 4, "warmup": 1,
-           "iterations": 3, "min_time_s": 0, "max_time_s": 5, "inputs": str(tmp_path / "x.npy"), "accuracy": True}
+    job = Job(models=[Model(str(d / art.path))], threads=1, batch_size=4, warmup=1, iterations=3, min_time_s=0,
+              max_time_s=5, inputs=str(tmp_path / "x.npy"), accuracy=True)
     archive, remote_job = pack(job)
     dest = tmp_path / "device"
     dest.mkdir()
     with tarfile.open(fileobj=__import__("io").BytesIO(archive), mode="r:gz") as tar:
         tar.extractall(dest, filter="data")
-    assert remote_job["model"].startswith("files/") and (dest / remote_job["model"]).is_file()
+    assert remote_job.model.startswith("files/") and (dest / remote_job.model).is_file()
     blocker = ("import sys\nclass Block:\n    def find_spec(self, name, path=None, target=None):\n"
                "        if name.split('.')[0] in {'torch', 'onnx', 'pydantic', 'yaml', 'typer', 'sklearn'}:\n"
                "            raise ImportError('blocked on the device: ' + name)\n"

@@ -11,28 +11,30 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
+
+from edgekit.bench.job import Job
+from edgekit.timing import interleave
 
 
-def _session(ort, model: str, job: dict, profile_dir: str | None):
+def _session(ort, model: str, job: Job, profile_dir: str | None):
     so = ort.SessionOptions()
     so.log_severity_level = 3
-    if job.get("threads"):
-        so.intra_op_num_threads = job["threads"]
+    if job.threads:
+        so.intra_op_num_threads = job.threads
         so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     if profile_dir:
         so.enable_profiling = True
         so.profile_file_prefix = os.path.join(profile_dir, "ort")
-    return ort.InferenceSession(model, sess_options=so, providers=job.get("providers") or ["CPUExecutionProvider"])
+    return ort.InferenceSession(model, sess_options=so, providers=job.providers or ["CPUExecutionProvider"])
 
 
 def _inputs(sess, job):
     import numpy as np
 
     inp = sess.get_inputs()[0]
-    if job.get("inputs"):
-        x = np.load(job["inputs"], allow_pickle=False)
+    if job.inputs:
+        x = np.load(job.inputs, allow_pickle=False)
     else:
         shape = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
         x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
@@ -69,28 +71,24 @@ def reduce_trace(events: list[dict], warmup: int) -> dict:
             "run_op_sums_ms": [x / 1e3 for x in sums]}
 
 
-def run_op_profile(job: dict) -> dict:
-    """Profiled and plain sessions take turns run by run, so both see the same machine load."""
+def run_op_profile(job: Job) -> dict:
+    """Profiled and plain sessions take turns run by run, so both see the same machine load: `warmup` then
+    `iterations` runs each."""
     from edgekit.runtimes.onnxruntime import ort_module
 
     ort = ort_module()
-    warmup, runs = job.get("warmup", 10), job.get("runs", 50)
-    lat = []
+    warmup = job.warmup
     with tempfile.TemporaryDirectory(prefix="edgekit-ortprof-") as tmp:
-        sess = _session(ort, job["model"], job, tmp)
-        plain = _session(ort, job["model"], job, None)
+        sess = _session(ort, job.model, job, tmp)
+        plain = _session(ort, job.model, job, None)
         feeds = _inputs(sess, job)
-        for i in range(warmup + runs):
-            sess.run(None, feeds)
-            t0 = time.perf_counter_ns()
-            plain.run(None, feeds)
-            if i >= warmup:
-                lat.append((time.perf_counter_ns() - t0) / 1e6)
+        lat = interleave({"profiled": lambda: sess.run(None, feeds), "plain": lambda: plain.run(None, feeds)},
+                         warmup=warmup, min_rounds=job.iterations, max_rounds=job.iterations)["plain"]
         trace = sess.end_profiling()
         with open(trace) as f:
             events = json.load(f)
         providers = sess.get_providers()
     out = reduce_trace(events, warmup)
     out.update({"e2e_ms": lat, "providers": providers, "runtime_version": ort.__version__,
-                "threads": job.get("threads"), "batch": int(next(iter(feeds.values())).shape[0])})
+                "threads": job.threads, "batch": int(next(iter(feeds.values())).shape[0])})
     return out

@@ -8,19 +8,13 @@ as bytes read plus bytes written, with one thread and with the job's threads. Ne
 
 from __future__ import annotations
 
-import time
+from edgekit.bench.job import Job
+from edgekit.timing import interleave
 
 
 def _best_seconds(fn, min_time_s: float, min_runs: int = 3, warmup: int = 2) -> tuple[float, int]:
-    for _ in range(warmup):
-        fn()
-    best, runs, start = float("inf"), 0, time.perf_counter()
-    while runs < min_runs or time.perf_counter() - start < min_time_s:
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-        runs += 1
-    return best, runs
+    ms = interleave({"fn": fn}, warmup=warmup, min_rounds=min_runs, min_time_s=min_time_s)["fn"]
+    return min(ms) / 1e3, len(ms)
 
 
 def _feeds(sess, rng):
@@ -77,22 +71,21 @@ def copy_bandwidth_gbs(mb: int, threads: int, reps: int = 5) -> dict:
     return {"gbs_by_threads": out, "gbs": max(out.values()), "array_mb": mb}
 
 
-def run_probe(job: dict) -> dict:
+def run_probe(job: Job) -> dict:
+    """models[0] is the fp32 GEMM, models[1] (optional) the int8 one."""
     import os
 
-    if job.get("device") == "cuda":
+    if job.device == "cuda":
         from edgekit.bench.cuda_agent import probe_cuda
 
         return probe_cuda(job)
-    g = job["gemm"]
+    g = job.gemm or {}
     ops = 2.0 * g["m"] * g["n"] * g["k"]
-    threads = job.get("threads") or len(os.sched_getaffinity(0))
-    min_time = job.get("min_time_s", 0.5)
+    threads = job.threads or len(os.sched_getaffinity(0))
     out = {"gemm": g, "threads": threads, "affinity": sorted(os.sched_getaffinity(0))}
-    out["fp32"] = gemm_ops_per_s(job["model"], ops, threads, job.get("providers"), min_time)
-    if job.get("model_int8"):
-        out["int8"] = gemm_ops_per_s(job["model_int8"], ops, threads, job.get("providers"), min_time)
-    out["bandwidth"] = copy_bandwidth_gbs(job.get("mem_mb", 256), threads)
+    for key, m in zip(("fp32", "int8"), job.models):
+        out[key] = gemm_ops_per_s(m.path, ops, threads, job.providers, job.min_time_s)
+    out["bandwidth"] = copy_bandwidth_gbs(job.mem_mb, threads)
     from edgekit.runtimes.onnxruntime import ort_module
 
     out["runtime_version"] = ort_module().__version__

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgekit.bench.job import Job, Model
 from edgekit.errors import RuntimeUnavailable
 
 
@@ -49,26 +50,25 @@ class CudaTorchSession:
         return {}
 
 
-def load_on_cuda(runtime, job: dict):
-    index = job.get("device_index", 0)
+def load_on_cuda(runtime, job: Job, model: Model):
     if runtime.name == "onnxruntime":
-        providers = job.get("providers") or ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        providers = job.providers or ["CUDAExecutionProvider", "CPUExecutionProvider"]
         if "CUDAExecutionProvider" not in providers:
             providers = ["CUDAExecutionProvider", *providers]
-        return runtime.load(job["model"], threads=job.get("threads"), providers=providers)
+        return runtime.load(model.path, threads=model.threads, providers=providers)
     if runtime.name != "torch":
         raise RuntimeUnavailable(f"runtime {runtime.name} has no CUDA path in edgekit (torch and onnxruntime do)")
-    torch, device = _torch_cuda(index)
-    sess = runtime.load(job["model"], threads=job.get("threads"))
-    dtype = torch.float16 if job.get("torch_dtype") == "fp16" else torch.float32
+    torch, device = _torch_cuda(job.device_index)
+    sess = runtime.load(model.path, threads=model.threads)
+    dtype = torch.float16 if job.torch_dtype == "fp16" else torch.float32
     return CudaTorchSession(sess.module.to(device=device, dtype=dtype), device, dtype)
 
 
-def probe_cuda(job: dict) -> dict:
+def probe_cuda(job: Job) -> dict:
     """Peak matmul throughput (fp32 without TF32, fp16, int8 via torch._int_mm) and device-to-device copy bandwidth."""
-    torch, device = _torch_cuda(job.get("device_index", 0))
+    torch, device = _torch_cuda(job.device_index)
     torch.backends.cuda.matmul.allow_tf32 = False
-    n = job.get("cuda_n", 8192)
+    n = job.cuda_n
     out = {"device": torch.cuda.get_device_name(device), "n": n, "torch_version": torch.__version__}
 
     def timed(fn, reps=10):
@@ -94,7 +94,7 @@ def probe_cuda(job: dict) -> dict:
         out["int8"] = {"g_per_s": 2.0 * n**3 / timed(lambda: torch._int_mm(a, b)) / 1e9}
     except (RuntimeError, AttributeError) as e:
         out["int8"] = {"error": str(e).splitlines()[0]}
-    nbytes = job.get("mem_mb", 1024) * 2**20
+    nbytes = job.mem_mb * 2**20
     src = torch.empty(nbytes, dtype=torch.uint8, device=device)
     dst = torch.empty_like(src)
     out["bandwidth"] = {"gbs": 2 * nbytes / timed(lambda: dst.copy_(src)) / 1e9, "array_mb": nbytes // 2**20}

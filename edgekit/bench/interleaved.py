@@ -38,18 +38,17 @@ class Interleaved:
 def bench_interleaved(base: Side, cand: Side, x: np.ndarray, profile, cfg) -> Interleaved:
     """Alternate rounds of `PER_ROUND` timed runs of each side in one agent process on the profile's device, for
     at least `MIN_ROUNDS` rounds, `cfg.iterations` runs per side and `cfg.min_time_s` seconds in all."""
+    from edgekit.bench.job import Job, Model
+    from edgekit.bench.run import timing_of
     from edgekit.devices import transport
 
     with tempfile.TemporaryDirectory(prefix="edgekit-paired-") as tmp:
         inputs = Path(tmp) / "x.npy"
         np.save(inputs, as_model_input(x))
-        job = {"task": "paired", "model": str(base.path), "runtime": base.runtime, "threads": base.threads,
-               "model_b": str(cand.path), "runtime_b": cand.runtime, "threads_b": cand.threads,
-               "providers": profile.providers, "affinity": profile.affinity, "inputs": str(inputs),
-               "runtime_options": profile.runtime_options(base.runtime),
-               "runtime_options_b": profile.runtime_options(cand.runtime),
-               "batch_size": cfg.batch_size, "warmup": cfg.warmup, "per_round": PER_ROUND, "min_rounds": MIN_ROUNDS,
-               "iterations": cfg.iterations, "min_time_s": 2 * cfg.min_time_s, "max_time_s": 2 * cfg.max_time_s}
+        models = [Model(str(s.path), s.runtime, s.threads, profile.runtime_options(s.runtime)) for s in (base, cand)]
+        job = Job(task="paired", models=models, threads=base.threads, providers=profile.providers,
+                  affinity=profile.affinity, inputs=str(inputs), per_round=PER_ROUND, min_rounds=MIN_ROUNDS,
+                  **{**timing_of(cfg), "min_time_s": 2 * cfg.min_time_s, "max_time_s": 2 * cfg.max_time_s})
         out = transport(profile)(job, cfg.timeout_s)
     a, b = out["latencies_ms"]
     return Interleaved(np.asarray(a), np.asarray(b), out["per_round"], out["rounds"], profile.name)

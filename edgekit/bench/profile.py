@@ -73,11 +73,13 @@ def _stats(ms: list[float]) -> dict:
     return {"p50": float(np.median(a)), "mean": float(a.mean()), "min": float(a.min()), "samples": int(a.size)}
 
 
-def _onnx_job(path: Path, profile, runs: int, warmup: int, threads, inputs) -> dict:
+def _onnx_job(path: Path, profile, runs: int, warmup: int, threads, inputs):
+    from edgekit.bench.job import Job, Model
     from edgekit.bench.run import resolve_threads
-    return {"task": "op_profile", "runtime": "onnxruntime", "model": str(path), "runs": runs, "warmup": warmup,
-            "threads": resolve_threads(threads, profile),
-            "affinity": profile.affinity, "providers": profile.providers, "inputs": inputs}
+
+    return Job(task="op_profile", models=[Model(str(path))], iterations=runs, warmup=warmup,
+               threads=resolve_threads(threads, profile), affinity=profile.affinity, providers=profile.providers,
+               inputs=inputs)
 
 
 def profile_onnx(path: Path, profile, runs: int = 50, warmup: int = 10, threads: int | None = None,
@@ -122,6 +124,7 @@ def profile_onnx(path: Path, profile, runs: int = 50, warmup: int = 10, threads:
 
 def profile_tflite(path: Path, profile, runs: int = 50, warmup: int = 10, threads: int | None = None,
                    timeout_s: float = 600.0) -> dict:
+    from edgekit.bench.job import Job, Model
     from edgekit.devices import transport, transport_entry
 
     costs, delegation, notes = {}, None, []
@@ -136,8 +139,9 @@ def profile_tflite(path: Path, profile, runs: int = 50, warmup: int = 10, thread
         notes.append(f"no per-op costs: LiteRT could not load the model here ({type(e).__name__})")
         in_shape = None
     if not transport_entry(profile).runs_agent:  # the device's own tool profiles the ops
-        parsed = transport(profile)({"task": "op_profile", "model": str(path), "threads": threads or profile.threads,
-                                     "warmup": warmup, "iterations": runs}, timeout_s)
+        parsed = transport(profile)(Job(task="op_profile", models=[Model(str(path), "litert")],
+                                        threads=threads or profile.threads, warmup=warmup, iterations=runs,
+                                        max_time_s=150.0), timeout_s)
         delegate = profile.delegate or "xnnpack"
         layers = []
         for row in parsed.get("ops", []):
@@ -160,11 +164,11 @@ def profile_tflite(path: Path, profile, runs: int = 50, warmup: int = 10, thread
         xp = Path(tmp) / "x.npy"
         np.save(xp, np.random.default_rng(0).standard_normal(in_shape).astype(np.float32))
         from edgekit.bench.run import resolve_threads
-        out = transport(profile)({"runtime": "litert", "model": str(path), "inputs": str(xp),
-                                  "threads": resolve_threads(threads, profile), "affinity": profile.affinity,
-                                  "providers": profile.providers, "batch_size": in_shape[0], "warmup": warmup,
-                                  "iterations": runs, "min_time_s": 0.0, "max_time_s": 60.0, "accuracy": False},
-                                 timeout_s)
+
+        out = transport(profile)(Job(models=[Model(str(path), "litert")], inputs=str(xp),
+                                     threads=resolve_threads(threads, profile), affinity=profile.affinity,
+                                     providers=profile.providers, batch_size=in_shape[0], warmup=warmup,
+                                     iterations=runs, min_time_s=0.0, max_time_s=60.0, accuracy=False), timeout_s)
     not_delegated = (delegation or {}).get("not_delegated_ops", {})
     layers = []
     for idx, c in sorted(costs.items()):

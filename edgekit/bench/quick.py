@@ -4,62 +4,29 @@ For showing each torch pass's effect on speed; the bench stage does the careful 
 from __future__ import annotations
 
 import tempfile
-import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 
 def export_temp_onnx(model, x: np.ndarray, path: Path) -> str:
-    """Legacy exporter (fast) for eager models; the dynamo exporter for exported graphs (PT2E-quantized) and for
-    models legacy cannot trace. Returns the exporter that worked."""
-    import logging
+    """`model` in eval mode to ONNX (opset 18) by the legacy exporter, or the dynamo one where legacy cannot;
+    returns the exporter that worked."""
+    from edgekit.export.onnx import export_onnx
 
-    import torch
-
-    model.eval()
-    example = (torch.from_numpy(np.ascontiguousarray(x)),)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if not isinstance(model, torch.fx.GraphModule):  # legacy has no symbolic for PT2E's quantized_decomposed ops
-            try:
-                torch.onnx.export(model, example, str(path), dynamo=False, opset_version=18, input_names=["input"],
-                                  output_names=["logits"])
-                return "legacy"
-            except Exception:  # some models only the dynamo exporter can trace
-                pass
-        logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
-        prog = torch.onnx.export(model, example, dynamo=True, opset_version=18, input_names=["input"],
-                                 output_names=["logits"], verbose=False)
-        prog.save(str(path), external_data=False)
-        return "dynamo"
-
-
-def _stats(lat: list[float]) -> dict:
-    return {"p50": float(np.median(lat)), "p90": float(np.percentile(lat, 90)), "runs": len(lat)}
+    return export_onnx(model.eval(), x, path)
 
 
 def time_onnx(paths: list[Path], x: np.ndarray, threads: int | None = None, budget_s: float = 1.0,
               rounds: int = 10, warmup: int = 10) -> list[dict]:
-    """p50/p90 latency (ms) of one batch for each model, in fresh ONNX Runtime sessions timed in alternating
-    short rounds, so load changes on a shared machine hit every model alike."""
-    from edgekit.runtimes.onnxruntime import OnnxRuntime
+    """p50/p90 latency (ms) of one batch for each model, in fresh ONNX Runtime sessions timed in alternating short
+    blocks for at least `rounds` rounds and `budget_s` seconds, so load changes on a shared machine hit every model
+    alike."""
+    from edgekit.runtimes.timed import time_onnx_files
 
-    sessions = [OnnxRuntime().load(p, threads=threads) for p in paths]
-    for sess in sessions:
-        for _ in range(warmup):
-            sess.run_batch(x)
-    lat: list[list[float]] = [[] for _ in sessions]
-    slot = budget_s / (rounds * len(sessions))
-    for _ in range(rounds):
-        for sess, out in zip(sessions, lat):
-            start = time.perf_counter()
-            while time.perf_counter() - start < slot or len(out) < 2:
-                t0 = time.perf_counter_ns()
-                sess.run_batch(x)
-                out.append((time.perf_counter_ns() - t0) / 1e6)
-    return [_stats(v) for v in lat]
+    out = time_onnx_files({str(i): p for i, p in enumerate(paths)}, x, threads, min_time_s=budget_s, block=2,
+                          warmup=warmup, min_rounds=rounds, max_rounds=None)
+    return [{k: out[str(i)][k] for k in ("p50", "p90", "runs")} for i in range(len(paths))]
 
 
 def onnx_latency(models: list, x: np.ndarray, threads: int | None = None, budget_s: float = 1.0) -> list[dict]:
@@ -76,8 +43,9 @@ def onnx_latency(models: list, x: np.ndarray, threads: int | None = None, budget
 def pass_latency(before, after, splits, bench) -> tuple[dict, dict]:
     """`onnx_latency` of a pass's input and output models at the bench's batch size and threads, on test inputs;
     a failure is recorded in both, not raised."""
-    batch = getattr(bench, "batch_size", 1) or 1
-    x = np.ascontiguousarray(np.resize(splits.x_test[:batch], (batch, *splits.x_test.shape[1:])))
+    from edgekit.runtimes.base import fixed_batch
+
+    x = fixed_batch(splits.x_test, getattr(bench, "batch_size", 1) or 1)
     try:
         a, b = onnx_latency([before, after], x, getattr(bench, "threads", None))
         return a, b

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from edgekit.bench.job import Job, Model
 from edgekit.bench.stats import latency_stats
 from edgekit.errors import EdgekitError, OutputError
 from edgekit.export.artifact import artifact_path
@@ -16,6 +16,7 @@ from edgekit.hardware import usable_cores
 from edgekit.report.schema import Artifact, Result
 from edgekit.runtimes import runtime_name_for
 from edgekit.runtimes.base import as_model_input
+from edgekit.timing import Stopwatch
 
 if TYPE_CHECKING:
     from edgekit.bench.config import BenchConfig
@@ -29,6 +30,12 @@ def resolve_threads(threads: int | None, profile: DeviceProfile) -> int:
     if profile.threads:
         return profile.threads
     return len(profile.affinity) if profile.affinity else usable_cores()
+
+
+def timing_of(cfg: BenchConfig) -> dict:
+    """The Job fields a BenchConfig sets: batch size, warm-up, iterations and time limits."""
+    return {"batch_size": cfg.batch_size, "warmup": cfg.warmup, "iterations": cfg.iterations,
+            "min_time_s": cfg.min_time_s, "max_time_s": cfg.max_time_s}
 
 
 def bench_artifact(artifact: Artifact, run_dir: Path, x_test: np.ndarray, y_test: np.ndarray | None,
@@ -49,31 +56,26 @@ def bench_artifact(artifact: Artifact, run_dir: Path, x_test: np.ndarray, y_test
     if rt not in profile.runtimes:
         row.status, row.error = "skipped", f"runtime {rt} is not listed for device {profile.name}"
         return row
-    t0 = time.perf_counter()
+    took = Stopwatch()
     with tempfile.TemporaryDirectory(prefix="edgekit-inputs-") as tmp:
         inputs = Path(tmp) / "x.npy"
-        job = {
-            "runtime": rt, "model": str(artifact_path(run_dir, artifact)), "threads": threads,
-            "providers": profile.providers, "runtime_options": profile.runtime_options(rt),
-            "affinity": profile.affinity, "batch_size": cfg.batch_size,
-            "warmup": cfg.warmup, "iterations": cfg.iterations, "min_time_s": cfg.min_time_s,
-            "max_time_s": cfg.max_time_s, "inputs": str(inputs), "accuracy": cfg.accuracy,
-            "outputs_path": str(Path(tmp) / "outputs.npy"),
-        }
+        job = Job(models=[Model(str(artifact_path(run_dir, artifact)), rt, runtime_options=profile.runtime_options(rt))],
+                  threads=threads, providers=profile.providers, affinity=profile.affinity, inputs=str(inputs),
+                  outputs_path=str(Path(tmp) / "outputs.npy"), **timing_of(cfg), accuracy=cfg.accuracy)
         try:
             try:
                 np.save(inputs, as_model_input(x_test))
             except OSError as e:
                 raise OutputError.from_os(e, inputs) from e
-            check_model_file(Path(job["model"]))  # here, before a device (which may lack the checks) reads it
+            check_model_file(Path(job.model))  # here, before a device (which may lack the checks) reads it
             out = transport(profile)(job, cfg.timeout_s)
         except EdgekitError as e:
             row.status, row.error = "failed", str(e)
-            row.duration_s = time.perf_counter() - t0
+            row.duration_s = took.seconds
             return row
-        outputs_file = Path(job["outputs_path"])
+        outputs_file = Path(job.outputs_path)
         outputs = np.load(outputs_file, allow_pickle=False) if outputs_file.is_file() else None
-    row.duration_s = time.perf_counter() - t0
+    row.duration_s = took.seconds
     row.batch_size = out["batch_size"]
     if out.get("latencies_ms"):
         row.latency_ms = latency_stats(out["latencies_ms"])

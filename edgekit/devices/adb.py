@@ -15,6 +15,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
+from edgekit.bench.job import Job
 from edgekit.devices.base import DeviceUnreachable
 from edgekit.errors import BenchError
 
@@ -38,15 +39,15 @@ def affinity_mask(cpus: list[int]) -> str:
     return format(mask, "x")
 
 
-def benchmark_command(profile, remote_model: str, job: dict, op_profiling: bool = False) -> list[str]:
+def benchmark_command(profile, remote_model: str, job: Job, op_profiling: bool = False) -> list[str]:
     """The benchmark_model argv run on the device (before shell quoting)."""
     a = profile.adb
     argv = ["taskset", affinity_mask(profile.affinity)] if profile.affinity else []
     argv += [a.benchmark_model, f"--graph={remote_model}"]
-    if job.get("threads"):
-        argv.append(f"--num_threads={int(job['threads'])}")
-    argv += [f"--warmup_runs={int(job.get('warmup', 1))}", f"--num_runs={int(job.get('iterations', 50))}",
-             f"--min_secs={float(job.get('min_time_s', 1.0)):g}", f"--max_secs={float(job.get('max_time_s', 150.0)):g}"]
+    if job.threads:
+        argv.append(f"--num_threads={int(job.threads)}")
+    argv += [f"--warmup_runs={int(job.warmup)}", f"--num_runs={int(job.iterations)}",
+             f"--min_secs={float(job.min_time_s):g}", f"--max_secs={float(job.max_time_s):g}"]
     argv += DELEGATE_FLAGS[profile.delegate or "xnnpack"]
     if op_profiling:
         argv.append("--enable_op_profiling=true")
@@ -75,7 +76,7 @@ def device_state(a, timeout_s: float = 15.0) -> str | None:
     return None if proc.returncode == 0 and state.endswith("device") else (state or f"adb exit {proc.returncode}")
 
 
-def run_benchmark(profile, model: Path, job: dict, timeout_s: float, op_profiling: bool = False) -> dict:
+def run_benchmark(profile, model: Path, job: Job, timeout_s: float, op_profiling: bool = False) -> dict:
     """Push, run benchmark_model, remove the file; returns the parsed output (raises on failure)."""
     from edgekit.devices.benchmark_model import parse
 
@@ -114,7 +115,7 @@ def _static_batch(model: Path, default: int) -> int:
         return default
 
 
-def to_result(parsed: dict, job: dict, profile, model: Path) -> dict:
+def to_result(parsed: dict, job: Job, profile, model: Path) -> dict:
     from edgekit.devices.benchmark_model import latency_summary
 
     summary = latency_summary(parsed)
@@ -122,8 +123,8 @@ def to_result(parsed: dict, job: dict, profile, model: Path) -> dict:
         raise BenchError("benchmark_model printed no run statistics")
     memory = parsed.get("memory", {})
     return {
-        "runtime": "litert", "runtime_version": "benchmark_model (on device)", "threads": job.get("threads"),
-        "affinity": profile.affinity, "batch_size": _static_batch(model, job.get("batch_size", 1)),
+        "runtime": "litert", "runtime_version": "benchmark_model (on device)", "threads": job.threads,
+        "affinity": profile.affinity, "batch_size": _static_batch(model, job.batch_size),
         "load_ms": parsed.get("init_ms", parsed.get("session_init_ms")),
         "first_inference_ms": parsed.get("first_inference_ms"),
         "latency_summary": summary, "peak_rss_mb": memory.get("peak_mb"), "baseline_rss_mb": None,
@@ -132,14 +133,14 @@ def to_result(parsed: dict, job: dict, profile, model: Path) -> dict:
     }
 
 
-def run_agent(job: dict, timeout_s: float, profile=None) -> dict:
+def run_agent(job: Job, timeout_s: float, profile=None) -> dict:
     if profile is None or profile.adb is None:
         raise BenchError("the adb transport needs a profile with an `adb:` section")
-    task = job.get("task", "bench")
+    task = job.task
     if task == "probe":
         raise BenchError("probing peaks over adb is not supported: it needs Python and ONNX Runtime on the device; "
                          "fill the profile's `peaks` from the SoC datasheet instead")
-    model = Path(job["model"])
+    model = Path(job.model)
     if model.suffix != ".tflite":
         raise BenchError(f"{model.name}: adb devices run .tflite artifacts with benchmark_model only")
     parsed = run_benchmark(profile, model, job, timeout_s, op_profiling=task == "op_profile")

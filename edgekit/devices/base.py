@@ -1,14 +1,10 @@
-"""What every transport shares: the unreachable-device error, the environment check run on a device, and the job
-keys that name files a remote transport must copy."""
+"""What every transport shares: the unreachable-device error and the environment check run on a device."""
 
 from __future__ import annotations
 
 import json
 
 from edgekit.errors import BenchError, DeviceUnreachable  # noqa: F401 (re-exported for transports)
-
-FILE_KEYS = ("model", "model_b", "model_int8", "inputs")
-"""Job keys holding paths of files the agent reads; remote transports copy them and rewrite the paths."""
 
 
 def check_modules() -> dict[str, str]:

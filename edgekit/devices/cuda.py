@@ -4,18 +4,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+
+from edgekit.bench.job import Job
 from edgekit.devices import local
 
 
-def _cuda_job(job: dict, profile) -> dict:
+def _cuda_job(job: Job, profile) -> Job:
     cfg = profile.cuda if profile is not None and profile.cuda is not None else None
-    out = dict(job, device="cuda", device_index=cfg.device_index if cfg else 0)
-    out["torch_dtype"] = cfg.torch_dtype if cfg else "fp32"
-    out["energy"] = False  # RAPL counts the CPU package, not the GPU
-    return out
+    return dataclasses.replace(job, device="cuda", device_index=cfg.device_index if cfg else 0,
+                               torch_dtype=cfg.torch_dtype if cfg else "fp32",
+                               energy=False)  # RAPL counts the CPU package, not the GPU
 
 
-def run_agent(job: dict, timeout_s: float, profile=None) -> dict:
+def run_agent(job: Job, timeout_s: float, profile=None) -> dict:
     return local.run_agent(_cuda_job(job, profile), timeout_s, profile)
 
 

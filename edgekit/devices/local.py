@@ -7,40 +7,42 @@ preexec_fn: forking a parent that runs JAX or other threaded libraries that way 
 
 from __future__ import annotations
 
-import json
 import subprocess
 import tempfile
 from pathlib import Path
 
+from edgekit.bench.job import Job
 from edgekit.child_python import child_env, python_argv
 from edgekit.errors import BenchError
 
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
-def agent_env(job: dict) -> dict:
+def agent_env(job: Job) -> dict:
     env = child_env()
-    if job.get("threads"):
+    if job.threads:
         for k in THREAD_ENV:
-            env[k] = str(job["threads"])
+            env[k] = str(job.threads)
     return env
 
 
-def run_agent(job: dict, timeout_s: float, profile=None) -> dict:
+def run_agent(job: Job, timeout_s: float, profile=None) -> dict:
     """Run the bench agent on this machine and return its result dict (raises BenchError on failure)."""
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-") as tmp:
         job_path, result_path = Path(tmp) / "job.json", Path(tmp) / "result.json"
-        job_path.write_text(json.dumps(job))
+        job_path.write_text(job.to_json())
         try:
             proc = subprocess.run(
                 python_argv("-m", "edgekit.bench.agent", str(job_path), str(result_path)),
                 capture_output=True, text=True, timeout=timeout_s, env=agent_env(job),
             )
         except subprocess.TimeoutExpired as e:
-            raise BenchError(f"bench of {job['model']} timed out after {timeout_s:.0f} s") from e
+            raise BenchError(f"bench of {job.model or job.task} timed out after {timeout_s:.0f} s") from e
         if not result_path.is_file():
             tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
             raise BenchError(f"bench agent died (exit {proc.returncode}): {' | '.join(tail)}")
+        import json
+
         result = json.loads(result_path.read_text())
     if "error" in result:
         raise BenchError(result["error"])

@@ -45,7 +45,7 @@ def gemm_models(folder: Path, m: int, n: int, k: int) -> tuple[Path, Path]:
     return paths[0], paths[1]
 
 
-def _peaks_from(out: dict, job: dict) -> dict:
+def _peaks_from(out: dict) -> dict:
     def g(key):
         v = out.get(key, {})
         return round(v["g_per_s"], 2) if isinstance(v, dict) and "g_per_s" in v else None
@@ -57,20 +57,21 @@ def _peaks_from(out: dict, job: dict) -> dict:
 
 def probe(profile, mem_mb: int = 256, gemm: dict | None = None, min_time_s: float = 0.5, timeout_s: float = 600.0):
     """Run the probe on the profile's device; returns a MeasuredPeaks (not yet written anywhere)."""
+    from edgekit.bench.job import Job, Model
     from edgekit.bench.run import resolve_threads
     from edgekit.devices import transport
     from edgekit.devices.profile import MeasuredPeaks
 
     g = dict(gemm or DEFAULT_GEMM)
     threads = resolve_threads(None, profile) if profile.transport in ("local", "cuda") else profile.threads
-    job = {"task": "probe", "gemm": g, "threads": threads, "affinity": profile.affinity,
-           "providers": profile.providers, "mem_mb": mem_mb, "min_time_s": min_time_s}
+    job = Job(task="probe", gemm=g, threads=threads, affinity=profile.affinity, providers=profile.providers,
+              mem_mb=mem_mb, min_time_s=min_time_s)
     with tempfile.TemporaryDirectory(prefix="edgekit-probe-") as tmp:
         if profile.transport != "cuda":
             fp32, int8 = gemm_models(Path(tmp), g["m"], g["n"], g["k"])
-            job.update(model=str(fp32), model_int8=str(int8))
+            job.models = [Model(str(fp32)), Model(str(int8))]
         out = transport(profile)(job, timeout_s)
-    peaks = _peaks_from(out, job)
+    peaks = _peaks_from(out)
     if not any(peaks.values()):
         raise BenchError(f"the probe of {profile.name} measured nothing: {out}")
     if profile.transport == "cuda":

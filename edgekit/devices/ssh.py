@@ -5,8 +5,8 @@ Uses the system `ssh` binary (OpenSSH), so the user's ssh config, agent, ProxyJu
 do on the command line, and no secret ever passes through edgekit. Every call runs with BatchMode=yes (no password
 or passphrase prompts) and StrictHostKeyChecking=yes: an unknown or changed host key is refused, never accepted.
 
-One connection per job: a gzipped tar of the mini-package (edgekit/__init__, errors, runtimes/*, the agent and its
-task modules: numpy and the runtime are all they import) plus the job's files is piped into
+One connection per job: a gzipped tar of the mini-package (the agent's `shipped_modules()`: numpy and the runtime
+are all they import) plus the job's files is piped into
 `mktemp -d && tar -x`, the agent runs with PYTHONPATH set to that folder, the result is printed back and the
 folder is removed (also when the connection drops: the remote shell traps HUP).
 """
@@ -14,6 +14,7 @@ folder is removed (also when the connection drops: the remote shell traps HUP).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import io
 import json
 import shlex
@@ -22,23 +23,29 @@ import tarfile
 import time
 from pathlib import Path
 
-from edgekit.devices.base import FILE_KEYS, DeviceUnreachable
+from edgekit.bench.job import Job
+from edgekit.devices.base import DeviceUnreachable
 from edgekit.errors import BenchError
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-SHIPPED = ("__init__.py", "errors.py", "extras.py", "runtimes/*.py", "bench/__init__.py", "bench/agent.py",
-           "bench/agent_probe.py", "bench/agent_opprof.py", "bench/agent_paired.py", "bench/energy.py",
-           "bench/cuda_agent.py")
 RESULT_MARK, NO_RESULT_MARK = "EDGEKIT-RESULT", "EDGEKIT-NORESULT"
 THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def shipped_files() -> list[tuple[Path, str]]:
-    """(local file, path in the archive) for the mini-package."""
+    """(local file, path in the archive) for the mini-package: the modules the agent names."""
+    from edgekit.bench.agent import shipped_modules
+
     out = []
-    for pattern in SHIPPED:
-        for p in sorted(PACKAGE_ROOT.glob(pattern)):
-            out.append((p, "edgekit/" + p.relative_to(PACKAGE_ROOT).as_posix()))
+    for module in shipped_modules():
+        rel = Path(*module.split(".")[1:])
+        if rel.name == "*":
+            paths = sorted((PACKAGE_ROOT / rel.parent).glob("*.py"))
+        elif (PACKAGE_ROOT / rel).is_dir():
+            paths = [PACKAGE_ROOT / rel / "__init__.py"]
+        else:
+            paths = [PACKAGE_ROOT / rel.with_suffix(".py")]
+        out += [(p, "edgekit/" + p.relative_to(PACKAGE_ROOT).as_posix()) for p in paths]
     return out
 
 
@@ -68,9 +75,9 @@ def _remote_dir(workdir: str) -> str:
     return shlex.quote(workdir)
 
 
-def remote_script(s, job: dict) -> str:
+def remote_script(s, job: Job) -> str:
     """The shell command run on the device (sh-compatible)."""
-    env = " ".join(f"{k}={int(job['threads'])}" for k in THREAD_ENV) if job.get("threads") else ""
+    env = " ".join(f"{k}={int(job.threads)}" for k in THREAD_ENV) if job.threads else ""
     wd = _remote_dir(s.workdir)
     return (
         f'mkdir -p {wd} && d=$(mktemp -d {wd}/edgekit-XXXXXX) || exit 97; '
@@ -83,30 +90,29 @@ def remote_script(s, job: dict) -> str:
     )
 
 
-def pack(job: dict) -> tuple[bytes, dict]:
+def pack(job: Job) -> tuple[bytes, Job]:
     """The archive to send and the job as the device sees it (file paths relative to the bench folder)."""
-    remote_job = {k: v for k, v in job.items() if k != "outputs_path"}
-    if job.get("outputs_path"):
-        remote_job.update(outputs_path="outputs.npy", return_outputs=True)
+    remote = dataclasses.replace(job, outputs_path="outputs.npy" if job.outputs_path else None,
+                                 return_outputs=bool(job.outputs_path))
+    moved = {}
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
         for local, arc in shipped_files():
             tar.add(str(local), arcname=arc)
-        for key in FILE_KEYS:
-            if not job.get(key):
-                continue
-            src = Path(job[key])
+        for key, path in job.files().items():
+            src = Path(path)
             if not src.is_file():
                 raise BenchError(f"{src}: file not found (job key '{key}')")
-            name = f"files/{key}{''.join(src.suffixes[-1:])}"
+            name = f"files/{key.replace('.', '')}{''.join(src.suffixes[-1:])}"
             tar.add(str(src), arcname=name)
             for side in sorted(src.parent.glob(src.name + ".*")):  # ONNX external data (model.onnx.data)
                 if side.is_file():
                     if f"files/{side.name}" in tar.getnames():
                         raise BenchError(f"{side}: two models of one job have external data named {side.name}")
                     tar.add(str(side), arcname=f"files/{side.name}")
-            remote_job[key] = name
-        data = json.dumps(remote_job).encode()
+            moved[key] = name
+        remote_job = remote.with_files(moved)
+        data = remote_job.to_json().encode()
         info = tarfile.TarInfo("job.json")
         info.size, info.mtime = len(data), int(time.time())
         tar.addfile(info, io.BytesIO(data))
@@ -132,13 +138,13 @@ def _connection_error(s, stderr: str, during: str) -> DeviceUnreachable:
     return DeviceUnreachable(f"ssh {_where(s)}: {what}: {tail}")
 
 
-def run_agent(job: dict, timeout_s: float, profile=None) -> dict:
+def run_agent(job: Job, timeout_s: float, profile=None) -> dict:
     """Run one agent job on the device; raises DeviceUnreachable when the connection fails or drops."""
     if profile is None or profile.ssh is None:
         raise BenchError("the ssh transport needs a profile with an `ssh:` section")
     s = profile.ssh
     archive, _ = pack(job)
-    what = Path(job.get("model", "job")).name
+    what = Path(job.model).name or job.task
     try:
         proc = subprocess.run(ssh_command(s, remote_script(s, job)), input=archive, capture_output=True,
                               timeout=timeout_s)
@@ -155,7 +161,7 @@ def run_agent(job: dict, timeout_s: float, profile=None) -> dict:
             raise _connection_error(s, err, f"while returning the result of {what}") from e
         if "error" in result:
             raise BenchError(f"{_where(s)}: {result['error']}")
-        _save_outputs(result.pop("outputs_npy_b64", None), job.get("outputs_path"))
+        _save_outputs(result.pop("outputs_npy_b64", None), job.outputs_path)
         return result
     if proc.returncode == 255:
         raise _connection_error(s, err, f"during the bench of {what}")

@@ -16,8 +16,9 @@ import numpy as np
 from edgekit.atomic import atomic_path
 from edgekit.errors import ExportError
 from edgekit.export.artifact import describe
-from edgekit.export.tflite import finetuned_model, fixed_batch
+from edgekit.export.tflite import finetuned_model
 from edgekit.extras import installed_version
+from edgekit.runtimes.base import fixed_batch
 
 _STRUCTURAL = {"getitem"}  # the delegate's output unpacking, not a kernel
 

@@ -18,6 +18,7 @@ from edgekit.environ import patched_environ
 from edgekit.errors import ExportError
 from edgekit.export.artifact import describe
 from edgekit.extras import installed_version
+from edgekit.runtimes.base import fixed_batch
 
 # precision -> (ai-edge-quantizer recipe, dtype its weights must carry)
 RECIPES = {"fp16": ("weight_only_fp16", "float16"), "dynamic_int8": ("dynamic_wi8_afp32", "int8"),
@@ -87,12 +88,6 @@ def finetuned_model(model, calib: np.ndarray, f, log) -> tuple:
     return ft.model.eval(), {"best_epoch": ft.best_epoch, "reused": ft.reused, "holdout_cosine_rounded": ft.cosine_plain,
                              "holdout_cosine_before": ft.cosine_before, "holdout_cosine_after": ft.cosine_after,
                              "calibration_samples": int(len(calib)), **f.model_dump()}
-
-
-def fixed_batch(x: np.ndarray, batch: int) -> np.ndarray:
-    from edgekit.runtimes.base import as_model_input
-
-    return np.ascontiguousarray(np.resize(as_model_input(x), (batch, *x.shape[1:])))
 
 
 QUIET_ENV = {"LITERT_TORCH_SHOW_PROGRESS": "n", "TQDM_DISABLE": "1"}  # litert-torch's and tqdm's progress output

@@ -156,17 +156,9 @@ def _input_name(path: Path) -> str:
 
 def _time_session(path: Path, x: np.ndarray, threads: int | None, budget_s: float) -> float:
     """Median latency (ms) of one batch in a fresh session; used only to choose among candidates."""
-    from edgekit.runtimes.onnxruntime import OnnxRuntime
+    from edgekit.runtimes.timed import time_onnx_files
 
-    sess = OnnxRuntime().load(path, threads=threads)
-    for _ in range(5):
-        sess.run_batch(x)
-    lat, start = [], time.perf_counter()
-    while time.perf_counter() - start < budget_s or len(lat) < 10:
-        t0 = time.perf_counter_ns()
-        sess.run_batch(x)
-        lat.append((time.perf_counter_ns() - t0) / 1e6)
-    return float(np.median(lat))
+    return time_onnx_files({"m": path}, x, threads, min_time_s=budget_s, block=1, min_rounds=10, max_rounds=None)["m"]["p50"]
 
 
 def _fidelity(path: Path, ctx: PassContext) -> dict:
@@ -240,10 +232,12 @@ class StaticQuantize(FilePass):
             keep_float(dst, floats)
 
     def transform(self, source: OnnxFile, out: Path, ctx: PassContext) -> Written:
+        from edgekit.runtimes.base import fixed_batch
+
         src = source.path
         threads = getattr(ctx.bench, "threads", None)
         bs = getattr(ctx.bench, "batch_size", 1)
-        x_time = np.ascontiguousarray(np.resize(ctx.splits.x_calib[:bs], (bs, *ctx.splits.x_calib.shape[1:])))
+        x_time = fixed_batch(ctx.splits.x_calib, bs)
         combos = self.candidates()
         rows = []
         with tempfile.TemporaryDirectory(prefix="edgekit-quant-") as tmp:

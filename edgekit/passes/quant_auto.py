@@ -133,8 +133,9 @@ class AutoQuantConfig(Strict):
 
 
 def _time_x(ctx: PassContext) -> np.ndarray:
-    bs = getattr(ctx.bench, "batch_size", 1)
-    return np.ascontiguousarray(np.resize(ctx.splits.x_calib[:bs], (bs, *ctx.splits.x_calib.shape[1:])))
+    from edgekit.runtimes.base import fixed_batch
+
+    return fixed_batch(ctx.splits.x_calib, getattr(ctx.bench, "batch_size", 1))
 
 
 class AutoQuantize(FilePass):
@@ -194,8 +195,8 @@ class AutoQuantize(FilePass):
             return {**head, "error": f"{type(e).__name__}: {e}"}
 
     def transform(self, source: OnnxFile, out: Path, ctx: PassContext) -> Written:
-        from edgekit.bench.blocks import time_in_blocks
         from edgekit.passes.ort_quantize import drop_private, int8_cost_notes, preprocess, preprocess_note
+        from edgekit.runtimes.timed import time_onnx_files
         from edgekit.timing import Stopwatch
 
         t_start = Stopwatch()
@@ -260,8 +261,8 @@ class AutoQuantize(FilePass):
                                                   x_time)
                     ok = [r for r in rows if "_path" in r]
             ctx.log(f"  timing fp32 and {len(ok)} candidates side by side ...")
-            lat = time_in_blocks({"fp32": src, **{str(i): Path(r["_path"]) for i, r in enumerate(ok)}}, x_time,
-                                 threads, min_time_s=c.time_s)
+            lat = time_onnx_files({"fp32": src, **{str(i): Path(r["_path"]) for i, r in enumerate(ok)}}, x_time,
+                                  threads, min_time_s=c.time_s)
             fp32 = lat.pop("fp32")
             for i, r in enumerate(ok):
                 r.update({f"latency_ms_{k}": v for k, v in lat[str(i)].items() if k != "runs"})

@@ -17,6 +17,17 @@ def as_model_input(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x, dtype=np.int64 if x.dtype.kind in "iu" else np.float32)
 
 
+def fixed_batch(x: np.ndarray, batch: int, start: int = 0) -> np.ndarray:
+    """`batch` model inputs from row `start` of `x`, the rows repeated in turn when `x` has fewer: a batch of the
+    fixed size a benchmark or a static-batch model needs."""
+    return np.ascontiguousarray(np.resize(as_model_input(x[start:start + batch]), (batch, *x.shape[1:])))
+
+
+def fixed_batches(x: np.ndarray, batch: int, limit: int = 64) -> list[np.ndarray]:
+    """Consecutive fixed-size batches of `x`, at least one and at most `limit`."""
+    return [fixed_batch(x, batch, i * batch) for i in range(max(1, min(limit, len(x) // batch)))]
+
+
 def import_for(module: str, needs: Needs) -> ModuleType:
     """Import a runtime's package, or raise RuntimeUnavailable naming the extra that installs it."""
     import importlib
