@@ -38,10 +38,11 @@ import copy
 import random
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
+
+from edgekit.timing import Stopwatch, interleave
 
 
 def log(*a):
@@ -78,11 +79,11 @@ def load_images(cache: Path) -> tuple[np.ndarray, list[str], np.ndarray]:
         z = np.load(cache)
         if len(z["x"]) == len(ims):
             return z["x"], [s for s, _, _ in ims], np.array([lab for _, _, lab in ims])
-    t = time.time()
+    took = Stopwatch()
     x = np.stack([preprocess(p) for _, p, _ in ims]).astype(np.float32)
     cache.parent.mkdir(parents=True, exist_ok=True)
     np.savez(cache, x=x)
-    log(f"preprocessed {len(x)} images in {time.time() - t:.0f}s -> {cache}")
+    log(f"preprocessed {len(x)} images in {took.seconds:.0f}s -> {cache}")
     return x, [s for s, _, _ in ims], np.array([lab for _, _, lab in ims])
 
 
@@ -134,10 +135,9 @@ def make_reader(x: np.ndarray):
 
 
 def export(model, path: Path, x: np.ndarray) -> Path:
-    import torch
+    from edgekit.export.onnx import export_onnx
 
-    torch.onnx.export(model, torch.from_numpy(x[:1]), str(path), input_names=["input"], output_names=["logits"],
-                      opset_version=17, dynamo=False)
+    export_onnx(model, x[:1], path, exporter="legacy", opset=17)
     return path
 
 
@@ -225,19 +225,9 @@ def interleaved_latency(sessions: dict, x1: np.ndarray, iters: int, warmup: int 
         name = s.get_inputs()[0].name
         return lambda: s.run(None, {name: x1})
 
-    runs = {k: runner(s) for k, s in sessions.items()}
-    for fn in runs.values():
-        for _ in range(warmup):
-            fn()
-    ts = {k: [] for k in sessions}
-    order = list(sessions)
-    for r in range(max(1, iters // block)):
-        for k in order if r % 2 == 0 else order[::-1]:
-            fn = runs[k]
-            for _ in range(block):
-                t = time.perf_counter()
-                fn()
-                ts[k].append(1e3 * (time.perf_counter() - t))
+    rounds = max(1, iters // block)
+    ts = interleave({k: runner(s) for k, s in sessions.items()}, block=block, warmup=warmup, min_rounds=rounds,
+                    max_rounds=rounds)
     return {k: (float(np.percentile(v, 50)), float(np.percentile(v, 90))) for k, v in ts.items()}
 
 
@@ -364,7 +354,7 @@ def main(argv: list[str] | None = None) -> None:
     from edgekit.quant.fold import fold_batchnorm
 
     torch.set_num_threads(a.torch_threads or a.threads)
-    t_start = time.time()
+    t_start = Stopwatch()
     if a.images:
         x, src, labels, cal, val, ev = load_pack(a.images, a.eval)
     else:
@@ -461,12 +451,11 @@ def main(argv: list[str] | None = None) -> None:
     log("  most sensitive: " + ", ".join(f"{n} {e:.2e}" for e, n in sorted(sens, reverse=True)[:6]))
     ada_layers = [n for n in layers if n in set(ranked[:a.ada_layers])] if a.ada_layers else layers
     log(f"AdaRound ({len(ada_layers)} layers, {a.ada_iters} iters, {a.ada_samples} samples) ...")
-    t0 = time.time()
+    ada_clock = Stopwatch()
 
     def prog(i, n, name, e0, e1):
         if i % 4 == 0 or i == n:
-            el = time.time() - t0
-            log(f"  {i}/{n} {name}: mse nearest {e0:.3g} -> ada {e1:.3g}  (eta {el / i * (n - i):.0f}s)")
+            log(f"  {i}/{n} {name}: mse nearest {e0:.3g} -> ada {e1:.3g}  (eta {ada_clock.eta_s(i, n):.0f}s)")
 
     ada = adaround(cle, torch.from_numpy(xc[:a.ada_samples]), ada_layers, relu6_after(cle),
                    AdaRoundConfig(iters=a.ada_iters), q_context=sim, progress=prog, scale_fn=sat, q_model=cle_q)
@@ -627,7 +616,7 @@ def paired_against(outs: dict, ref: np.ndarray, mask: np.ndarray, name: str, oth
               f"{pt['mean_difference']:+.5f} | {pt['p_value']:.3g} |")
 
 
-def evaluate(models: dict, a, xe: np.ndarray, le: np.ndarray, src_e: list[str], n_cal: int, t_start: float,
+def evaluate(models: dict, a, xe: np.ndarray, le: np.ndarray, src_e: list[str], n_cal: int, t_start: Stopwatch,
              tmp, tflite: dict | None = None) -> None:
     log("evaluating ...")
     outs = {k: run_all(session(p, a.threads), xe) for k, p in models.items()}
@@ -654,7 +643,7 @@ def evaluate(models: dict, a, xe: np.ndarray, le: np.ndarray, src_e: list[str], 
         evaluate_tflite(tflite, a, xe, nat, ref_y)
     if a.openvino:
         evaluate_openvino(models, a, xe, nat, ref_y)
-    log(f"total {time.time() - t_start:.0f}s")
+    log(f"total {t_start.seconds:.0f}s")
     if tmp:
         tmp.cleanup()
 

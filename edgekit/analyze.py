@@ -133,18 +133,16 @@ def legacy_onnx_node(module_name: str, op: str) -> str:
 def _exclude_nodes(model, names: list[str], example) -> list[str]:
     """ONNX node names (legacy exporter) of the given modules, checked against a real export."""
     import tempfile
-    import warnings
 
-    import torch
     from torch import nn
 
+    from edgekit.export.onnx import export_onnx
     from edgekit.model_files import onnx_header
 
     layers = _layers(model)
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "m.onnx"
-        torch.onnx.export(model, (example,), str(path), dynamo=False)
+        export_onnx(model, example, path, exporter="legacy")
         nodes = {n.name for n in onnx_header(path).graph.node}
     out = []
     for n in names:

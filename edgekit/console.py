@@ -11,11 +11,12 @@ import contextlib
 import logging
 import os
 import sys
-import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO, Union
+
+from edgekit.timing import Stopwatch
 
 LOGGER = "edgekit"
 LogTarget = Union[bool, None, Callable[[str], None]]
@@ -252,7 +253,7 @@ class Progress:
 
     def __init__(self, label: str, total: int, log: Callable[[str], None] | None = None, every_s: float = 30.0):
         self.label, self.total, self.done = label, max(int(total), 0), 0
-        self.t0 = self._last = time.perf_counter()
+        self.clock, self._last = Stopwatch(), 0.0
         self.every_s, self.note = every_s, ""
         to_logger = log is None or isinstance(getattr(log, "__self__", None), logging.Logger)
         self.log = log or logger("progress").info
@@ -262,12 +263,10 @@ class Progress:
             self._task = _add_bar(label, self.total)
 
     def eta(self) -> float | None:
-        if not self.done or not self.total:
-            return None
-        return (time.perf_counter() - self.t0) / self.done * (self.total - self.done)
+        return self.clock.eta_s(self.done, self.total) if self.total else None
 
     def line(self) -> str:
-        elapsed = time.perf_counter() - self.t0
+        elapsed = self.clock.seconds
         if self.done >= self.total:
             head = f"  {self.label} {self.done}/{self.total} in {duration(elapsed)}"
         else:
@@ -283,7 +282,7 @@ class Progress:
         if self._task is not None:
             _live["progress"].update(self._task, completed=self.done, note=note)
             return
-        now = time.perf_counter()
+        now = self.clock.seconds
         if self.done % self._step == 0 or self.done >= self.total or now - self._last >= self.every_s:
             self._last = now
             self.log(self.line())

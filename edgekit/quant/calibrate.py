@@ -16,11 +16,12 @@ the origin shifted by whole bins), so re-binning is exact: counts never move acr
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
+
+from edgekit.timing import Stopwatch
 
 Progress = Callable[[int, int | None, float | None], None]  # (done, total, eta_seconds)
 
@@ -239,16 +240,13 @@ class ProgressTimer:
     """Turns ``tick()`` calls into ``progress(done, total, eta_s)`` callbacks."""
 
     def __init__(self, total: int | None, progress: Progress | None) -> None:
-        self.total, self.progress, self.done, self.t0 = total, progress, 0, time.perf_counter()
+        self.total, self.progress, self.done, self.clock = total, progress, 0, Stopwatch()
 
     def tick(self, n: int = 1) -> None:
         self.done += n
         if self.progress is None:
             return
-        eta = None
-        if self.total:
-            rate = (time.perf_counter() - self.t0) / self.done
-            eta = rate * max(self.total - self.done, 0)
+        eta = self.clock.eta_s(self.done, max(self.total, self.done)) if self.total else None
         self.progress(self.done, self.total, eta)
 
 
