@@ -69,3 +69,19 @@ def test_every_task_module_and_support_module_ships(tmp_path):
     assert remote.files() == {"models.0": "files/models0.onnx", "models.1": "files/models1.tflite",
                               "inputs": "files/inputs.npy"}
     assert remote.outputs_path == "outputs.npy" and remote.return_outputs
+
+
+def test_a_cuda_job_reaches_the_agent_s_gpu_path(tmp_path):
+    """Without a GPU the cuda transport's job still goes all the way: the agent's CUDA loader says why it stops."""
+    import numpy as np
+    import torch
+
+    from edgekit.devices import cuda
+    from edgekit.errors import BenchError
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: tests/test_cuda.py runs the real thing")
+    np.save(tmp_path / "x.npy", np.zeros((2, 4), np.float32))
+    job = Job(models=[Model(str(tmp_path / "m.pt"), "torch")], inputs=str(tmp_path / "x.npy"))
+    with pytest.raises(BenchError, match=r"torch.cuda.is_available\(\) is False"):
+        cuda.run_agent(job, 120)

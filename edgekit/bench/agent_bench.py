@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
 
@@ -46,21 +47,17 @@ def run_bench(job: Job) -> dict:
     out["first_inference_ms"] = time_call(lambda: sess.run_batch(batches[0]))
     for i in range(job.warmup):
         sess.run_batch(batches[i % len(batches)])
-    device_lat, canary, runs = [], [], [0]
-
-    def run():
-        sess.run_batch(batches[runs[0] % len(batches)])
+    device_lat, canary, runs, next_batch = [], [], itertools.count(), itertools.cycle(batches).__next__
 
     def after_each(_name):
         if getattr(sess, "last_device_ms", None) is not None:
             device_lat.append(sess.last_device_ms)
-        if runs[0] % CANARY_EVERY == 0:
+        if next(runs) % CANARY_EVERY == 0:
             canary.append(canary_ms())
-        runs[0] += 1
 
     energy0 = read_uj() if job.energy else None
-    lat = interleave({"model": run}, min_rounds=job.iterations, min_time_s=job.min_time_s,
-                     max_time_s=job.max_time_s, after_each=after_each)["model"]
+    lat = interleave({"model": lambda: sess.run_batch(next_batch())}, min_rounds=job.iterations,
+                     min_time_s=job.min_time_s, max_time_s=job.max_time_s, after_each=after_each)["model"]
     energy = delta_uj(energy0, read_uj()) if energy0 else None
     out["latencies_ms"] = lat
     out["canary_ms"] = canary

@@ -8,18 +8,16 @@ bootstrap over rounds gives an honest interval. Needs only numpy and the runtime
 
 from __future__ import annotations
 
+import itertools
+
 from edgekit.bench.agent_session import load_session
 from edgekit.bench.job import Job
 from edgekit.timing import interleave
 
 
 def _runner(sess, batches):
-    state = [0]
-
-    def run():
-        sess.run_batch(batches[state[0] % len(batches)])
-        state[0] += 1
-    return run
+    next_batch = itertools.cycle(batches).__next__
+    return lambda: sess.run_batch(next_batch())
 
 
 def run_paired(job: Job) -> dict:
