@@ -238,8 +238,8 @@ def test_a_device_named_by_a_report_is_a_name_not_a_profile_file(tmp_path):
 
 def test_a_hostile_working_folder_is_not_imported_by_bench_children(tmp_path, monkeypatch):
     """`python -m`/`-c` children would import a numpy.py or edgekit/ from the current folder: they run with -P."""
-    from edgekit.devices import check, load_profile
     from edgekit.bench.job import Job, Model
+    from edgekit.devices import check, load_profile
     from edgekit.devices.local import run_agent
 
     payload = f"open({str(tmp_path / MARK)!r}, 'w').write('x')\n"

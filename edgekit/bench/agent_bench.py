@@ -31,7 +31,7 @@ def run_bench(job: Job) -> dict:
     from edgekit.bench.energy import delta_uj, read_uj
     from edgekit.runtimes.base import fixed_batches
 
-    x = np.load(job.inputs, allow_pickle=False)
+    x = np.load(job.input_file(), allow_pickle=False)
     out = {"threads": job.threads, "pid": os.getpid()}
     out["affinity"] = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     out["baseline_rss_mb"] = rss_mb()

@@ -27,7 +27,7 @@ def run_paired(job: Job) -> dict:
 
     from edgekit.runtimes.base import fixed_batches
 
-    x = np.load(job.inputs, allow_pickle=False)
+    x = np.load(job.input_file(), allow_pickle=False)
     sessions = [load_session(job, i)[1] for i in range(2)]
     bs = [s.static_batch or job.batch_size for s in sessions]
     runners = {str(i): _runner(s, fixed_batches(x, b)) for i, (s, b) in enumerate(zip(sessions, bs))}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import resource
+from pathlib import Path
 
 from edgekit.bench.job import Job
 
@@ -53,4 +54,4 @@ def load_session(job: Job, i: int = 0):
         from edgekit.bench.cuda_agent import load_on_cuda
 
         return runtime, load_on_cuda(runtime, job, m)
-    return runtime, runtime.load(m.path, threads=m.threads, providers=job.providers, **(m.runtime_options or {}))
+    return runtime, runtime.load(Path(m.path), threads=m.threads, providers=job.providers, **(m.runtime_options or {}))

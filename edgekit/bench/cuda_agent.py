@@ -7,6 +7,8 @@ Host timing around `run_batch` is synchronized (the result is copied back to the
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from edgekit.bench.job import Job, Model
@@ -55,11 +57,11 @@ def load_on_cuda(runtime, job: Job, model: Model):
         providers = job.providers or ["CUDAExecutionProvider", "CPUExecutionProvider"]
         if "CUDAExecutionProvider" not in providers:
             providers = ["CUDAExecutionProvider", *providers]
-        return runtime.load(model.path, threads=model.threads, providers=providers)
+        return runtime.load(Path(model.path), threads=model.threads, providers=providers)
     if runtime.name != "torch":
         raise RuntimeUnavailable(f"runtime {runtime.name} has no CUDA path in edgekit (torch and onnxruntime do)")
     torch, device = _torch_cuda(job.device_index)
-    sess = runtime.load(model.path, threads=model.threads)
+    sess = runtime.load(Path(model.path), threads=model.threads)
     dtype = torch.float16 if job.torch_dtype == "fp16" else torch.float32
     return CudaTorchSession(sess.module.to(device=device, dtype=dtype), device, dtype)
 

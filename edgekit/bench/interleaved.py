@@ -75,7 +75,7 @@ def interleave_targets(report, run_dir: Path, baseline, baseline_dir: Path, only
         a, b = cand_arts.get(r.artifact), base_arts.get(r.artifact)
         paths = [artifact_path(run_dir, a) if a else None, artifact_path(baseline_dir, b) if b else None]
         missing = [str(p or name) for p, name in zip(paths, ("candidate", "baseline")) if p is None or not p.is_file()]
-        if missing:
+        if missing or a is None or b is None:
             out[key] = f"artifact file not found: {', '.join(missing)}"
             continue
         paths = [verified_path(run_dir, a), verified_path(baseline_dir, b)]

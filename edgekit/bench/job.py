@@ -62,6 +62,12 @@ class Job:
         """The first model's file ('' when the job has none)."""
         return self.models[0].path if self.models else ""
 
+    def input_file(self) -> str:
+        """The inputs file, which the bench and paired tasks need."""
+        if not self.inputs:
+            raise JobError(f"a {self.task} job needs `inputs` (a .npy file of model inputs)")
+        return self.inputs
+
     def session(self, i: int = 0) -> Model:
         """Model `i` with its threads resolved (the job's unless the model sets its own)."""
         m = self.models[i]

@@ -58,10 +58,10 @@ def bench_artifact(artifact: Artifact, run_dir: Path, x_test: np.ndarray, y_test
         return row
     took = Stopwatch()
     with tempfile.TemporaryDirectory(prefix="edgekit-inputs-") as tmp:
-        inputs = Path(tmp) / "x.npy"
+        inputs, outputs_file = Path(tmp) / "x.npy", Path(tmp) / "outputs.npy"
         job = Job(models=[Model(str(artifact_path(run_dir, artifact)), rt, runtime_options=profile.runtime_options(rt))],
                   threads=threads, providers=profile.providers, affinity=profile.affinity, inputs=str(inputs),
-                  outputs_path=str(Path(tmp) / "outputs.npy"), **timing_of(cfg), accuracy=cfg.accuracy)
+                  outputs_path=str(outputs_file), **timing_of(cfg), accuracy=cfg.accuracy)
         try:
             try:
                 np.save(inputs, as_model_input(x_test))
@@ -73,7 +73,6 @@ def bench_artifact(artifact: Artifact, run_dir: Path, x_test: np.ndarray, y_test
             row.status, row.error = "failed", str(e)
             row.duration_s = took.seconds
             return row
-        outputs_file = Path(job.outputs_path)
         outputs = np.load(outputs_file, allow_pickle=False) if outputs_file.is_file() else None
     row.duration_s = took.seconds
     row.batch_size = out["batch_size"]

@@ -40,6 +40,7 @@ def export_onnx(module, sample, path: Path, *, exporter: str = "auto", opset: in
                     raise
         logging.getLogger("torch.onnx._internal.exporter._registration").setLevel(logging.ERROR)
         prog = torch.onnx.export(module, args, dynamo=True, dynamic_shapes=dynamic_shapes, verbose=False, **names)
+        assert prog is not None  # dynamo=True without a file returns the program
         prog.save(str(path), external_data=external_data)
         return "dynamo"
 
