@@ -6,15 +6,16 @@ import json
 import tempfile
 from pathlib import Path
 
+from edgekit.bench.job import Job
 from edgekit.errors import BenchError
 
 
-def run_agent(job: dict, timeout_s: float, profile=None) -> dict:
+def run_agent(job: Job, timeout_s: float, profile=None) -> dict:
     from edgekit.bench import agent
 
     with tempfile.TemporaryDirectory(prefix="edgekit-inproc-") as tmp:
         job_path, result_path = Path(tmp) / "job.json", Path(tmp) / "result.json"
-        job_path.write_text(json.dumps(job))
+        job_path.write_text(job.to_json())
         agent.main(["agent", str(job_path), str(result_path)])
         result = json.loads(result_path.read_text())
     if "error" in result:
