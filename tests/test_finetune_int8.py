@@ -90,7 +90,7 @@ def test_without_holdout_every_image_trains_and_the_last_epoch_is_kept(cnn, spli
 def test_finetuning_is_reused_for_the_same_inputs_and_stops_at_its_deadline(cnn, splits):
     """ONNX QDQ per-channel and TFLite int8 share one simulated grid: the second format reuses the first's work
     (same weights); a deadline already past lets one epoch run, then stops."""
-    import time
+    from edgekit.timing import now
 
     x = splits.x_calib[:40]
     kw = dict(epochs=2, lr=1e-5, batch=10, per_channel=True, saturation_safe=False, log=lambda m: None)
@@ -101,5 +101,5 @@ def test_finetuning_is_reused_for_the_same_inputs_and_stops_at_its_deadline(cnn,
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     other = finetune_for_int8(cnn, x, **{**kw, "saturation_safe": True})  # another grid: fine-tuned anew
     assert not other.reused
-    hurried = finetune_for_int8(cnn, x[:30], **{**kw, "epochs": 5}, deadline=time.monotonic())
+    hurried = finetune_for_int8(cnn, x[:30], **{**kw, "epochs": 5}, deadline=now())
     assert hurried.stopped_by_deadline and len(hurried.history) == 1

@@ -6,7 +6,6 @@ import contextlib
 import io
 import logging
 import tempfile
-import time
 from pathlib import Path
 from typing import Literal
 
@@ -19,6 +18,7 @@ from edgekit.errors import PassError
 from edgekit.handles import OnnxFile
 from edgekit.names import Name
 from edgekit.passes.base import FilePass, PassContext, Written
+from edgekit.timing import Stopwatch
 
 _logger = logging.getLogger(__name__)
 
@@ -324,11 +324,10 @@ class StaticQuantize(FilePass):
         if a.layers:
             xv = ctx.splits.x_val if len(ctx.splits.x_val) else ctx.splits.x_calib
             nodes = [n for n, _ in sensitivity_ranking(path, pre, xv[:32])][: a.layers]
-        t0 = time.perf_counter()
+        clock = Stopwatch()
 
         def progress(i, n, node, e0, e1):
-            ctx.log(f"  AdaRound {i}/{n} {node}: output MSE {e0:.3g} -> {e1:.3g} "
-                    f"(ETA {(time.perf_counter() - t0) / i * (n - i):.0f} s)")
+            ctx.log(f"  AdaRound {i}/{n} {node}: output MSE {e0:.3g} -> {e1:.3g} (ETA {clock.eta_s(i, n):.0f} s)")
 
         fixed = path.with_name(path.stem + "-ada.onnx")
         stats = adaround_onnx(path, pre, x, fixed, nodes, AdaRoundConfig(iters=a.iters), progress=progress)

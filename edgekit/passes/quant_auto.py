@@ -15,7 +15,6 @@ p50/p90/p99, size); an int8 model slower than fp32 is never returned without a w
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 from typing import Literal
 
@@ -29,7 +28,7 @@ from edgekit.handles import OnnxFile
 from edgekit.names import Name
 from edgekit.passes.base import FilePass, PassContext, Written
 from edgekit.quant.finetune import FinetuneOptions
-from edgekit.timing import Stopwatch
+from edgekit.timing import Stopwatch, now
 
 
 class Scheme(Strict):
@@ -332,7 +331,7 @@ class AutoQuantize(FilePass):
             ft = finetune_for_int8(ctx.model, x, epochs=f.epochs, lr=f.lr, temperature=f.temperature,
                                    mse_weight=f.mse_weight, batch=f.batch, holdout=f.holdout,
                                    per_channel=s.per_channel, saturation_safe=sat, seed=ctx.seed, log=ctx.log,
-                                   deadline=None if left is None else time.monotonic() + 0.7 * left)
+                                   deadline=None if left is None else now() + 0.7 * left)
             export_temp_onnx(ft.model, x[:1], tmp / "finetuned.onnx")
             pre, pre_error = preprocess(tmp / "finetuned.onnx", tmp / "finetuned-pre.onnx", ctx.log)
             row = self._static(s).build(pre, tmp / "cand-finetuned.onnx", s.format, s.activation_type,

@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -25,6 +24,7 @@ from pydantic import Field
 
 from edgekit.config_base import Strict
 from edgekit.console import logger
+from edgekit.timing import Stopwatch, now
 
 _log = logger("quant")
 
@@ -204,7 +204,7 @@ def finetune_for_int8(model, x_calib: np.ndarray, epochs: int = 8, lr: float = 1
                       saturation_safe: bool = False, bias_start: bool = True, seed: int = 0,
                       log: Callable[[str], None] = _log.info, deadline: float | None = None) -> FinetuneResult:
     """Fine-tune a BN-folded copy of `model` under simulated int8 to match `model`'s logits on `x_calib`
-    (starting from bias-corrected biases when `bias_start`). With `deadline` (a time.monotonic() value) no epoch
+    (starting from bias-corrected biases when `bias_start`). With `deadline` (an edgekit.timing.now() value) no epoch
     starts that would end after it. A fine-tuning already run in this process with the same inputs is reused."""
     options = {"epochs": epochs, "lr": lr, "temperature": temperature, "mse_weight": mse_weight, "batch": batch,
                "holdout": holdout, "per_channel": per_channel, "saturation_safe": saturation_safe,
@@ -274,11 +274,11 @@ def _finetune(model, x_calib, epochs, lr, temperature, mse_weight, batch, holdou
     g = np.random.default_rng(seed)
     epoch_s = 0.0
     for ep in range(1, epochs + 1):
-        if deadline is not None and ep > 1 and time.monotonic() + epoch_s > deadline:
+        if deadline is not None and ep > 1 and now() + epoch_s > deadline:
             res.stopped_by_deadline = True
             log(f"  label-free fine-tuning stopped after epoch {ep - 1}/{epochs}: the time budget is spent")
             break
-        started = time.monotonic()
+        epoch = Stopwatch()
         total = 0.0
         with sim:  # eval mode: dropout / drop-connect would only add noise to matching a deterministic teacher
             for idx in np.array_split(g.permutation(len(x_tr)), max(1, len(x_tr) // batch)):
@@ -293,7 +293,7 @@ def _finetune(model, x_calib, epochs, lr, temperature, mse_weight, batch, holdou
                 total += loss.item() * len(idx)
         cos = held_out_cosine()
         res.history.append({"epoch": ep, "loss": total / len(x_tr), "holdout_cosine": cos})
-        epoch_s = time.monotonic() - started
+        epoch_s = epoch.seconds
         log(f"  label-free fine-tuning epoch {ep}/{epochs}: loss {total / len(x_tr):.4g}"
             + (f", simulated int8 cosine on held-out calibration images {cos:.5f}" if n_hold else ""))
         if cos > best or not n_hold:
