@@ -82,19 +82,6 @@ class TorchProgramFile(ModelFile):
     suffix: ClassVar[str] = ".pt2"
 
 
-FILE_HANDLES: dict[str, type[ModelFile]] = {cls.format: cls for cls in (OnnxFile, TfliteFile, PteFile, TorchProgramFile)}
-
-
-def file_handle(artifact: Artifact, path: Path, input: InputSpec, lineage: tuple[str, ...] = ()) -> ModelFile:
-    """The typed handle of a described artifact (its `format` picks the class)."""
-    from edgekit.errors import ArtifactError
-
-    cls = FILE_HANDLES.get(artifact.format)
-    if cls is None:
-        raise ArtifactError(f"artifact {artifact.name}: no handle for format '{artifact.format}'")
-    return cls(path=Path(path), artifact=artifact, input=input, lineage=lineage or (artifact.name,))
-
-
 @dataclass(frozen=True)
 class ExternalFile:
     """A model file the user brings (not yet in a run folder), e.g. recipe `model: {arch: onnx, path: ...}`."""

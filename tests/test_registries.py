@@ -144,3 +144,8 @@ def test_each_entry_is_filed_under_its_own_name():
     for name, entry in TRANSPORTS.items():
         module = importlib.import_module(entry.impl)
         assert callable(module.run_agent) and callable(module.check), name
+
+
+def test_each_export_format_names_the_handle_of_its_files():
+    for name, entry in EXPORTERS.items():
+        assert entry.handle.format == name and entry.suffix.startswith(".")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edgekit.handles import FILE_HANDLES, InputSpec, ModelFile, ModelHandle, TorchModel
+from edgekit.handles import InputSpec, ModelFile, ModelHandle, TorchModel
 from edgekit.passes.base import PassContext
 from edgekit.report.schema import PassRecord
 
@@ -72,13 +72,13 @@ def _file_handle(path: Path, spec: InputSpec, work_dir: Path) -> ModelFile:
     import shutil
 
     from edgekit.errors import PassError
-    from edgekit.export import get_exporter
+    from edgekit.export import EXPORTERS, get_exporter
     from edgekit.export.artifact import artifact_target, describe
     from edgekit.names import is_within
 
-    cls = next((c for c in FILE_HANDLES.values() if c.suffix == path.suffix), None)
+    cls = next((e.handle for e in EXPORTERS.values() if e.suffix == path.suffix), None)
     if cls is None:
-        known = sorted(c.suffix for c in FILE_HANDLES.values())
+        known = sorted(e.suffix for e in EXPORTERS.values())
         raise PassError(f"{path}: not a model file edgekit knows (suffixes: {known})")
     if not path.is_file():
         raise PassError(f"{path}: no such file")

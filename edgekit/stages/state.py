@@ -9,7 +9,7 @@ from typing import Any
 
 from edgekit.console import logger
 from edgekit.errors import EdgekitError
-from edgekit.handles import InputSpec, ModelHandle, TorchModel, file_handle
+from edgekit.handles import InputSpec, ModelHandle, TorchModel
 from edgekit.recipe import Recipe
 from edgekit.report.schema import Artifact, Report
 
@@ -57,10 +57,12 @@ class Run:
         return InputSpec(tuple(self.splits.input_shape), str(self.splits.x_test.dtype))
 
     def handle(self, art: Artifact) -> ModelHandle:
-        """The typed handle of one of the run's artifacts."""
+        """The typed handle of one of the run's artifacts (its format's registry entry names the class)."""
+        from edgekit.export import EXPORTERS
         from edgekit.export.artifact import artifact_path
 
-        return file_handle(art, artifact_path(self.run_dir, art), self.input_spec())
+        cls = EXPORTERS[art.format].handle
+        return cls(path=artifact_path(self.run_dir, art), artifact=art, input=self.input_spec(), lineage=(art.name,))
 
     def reference_name(self) -> str:
         return "torch fp32" if isinstance(self.model, TorchModel) else "onnx fp32 (user model)"
