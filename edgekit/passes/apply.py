@@ -96,8 +96,12 @@ def _reference_outputs(handle: ModelHandle, module: Any, data: Any) -> dict:
         from edgekit.train.trainer import predict
 
         run = lambda x: predict(module, x)  # noqa: E731
-    else:
+    elif isinstance(handle, ModelFile):
         from edgekit.runtimes import runtime_for
 
         run = runtime_for(handle.format).load(handle.path, threads=2).run
+    else:
+        from edgekit.errors import PassError
+
+        raise PassError(f"a {type(handle).__name__} without a torch module has nothing to run")
     return {k: run(getattr(data, f"x_{k}")) for k in ("val", "calib", "test") if len(getattr(data, f"x_{k}"))}

@@ -4,7 +4,7 @@ plus a hint loss that pulls an intermediate student feature (through a learned 1
 from __future__ import annotations
 
 import copy
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field
 
@@ -22,22 +22,22 @@ class HintConfig(Strict):
 
     student: str
     teacher: str
-    weight: float = Field(1.0, gt=0)
+    weight: float = Field(default=1.0, gt=0)
 
 
 class DistillConfig(TorchPassConfig):
     name: Literal["distill"]
-    student: ZooModel | None = Field(None, description="a fresh zoo model to train; default: the model in the chain")
+    student: ZooModel | None = Field(default=None, description="a fresh zoo model to train; default: the model in the chain")
     teacher: ZooModel | Literal["reference"] = Field(
-        "reference", description="'reference': the model before any pass (e.g. unpruned); or a zoo model trained "
-                                 "first with the recipe's train settings")
-    temperature: float = Field(4.0, gt=0)
-    alpha: float = Field(0.9, ge=0, le=1, description="weight of the soft (teacher) term; 1 - alpha on hard labels")
-    epochs: int | None = Field(None, ge=1, description="default: the recipe's train epochs")
-    lr: float | None = Field(None, gt=0, description="default: the recipe's lr")
+        default="reference", description="'reference': the model before any pass (e.g. unpruned); or a zoo model trained "
+                                         "first with the recipe's train settings")
+    temperature: float = Field(default=4.0, gt=0)
+    alpha: float = Field(default=0.9, ge=0, le=1, description="weight of the soft (teacher) term; 1 - alpha on hard labels")
+    epochs: int | None = Field(default=None, ge=1, description="default: the recipe's train epochs")
+    lr: float | None = Field(default=None, gt=0, description="default: the recipe's lr")
     hint: HintConfig | None = None
-    compare_baseline: bool = Field(True, description="also fine-tune the same start with plain cross-entropy for "
-                                                     "the same epochs, to show what KD adds")
+    compare_baseline: bool = Field(default=True, description="also fine-tune the same start with plain cross-entropy for "
+                                                             "the same epochs, to show what KD adds")
 
 
 def kd_loss(student_logits, teacher_logits, labels, T: float, alpha: float):
@@ -58,7 +58,7 @@ class _Capture:
         modules = dict(model.named_modules())
         if name not in modules:
             raise PassError(f"distill.hint.{role}: no module '{name}'; modules are {[n for n in modules if n][:40]}")
-        self.value = None
+        self.value: Any = None  # the module's last output (a tensor for the hint layers distill accepts)
         self.handle = modules[name].register_forward_hook(self._keep)
 
     def _keep(self, module, inputs, output):

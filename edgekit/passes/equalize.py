@@ -20,13 +20,13 @@ class EqualizeConfig(TorchPassConfig):
 
     name: Literal["equalize"]
     relu6: Literal["calibrated", "skip", "relu"] = Field(
-        "calibrated", description="calibrated: equalize only channels that never reach 6 on calibration data "
-                                  "(exact); skip: never through ReLU6; relu: replace ReLU6 by ReLU (changes fp32)")
+        default="calibrated", description="calibrated: equalize only channels that never reach 6 on calibration data "
+                                          "(exact); skip: never through ReLU6; relu: replace ReLU6 by ReLU (changes fp32)")
     high_bias_absorption: bool = True
-    iterations: int = Field(20, ge=1)
-    margin: float = Field(0.8, gt=0, le=1, description="scaled ReLU6 channels stay below 6 * margin on calibration "
-                                                       "data: headroom for inputs beyond it")
-    calibration_batches: int = Field(8, ge=1)
+    iterations: int = Field(default=20, ge=1)
+    margin: float = Field(default=0.8, gt=0, le=1, description="scaled ReLU6 channels stay below 6 * margin on calibration "
+                                                               "data: headroom for inputs beyond it")
+    calibration_batches: int = Field(default=8, ge=1)
 
 
 def equalize_model(model, x_calib, c: EqualizeConfig):

@@ -38,7 +38,8 @@ class IncCandidate(Strict):
 
         if self.kind == "dynamic":
             return DynamicQuantConfig(act_sym=self.act_sym, act_algo=self.act_algo)
-        return StaticQuantConfig(w_granularity=self.w_granularity, act_sym=self.act_sym, act_algo=self.act_algo)
+        return StaticQuantConfig(  # pyright: ignore[reportAbstractUsage]  (INC leaves a classmethod abstract)
+            w_granularity=self.w_granularity, act_sym=self.act_sym, act_algo=self.act_algo)
 
 
 def _default_candidates() -> list[IncCandidate]:
@@ -50,8 +51,9 @@ class AutotuneConfig(TorchPassConfig):
     name: Literal["quantize.autotune"]
     candidates: list[IncCandidate] = Field(default_factory=_default_candidates, min_length=1,
                                            description="tried in order; the first that meets the target wins")
-    tolerable_loss: float = Field(0.01, ge=-1, le=1, description="relative val-accuracy loss accepted (INC's meaning)")
-    calibration_batches: int = Field(4, ge=1, description="batches of 64 calibration samples")
+    tolerable_loss: float = Field(default=0.01, ge=-1, le=1,
+                                  description="relative val-accuracy loss accepted (INC's meaning)")
+    calibration_batches: int = Field(default=4, ge=1, description="batches of 64 calibration samples")
 
 
 def _import_inc_quietly() -> None:
@@ -113,7 +115,7 @@ class Autotune(TorchPass):
             from edgekit.passes.weight_only import inc_workspace
 
             with inc_workspace():  # keep INC's nc_workspace/ out of the user's working directory
-                q = autotune(gm, tuning, eval_fn=eval_fn, run_fn=calibrate)
+                q = autotune(gm, tuning, eval_fn=eval_fn, run_fn=calibrate)  # pyright: ignore[reportArgumentType]
         except Exception as e:  # INC and torch.export raise many types
             raise PassError(f"quantize.autotune: INC failed: {type(e).__name__}: {str(e).strip().splitlines()[0]}") from e
         if q is None:

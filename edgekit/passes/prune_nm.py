@@ -14,12 +14,12 @@ from edgekit.passes.torch_config import TorchPassConfig
 
 class NMPruneConfig(TorchPassConfig):
     name: Literal["prune.nm"]
-    n: int = Field(2, ge=1, description="weights kept per group")
-    m: int = Field(4, ge=2, description="group size along the input dimension")
+    n: int = Field(default=2, ge=1, description="weights kept per group")
+    m: int = Field(default=4, ge=2, description="group size along the input dimension")
     protect: list[str] = Field(default_factory=list, description="module names left dense")
-    include_head: bool = Field(False, description="also sparsify the classifier")
-    finetune_epochs: int = Field(0, ge=0, description="fine-tune with the pattern held before folding it")
-    finetune_lr: float | None = Field(None, gt=0)
+    include_head: bool = Field(default=False, description="also sparsify the classifier")
+    finetune_epochs: int = Field(default=0, ge=0, description="fine-tune with the pattern held before folding it")
+    finetune_lr: float | None = Field(default=None, gt=0)
 
     @model_validator(mode="after")
     def _n_below_m(self):

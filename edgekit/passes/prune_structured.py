@@ -20,22 +20,22 @@ class StructuredPruneConfig(TorchPassConfig):
     """Remove a fraction of the channels of every prunable group (or enough to reach `target_macs`)."""
 
     name: Literal["prune.structured"]
-    ratio: float = Field(0.5, gt=0, lt=1, description="fraction of channels removed per group; the cap when "
-                                                       "target_macs is set")
-    global_pruning: bool = Field(False, description="rank channels across layers instead of per layer")
-    max_layer_ratio: float = Field(0.9, gt=0, le=1, description="global pruning: never remove more of one layer")
+    ratio: float = Field(default=0.5, gt=0, lt=1, description="fraction of channels removed per group; the cap when "
+                                                               "target_macs is set")
+    global_pruning: bool = Field(default=False, description="rank channels across layers instead of per layer")
+    max_layer_ratio: float = Field(default=0.9, gt=0, le=1, description="global pruning: never remove more of one layer")
     importance: Literal["l1", "l2", "taylor", "random"] = "l2"
-    taylor_batches: int = Field(4, ge=1, description="train batches of gradients for taylor importance")
-    round_to: int | None = Field(None, ge=1, description="keep channel counts multiples of this (SIMD widths)")
+    taylor_batches: int = Field(default=4, ge=1, description="train batches of gradients for taylor importance")
+    round_to: int | None = Field(default=None, ge=1, description="keep channel counts multiples of this (SIMD widths)")
     protect: list[str] = Field(default_factory=list, description="module names left unpruned (the classifier "
                                                                  "always is); see `edgekit analyze`")
-    target_macs: float | None = Field(None, gt=0, lt=1, description="prune until MACs <= this fraction of the "
-                                                                     "original")
-    search_steps: int = Field(20, ge=2, description="target_macs: bisection steps searching the pruning ratio whose "
-                                                    "MACs land at, or just under, the target")
-    steps: int = Field(1, ge=1, description="iterative schedule: prune in this many steps")
-    finetune_epochs: int = Field(0, ge=0, description="fine-tune after each step with the recipe's train settings")
-    finetune_lr: float | None = Field(None, gt=0, description="default: the recipe's lr")
+    target_macs: float | None = Field(default=None, gt=0, lt=1, description="prune until MACs <= this fraction of the "
+                                                                             "original")
+    search_steps: int = Field(default=20, ge=2, description="target_macs: bisection steps searching the pruning ratio whose "
+                                                            "MACs land at, or just under, the target")
+    steps: int = Field(default=1, ge=1, description="iterative schedule: prune in this many steps")
+    finetune_epochs: int = Field(default=0, ge=0, description="fine-tune after each step with the recipe's train settings")
+    finetune_lr: float | None = Field(default=None, gt=0, description="default: the recipe's lr")
 
 
 def _importance(cfg):

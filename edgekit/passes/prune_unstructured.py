@@ -14,12 +14,12 @@ class UnstructuredPruneConfig(TorchPassConfig):
     """Zero the `sparsity` fraction of smallest-magnitude conv/linear weights; masks are folded in at the end."""
 
     name: Literal["prune.unstructured"]
-    sparsity: float = Field(0.5, gt=0, lt=1)
-    scope: Literal["global", "layer"] = Field("global", description="rank weights across layers or within each")
+    sparsity: float = Field(default=0.5, gt=0, lt=1)
+    scope: Literal["global", "layer"] = Field(default="global", description="rank weights across layers or within each")
     protect: list[str] = Field(default_factory=list, description="module names left dense")
-    include_head: bool = Field(False, description="also sparsify the classifier")
-    finetune_epochs: int = Field(0, ge=0, description="fine-tune with the masks held before folding them")
-    finetune_lr: float | None = Field(None, gt=0)
+    include_head: bool = Field(default=False, description="also sparsify the classifier")
+    finetune_epochs: int = Field(default=0, ge=0, description="fine-tune with the masks held before folding them")
+    finetune_lr: float | None = Field(default=None, gt=0)
 
 
 class UnstructuredPrune(TorchPass):

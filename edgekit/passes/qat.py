@@ -25,20 +25,20 @@ EXPORT_NOTE = ("export this model with `exporter: dynamo` (the legacy exporter h
 class QatConfig(TorchPassConfig):
     needs: ClassVar[Needs] = Needs("compress", ("torchao|executorch",))
     name: Literal["quantize.qat"]
-    epochs: int = Field(3, ge=1, description="fine-tuning epochs with fake quantization")
-    lr: float | None = Field(None, gt=0, description="default: the recipe's lr (a tenth of it is a common choice)")
+    epochs: int = Field(default=3, ge=1, description="fine-tuning epochs with fake quantization")
+    lr: float | None = Field(default=None, gt=0, description="default: the recipe's lr (a tenth of it is a common choice)")
     per_channel: bool = True
-    simplify: bool = Field(True, description="fold batch-norm into the preceding conv and remove dropout before QAT "
-                                             "(the fine-tune then runs without dropout). Otherwise torchao re-traces "
-                                             "~100 op patterns in convert and some on every train/eval switch: "
-                                             "minutes on 2 cores")
-    reduce_range: bool = Field(True, description="7-bit weights (-63..63). ONNX Runtime's x86 int8 conv kernels "
-                                                 "saturated with full-range weights here (wrong outputs); turn off "
-                                                 "for TFLite/XNNPACK targets")
-    label_free: bool = Field(False, description="fine-tune to match the fp32 model's outputs (KL divergence at "
-                                                "`temperature`, the fp32 model as teacher) instead of the labels: "
-                                                "for users who have inputs but no labels")
-    temperature: float = Field(2.0, gt=0, description="label_free: softmax temperature of the matching loss")
+    simplify: bool = Field(default=True, description="fold batch-norm into the preceding conv and remove dropout before "
+                                                     "QAT (the fine-tune then runs without dropout). Otherwise torchao "
+                                                     "re-traces ~100 op patterns in convert and some on every train/eval "
+                                                     "switch: minutes on 2 cores")
+    reduce_range: bool = Field(default=True, description="7-bit weights (-63..63). ONNX Runtime's x86 int8 conv kernels "
+                                                         "saturated with full-range weights here (wrong outputs); turn off "
+                                                         "for TFLite/XNNPACK targets")
+    label_free: bool = Field(default=False, description="fine-tune to match the fp32 model's outputs (KL divergence at "
+                                                        "`temperature`, the fp32 model as teacher) instead of the labels: "
+                                                        "for users who have inputs but no labels")
+    temperature: float = Field(default=2.0, gt=0, description="label_free: softmax temperature of the matching loss")
 
 
 def xnnpack_quantizer(per_channel: bool, reduce_range: bool, is_qat: bool = True):
@@ -58,10 +58,11 @@ def xnnpack_quantizer(per_channel: bool, reduce_range: bool, is_qat: bool = True
             from torchao.testing.pt2e._xnnpack_quantizer import XNNPACKQuantizer, get_symmetric_quantization_config
     qconfig = get_symmetric_quantization_config(is_per_channel=per_channel, is_qat=is_qat)
     if reduce_range:
-        qconfig = dataclasses.replace(qconfig, weight=dataclasses.replace(qconfig.weight, quant_min=-63, quant_max=63))
+        weight = dataclasses.replace(qconfig.weight, quant_min=-63, quant_max=63)  # pyright: ignore[reportArgumentType]
+        qconfig = dataclasses.replace(qconfig, weight=weight)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return XNNPACKQuantizer().set_global(qconfig)
+        return XNNPACKQuantizer().set_global(qconfig)  # pyright: ignore[reportArgumentType]  (executorch's or torchao's)
 
 
 def export_for_quantization(model, x):

@@ -8,5 +8,5 @@ from edgekit.config_base import Strict
 
 
 class TorchPassConfig(Strict):
-    latency: bool = Field(True, description="after the pass, export the model to a temporary ONNX file and time it "
-                                            "in ONNX Runtime for a moment, so the report shows each pass's speedup")
+    latency: bool = Field(default=True, description="after the pass, export the model to a temporary ONNX file and time it "
+                                                    "in ONNX Runtime for a moment, so the report shows each pass's speedup")

@@ -33,14 +33,14 @@ class WeightOnlyConfig(TorchPassConfig):
 
     name: Literal["quantize.weight_only"]
     bits: Literal[4, 8] = 8
-    group_size: int | None = Field(None, description="-1: one scale per output channel; N: per group of N input "
-                                                     "weights (default: -1 for 8 bits, 32 for 4 bits)")
+    group_size: int | None = Field(default=None, description="-1: one scale per output channel; N: per group of N input "
+                                                             "weights (default: -1 for 8 bits, 32 for 4 bits)")
     scheme: Literal["sym", "asym"] = "sym"
-    include_head: bool = Field(False, description="also quantize the classifier (the last Linear)")
+    include_head: bool = Field(default=False, description="also quantize the classifier (the last Linear)")
     skip: list[str] = Field(default_factory=list, description="Linear module names kept in float")
-    latency: bool = Field(False, description="time the model in ONNX Runtime before and after (off by default: the "
-                                             "exported graphs are identical, only weight values change)")
-    artifact: Name = Field("torch-weight-only",
+    latency: bool = Field(default=False, description="time the model in ONNX Runtime before and after (off by default: the "
+                                                     "exported graphs are identical, only weight values change)")
+    artifact: Name = Field(default="torch-weight-only",
                            description="file stem of the packed weights (artifacts/<artifact>.safetensors)")
 
     @property
@@ -123,7 +123,7 @@ class WeightOnly(TorchPass):
         for name in sorted(keep):
             qcfg.set_local(name, RTNConfig(dtype="fp32"))
         with _quiet_inc(), inc_workspace():
-            packed = convert(prepare(model, qcfg))
+            packed = convert(prepare(model, qcfg))  # pyright: ignore[reportArgumentType]  (INC types prepare loosely)
         quantized = sorted(n for n, m in packed.named_modules() if type(m).__name__ == PACKED_CLASS)
         if not quantized:
             raise PassError(f"quantize.weight_only: no Linear layer was quantized (Linear layers: {sorted(linears)}, "
