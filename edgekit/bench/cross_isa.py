@@ -11,11 +11,13 @@ from edgekit.bench.metrics import as_rows, cosine
 from edgekit.report.schema import Result
 
 
-def host_row(results: list[Result], outputs: dict, artifact: str) -> Result | None:
-    """The artifact's ok row measured on this host's architecture, not emulated, whose outputs are at hand."""
+def host_row(results: list[Result], outputs: dict, artifact: str, runtime: str | None = None) -> Result | None:
+    """The artifact's ok row measured on this host's architecture, not emulated, whose outputs are at hand; one run
+    by `runtime` first (the same file on the same runtime, e.g. OpenVINO on both ISAs)."""
     here = platform.machine()
-    return next((r for r in results if r.artifact == artifact and r.status == "ok" and not r.emulated
-                 and r.machine == here and (r.artifact, r.device) in outputs), None)
+    rows = [r for r in results if r.artifact == artifact and r.status == "ok" and not r.emulated
+            and r.machine == here and (r.artifact, r.device) in outputs]
+    return next((r for r in rows if r.runtime == runtime), rows[0] if rows else None)
 
 
 def vs_host_metrics(host: np.ndarray, other: np.ndarray) -> dict[str, float]:
@@ -35,7 +37,7 @@ def add_cross_isa(results: list[Result], outputs: dict) -> None:
             continue
         if not r.emulated and (r.machine is None or r.machine == platform.machine()):
             continue
-        host = host_row(results, outputs, r.artifact)
+        host = host_row(results, outputs, r.artifact, r.runtime)
         if host is None:
             continue
         got = outputs[(r.artifact, r.device)]
