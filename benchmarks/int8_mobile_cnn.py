@@ -472,15 +472,17 @@ def build_tflite(fp, xc: np.ndarray, out: Path, finetune: bool) -> dict[str, Pat
     from ai_edge_quantizer import quantizer
 
     from edgekit.export.config import TfliteExport
-    from edgekit.export.tflite import TfliteExporter, _recipe, _signature, convert_fp32
+    from edgekit.export.tflite import TfliteExporter
+    from edgekit.export.tflite_convert import convert_fp32
+    from edgekit.export.tflite_quantize import aeq_recipe, signature
 
     log("TFLite: fp32 conversion and int8 quantization ...")
     fp32 = convert_fp32(fp, xc[:1])
     paths = {"tflite fp32": out / "fp32.tflite", "ai-edge-quantizer static int8": out / "aeq_int8.tflite"}
     paths["tflite fp32"].write_bytes(fp32)
     qt = quantizer.Quantizer(fp32)  # the peer: ai-edge-quantizer's recipe with its own calibration
-    qt.load_quantization_recipe(_recipe("int8", "float32"))
-    sig, name = _signature(fp32)
+    qt.load_quantization_recipe(aeq_recipe("int8", "float32"))
+    sig, name = signature(fp32)
     result = qt.calibrate({sig: [{name: xc[i:i + 1]} for i in range(len(xc))]})
     paths["ai-edge-quantizer static int8"].write_bytes(bytes(qt.quantize(result).quantized_model))
     targets = {"edgekit tflite int8": {}}

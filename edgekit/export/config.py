@@ -10,6 +10,7 @@ from edgekit.config_base import Strict, Tolerance
 from edgekit.extras import Needs
 from edgekit.names import Name
 from edgekit.quant.finetune import FinetuneOptions
+from edgekit.quant.options import Calibration, lift_calibration
 
 
 class _ExportBase(Strict):
@@ -49,8 +50,48 @@ TFLITE_TOLERANCE = {
 }
 
 
-class TfliteExport(_ExportBase):
-    """PyTorch -> LiteRT (.tflite) with litert-torch; quantized precisions use ai-edge-quantizer recipes."""
+class Int8Options(Strict):
+    """What int8 targets share (TFLite, ExecuTorch, `quantize.tflite`): calibration and label-free fine-tuning,
+    allowed only on int8, the one precision with calibrated activations."""
+
+    calibration: Calibration = Field(default_factory=Calibration,
+                                     description="int8: activation ranges, calibration samples, modules kept float")
+    finetune: FinetuneOptions | None = Field(
+        None, description="int8: label-free fine-tuning of the weights under simulated int8 before quantization "
+                          "(per-channel symmetric weights, calibrated 8-bit activations, on the calibration images; "
+                          "no labels; minutes on a CPU for a mobile CNN)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_calibration_keys(cls, data):
+        return lift_calibration(data)
+
+    @model_validator(mode="after")
+    def _int8_only_options(self):
+        fields = type(self).model_fields
+        set_ = sorted(k for k in ("calibration", "finetune")
+                      if getattr(self, k) != fields[k].get_default(call_default_factory=True))
+        if set_ and getattr(self, "precision", "int8") != "int8":  # by value: a dumped recipe spells defaults out
+            raise ValueError(f"{', '.join(set_)}: only with precision int8 (got {self.precision}), "
+                             "the only precision with calibrated activations")
+        return self
+
+
+class TfliteQuantOptions(Int8Options):
+    """ai-edge-quantizer on an fp32 .tflite: the options of a TFLite export target and of `quantize.tflite`."""
+
+    io_dtype: Literal["float32", "int8"] = Field("float32", description="int8 only: int8 model inputs/outputs")
+
+    @model_validator(mode="after")
+    def _io_needs_int8(self):
+        if self.io_dtype == "int8" and getattr(self, "precision", "int8") != "int8":
+            raise ValueError(f"io_dtype int8 needs precision int8 (got {self.precision})")
+        return self
+
+
+class TfliteExport(TfliteQuantOptions, _ExportBase):
+    """PyTorch -> LiteRT (.tflite) with litert-torch; quantized precisions use ai-edge-quantizer recipes on the fp32
+    file (the building blocks of the `quantize.tflite` pass)."""
 
     needs: ClassVar[Needs] = Needs("tflite", ("litert_torch", "ai_edge_quantizer"))
 
@@ -58,19 +99,7 @@ class TfliteExport(_ExportBase):
     precision: Literal["fp32", "fp16", "dynamic_int8", "int8"] = Field(
         "fp32", description="fp16: fp16 weights; dynamic_int8: int8 weights, float activations; "
                             "int8: full integer, per-channel weights, calibrated")
-    io_dtype: Literal["float32", "int8"] = Field("float32", description="int8 only: int8 model inputs/outputs")
     batch_size: int | None = Field(None, ge=1, description="the file's static batch (default: the bench batch size)")
-    calibration_size: int | None = Field(None, ge=1, description="int8: calibration samples (default: all)")
-    calibration: Literal["minmax", "percentile", "mse", "entropy"] = Field(
-        "minmax", description="int8: activation ranges over all calibration samples (edgekit's streaming "
-                              "calibrators on the fp32 file's tensors)")
-    percentile: float = Field(99.99, gt=50, le=100, description="int8 with calibration: percentile")
-    keep_float: list[str] = Field(default_factory=list, description="int8: torch module names (e.g. _conv_stem) "
-                                                                   "whose ops stay float (selective quantization)")
-    finetune: FinetuneOptions | None = Field(
-        None, description="int8: label-free fine-tuning of the weights under simulated int8 before conversion "
-                          "(per-channel symmetric weights, calibrated 8-bit activations, on the calibration "
-                          "images; no labels; minutes on a CPU for a mobile CNN)")
     tolerance: Tolerance = Field(default_factory=lambda: Tolerance(**TFLITE_TOLERANCE["fp32"]),
                                  description="default depends on precision")
 
@@ -79,12 +108,6 @@ class TfliteExport(_ExportBase):
     def _default_tolerance(cls, data):
         return precision_tolerance(data, TFLITE_TOLERANCE)
 
-    @model_validator(mode="after")
-    def _io_needs_int8(self):
-        if self.io_dtype == "int8" and self.precision != "int8":
-            raise ValueError(f"io_dtype int8 needs precision int8 (got {self.precision})")
-        return int8_only_options(self, ("calibration", "percentile", "calibration_size", "finetune", "keep_float"))
-
 
 EXECUTORCH_TOLERANCE = {
     "fp32": {"max_abs": 1e-3, "min_cosine": 0.9999, "min_top1": 0.99},
@@ -92,7 +115,22 @@ EXECUTORCH_TOLERANCE = {
 }
 
 
-class ExecutorchExport(_ExportBase):
+class ExecutorchCalibration(Calibration):
+    """Calibration of ExecuTorch int8, which also offers the XNNPACK quantizer's own observer (`histogram`) and keeps
+    no module float."""
+
+    method: Literal["minmax", "percentile", "mse", "entropy", "histogram"] = Field(  # type: ignore[assignment]
+        "minmax", description="edgekit's streaming calibrators, or histogram: the XNNPACK quantizer's own "
+                              "HistogramObserver")
+
+    @model_validator(mode="after")
+    def _no_keep_float_yet(self):
+        if self.keep_float:
+            raise ValueError("keep_float: not supported for executorch targets (every op is quantized)")
+        return self
+
+
+class ExecutorchExport(Int8Options, _ExportBase):
     """PyTorch -> ExecuTorch (.pte): torch.export, lowered to the XNNPACK backend; int8 is PT2E with the XNNPACK
     quantizer (per-channel symmetric weights, per-tensor int8 activations), calibrated on the calibration split."""
 
@@ -101,14 +139,8 @@ class ExecutorchExport(_ExportBase):
     precision: Literal["fp32", "int8"] = "fp32"
     backend: Literal["xnnpack"] = Field("xnnpack", description="the delegate the program is lowered to")
     batch_size: int | None = Field(None, ge=1, description="the file's static batch (default: the bench batch size)")
-    calibration_size: int | None = Field(None, ge=1, description="int8: calibration samples (default: all)")
-    calibration: Literal["minmax", "percentile", "mse", "entropy", "histogram"] = Field(
-        "minmax", description="int8: activation ranges over all calibration samples (edgekit's streaming "
-                              "calibrators; histogram: the XNNPACK quantizer's own HistogramObserver)")
-    percentile: float = Field(99.99, gt=50, le=100, description="int8 with calibration: percentile")
-    finetune: FinetuneOptions | None = Field(
-        None, description="int8: label-free fine-tuning of the weights under simulated int8 before quantization "
-                          "(the same grid as the XNNPACK quantizer's per-channel symmetric weights)")
+    calibration: ExecutorchCalibration = Field(  # type: ignore[assignment]
+        default_factory=ExecutorchCalibration, description="int8: activation ranges and calibration samples")
     tolerance: Tolerance = Field(default_factory=lambda: Tolerance(**EXECUTORCH_TOLERANCE["fp32"]),
                                  description="default depends on precision")
 
@@ -116,22 +148,3 @@ class ExecutorchExport(_ExportBase):
     @classmethod
     def _default_tolerance(cls, data):
         return precision_tolerance(data, EXECUTORCH_TOLERANCE)
-
-    @model_validator(mode="after")
-    def _int8_only_options(self):
-        return int8_only_options(self, ("calibration", "percentile", "calibration_size", "finetune"))
-
-
-def int8_only_options(cfg, keys: tuple[str, ...]):
-    """Calibration and fine-tuning options are errors on a precision without calibrated activations; compared by
-    value, not by "was it set", since a recipe dumped back to YAML spells every default out."""
-    defaults = {k: type(cfg).model_fields[k].get_default(call_default_factory=True) for k in keys}
-    calib = sorted(k for k, v in defaults.items() if getattr(cfg, k) != v)
-    if calib and cfg.precision != "int8":
-        raise ValueError(f"{', '.join(calib)}: only with precision int8 (got {cfg.precision}), "
-                         "the only precision with calibrated activations")
-    if cfg.percentile != defaults["percentile"] and cfg.calibration != "percentile":
-        raise ValueError(f"percentile is used only with calibration: percentile (got {cfg.calibration})")
-    return cfg
-
-

@@ -16,8 +16,9 @@ import numpy as np
 from edgekit.atomic import atomic_path
 from edgekit.errors import ExportError
 from edgekit.export.artifact import describe
-from edgekit.export.tflite import finetuned_model
+from edgekit.export.int8 import calibration_samples, finetuned_model
 from edgekit.extras import installed_version
+from edgekit.quant.options import DEFAULT_PERCENTILE
 from edgekit.runtimes.base import fixed_batch
 
 _STRUCTURAL = {"getitem"}  # the delegate's output unpacking, not a kernel
@@ -38,9 +39,7 @@ class ExecutorchExporter:
         x = fixed_batch(example, batch)
         details: dict = {"static_batch": batch, "backend": cfg.backend,
                          "exporter": f"executorch {installed_version('executorch', '?')}"}
-        calib = calibration if calibration is not None and len(calibration) else example
-        if cfg.calibration_size:
-            calib = calib[: cfg.calibration_size]
+        calib = calibration_samples(calibration, example, cfg)
         if cfg.precision == "int8" and cfg.finetune is not None:
             model, details["finetune"] = finetuned_model(model, calib, cfg.finetune, log)
         model = model.eval()
@@ -52,13 +51,14 @@ class ExecutorchExporter:
                 warnings.simplefilter("ignore")
                 ep = torch.export.export(model, (xt,))
                 if cfg.precision == "int8":
-                    ep = quantize_pt2e(ep, xt, calib, batch, cfg.calibration, cfg.percentile)
-                    details.update({"calibration": cfg.calibration, "calibration_samples": int(len(calib)),
+                    c = cfg.calibration
+                    ep = quantize_pt2e(ep, xt, calib, batch, c.method, c.percentile)
+                    details.update({"calibration": c.method, "calibration_samples": int(len(calib)),
                                     "quantizer": f"XNNPACKQuantizer (torchao {installed_version('torchao', '?')})",
                                     "weights": "per-channel symmetric int8",
                                     "activations": "per-tensor asymmetric int8"})
-                    if cfg.calibration == "percentile":
-                        details["percentile"] = cfg.percentile
+                    if c.method == "percentile":
+                        details["percentile"] = c.percentile
                 data, deleg = lower(ep)
         except ExportError:
             raise
@@ -109,7 +109,7 @@ def delegation_summary(graph_module) -> dict:
 
 
 def quantize_pt2e(ep, example, calib: np.ndarray, batch: int, calibration: str = "minmax",
-                  percentile: float = 99.99, fuse_clamp: bool = True):
+                  percentile: float = DEFAULT_PERCENTILE, fuse_clamp: bool = True):
     """PT2E with the XNNPACK quantizer, calibrated on `calib` at the static batch; the re-exported program.
     `fuse_clamp`: a conv followed by a clamp (ReLU6, hardtanh) is quantized after the clamp, as for ReLU (see
     `_clamp_aware_quantizer_class`)."""

@@ -97,7 +97,7 @@ def read_card(path: Path) -> dict:
         if other:
             out["other_metadata"] = other
     elif fmt == "tflite":
-        from edgekit.export.tflite import inspect_tflite
+        from edgekit.export.tflite_convert import inspect_tflite
 
         info = inspect_tflite(path)
         out.update(inputs=info["inputs"], outputs=info["outputs"])

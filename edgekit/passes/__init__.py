@@ -13,6 +13,7 @@ from edgekit.passes.prune_structured import StructuredPruneConfig
 from edgekit.passes.prune_unstructured import UnstructuredPruneConfig
 from edgekit.passes.qat import QatConfig
 from edgekit.passes.quant_auto import AutoQuantConfig
+from edgekit.passes.tflite_quantize import TfliteQuantConfig
 from edgekit.passes.weight_only import WeightOnlyConfig
 from edgekit.registry import load_object, registry_union
 
@@ -29,6 +30,7 @@ PASSES: dict[str, PassEntry] = {
     "quantize.auto": PassEntry(AutoQuantConfig, "edgekit.passes.quant_auto:AutoQuantize"),
     "quantize.dynamic": PassEntry(DynamicQuantConfig, "edgekit.passes.ort_quantize:DynamicQuantize"),
     "quantize.fp16": PassEntry(Fp16Config, "edgekit.passes.ort_quantize:Fp16"),
+    "quantize.tflite": PassEntry(TfliteQuantConfig, "edgekit.passes.tflite_quantize:TfliteQuantize"),
     "prune.structured": PassEntry(StructuredPruneConfig, "edgekit.passes.prune_structured:StructuredPrune"),
     "prune.unstructured": PassEntry(UnstructuredPruneConfig, "edgekit.passes.prune_unstructured:UnstructuredPrune"),
     "prune.nm": PassEntry(NMPruneConfig, "edgekit.passes.prune_nm:NMPrune"),
