@@ -85,10 +85,11 @@ def stage_file_passes(run: Run) -> None:
             continue
         prev_rec = next((r for r in (run.previous.passes if run.previous else []) if r.status == "ok"
                          and r.name == cfg.name and r.produced == cfg.artifact), None)
-        if source.name in run.reused and prev_rec is not None and reusable(run, cfg.artifact) is not None:
+        prev_art = reusable(run, cfg.artifact) if source.name in run.reused and prev_rec is not None else None
+        if prev_rec is not None and prev_art is not None:
             run.log(f"pass: {cfg.name} reused from the interrupted run")
             run.report.passes.append(prev_rec)
-            run.report.artifacts.append(run.previous.artifact(cfg.artifact))
+            run.report.artifacts.append(prev_art)
             continue
         run.log(f"pass: {cfg.name} on {source.name}")
         try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from edgekit import __version__
 from edgekit.errors import EdgekitError
-from edgekit.handles import TorchModel
+from edgekit.handles import ModelFile, TorchModel
 from edgekit.recipe import default_artifact_name
 from edgekit.report.schema import Artifact
 from edgekit.stages.state import PARITY_FAILED, PARITY_THREADS, Run, reusable
@@ -50,13 +50,15 @@ def stage_export(run: Run, formats: set[str] | None = None) -> None:
     from edgekit.passes import get_pass
     from edgekit.timing import Stopwatch
 
-    if not isinstance(run.model, TorchModel):  # a user's model file: it is the fp32 artifact
+    if isinstance(run.model, ModelFile):  # a user's model file: it is the fp32 artifact
         from edgekit.config_base import Tolerance
 
         art = run.model.artifact
         verify(run, stamp_card(run, art), Tolerance(max_abs=1e-5, min_cosine=0.99999, min_top1=1.0))
         run.report.artifacts.append(art)
         run.save("export")
+        return
+    if not isinstance(run.model, TorchModel):
         return
     torch_passes = any(get_pass(p).takes is TorchModel for p in run.recipe.passes)
     for cfg in run.recipe.export:

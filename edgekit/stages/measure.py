@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from edgekit.console import progress
 from edgekit.errors import EdgekitError
 from edgekit.report.schema import Artifact
@@ -31,14 +33,14 @@ def stage_cross_parity(run: Run, samples: int = 256) -> None:
     x = run.splits.x_test[:samples]
     if not len(x) or not run.reference_logits:
         return
-    outputs = {None: run.reference_logits["test"][: len(x)]}
+    outputs: dict[str | None, Any] = {None: run.reference_logits["test"][: len(x)]}
     by_name = {a.name: a for a in run.report.artifacts}
     rows = []
     for a, b, relation in cross_parity_pairs(run.report.artifacts):
         row = {"a": a or run.reference_name(), "b": b, "relation": relation}
         try:
             for n in (a, b):
-                if n not in outputs:
+                if n is not None and n not in outputs:
                     art = by_name[n]
                     sess = runtime_for(art.format).load(artifact_path(run.run_dir, art), threads=PARITY_THREADS)
                     outputs[n] = sess.run(x)

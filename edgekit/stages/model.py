@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from edgekit.errors import ArtifactError
-from edgekit.handles import ExternalFile, OnnxFile, TorchModel
+from edgekit.handles import ExternalFile, ModelFile, OnnxFile, TorchModel
 from edgekit.stages.state import PARITY_THREADS, REFERENCE_OUTPUTS, Run
 
 
@@ -143,6 +143,8 @@ def predictor(run: Run):
         return lambda x: torch_predict(module, x)
     from edgekit.runtimes import runtime_for
 
+    if not isinstance(run.model, ModelFile):
+        raise ArtifactError("the run has no model yet")
     return runtime_for(run.model.format).load(run.model.path, threads=PARITY_THREADS).run
 
 
