@@ -40,8 +40,6 @@ import re
 import sys
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1] / "edgekit"
 REGISTRY_ENTRY = re.compile(r"edgekit(\.\w+)+:\w+")
 
@@ -103,10 +101,6 @@ LAYERS: list[tuple[str, int]] = [
 
 # Offenders in files other people are restructuring right now, each with its owner; `test_pending` lists them
 # until they are gone. Never add an offender in a file you own here: fix it.
-PENDING: dict[tuple[str, str], str] = {  # (importer, imported): owner
-    ("bench.agent", "bench.agent_paired"): "TIMING: bench/agent* task registry",
-    ("bench.agent_paired", "bench.agent"): "TIMING: bench/agent* task registry",
-}
 
 
 def module_name(path: Path) -> str:
@@ -293,7 +287,7 @@ def private_offenders(private) -> list[tuple[str, str, str]]:
 
 
 def _check(found: list[tuple[str, str, str]], what: str) -> None:
-    new = sorted(text for m, target, text in found if (short(m), short(target)) not in PENDING)
+    new = sorted(text for _, _, text in found)
     assert not new, f"{len(new)} {what}:\n  " + "\n  ".join(new)
 
 
@@ -322,14 +316,6 @@ def test_the_scan_sees_lazy_relative_and_submodule_imports(tmp_path):
     assert sorted(t for t, _ in v.edges) == ["edgekit.a", "edgekit.c", "edgekit.c", "edgekit.pkg.b"]
     assert sorted(n for n, _ in v.private) == ["edgekit.a._x", "edgekit.c._hidden"]
     assert cycles({"a": {"b": 1}, "b": {"c": 1}, "c": {"a": 1}, "d": {"a": 1}}) == [["a", "b", "c"]]
-
-
-@pytest.mark.xfail(strict=False, reason="offenders in files their owners are restructuring (PENDING)")
-def test_pending_offenders_are_gone():
-    graph, private = scan()
-    found = cycle_offenders(graph) + upward_offenders(graph) + private_offenders(private)
-    left = [f"{text}  [{PENDING[short(m), short(t)]}]" for m, t, text in found if (short(m), short(t)) in PENDING]
-    assert not left, "\n".join(left)
 
 
 if __name__ == "__main__":
