@@ -30,33 +30,34 @@ RECIPE_VERSION = 1
 class GatesConfig(Strict):
     """Thresholds a run must meet. Accuracy values are fractions (0.01 = one percentage point)."""
 
-    max_accuracy_drop: float | None = Field(None, ge=0, le=1, description="vs the fp32 reference (or baseline)")
-    max_latency_p90_ms: float | None = Field(None, gt=0)
-    max_size_mb: float | None = Field(None, gt=0)
-    max_latency_regression: float | None = Field(None, gt=1, description="p90 ratio vs --baseline, e.g. 1.2")
-    min_accuracy: float | None = Field(None, ge=0, le=1)
-    max_class_accuracy_drop: float | None = Field(None, ge=0, le=1, description="worst single-class drop")
-    confidence: float = Field(0.95, gt=0.5, lt=1, description="a drop/regression fails only when it exceeds the "
-                                                              "threshold with this (one-sided) confidence")
-    latency_percentile: Literal[50, 90] = Field(50, description="percentile compared by max_latency_regression")
-    normalize_latency: bool = Field(False, description="divide latency ratios by the runs' canary ratio (a fixed "
-                                                       "single-thread workload timed between model runs); experimental: "
-                                                       "on a shared 2-core host it did not track multi-thread slowdowns")
+    max_accuracy_drop: float | None = Field(default=None, ge=0, le=1, description="vs the fp32 reference (or baseline)")
+    max_latency_p90_ms: float | None = Field(default=None, gt=0)
+    max_size_mb: float | None = Field(default=None, gt=0)
+    max_latency_regression: float | None = Field(default=None, gt=1, description="p90 ratio vs --baseline, e.g. 1.2")
+    min_accuracy: float | None = Field(default=None, ge=0, le=1)
+    max_class_accuracy_drop: float | None = Field(default=None, ge=0, le=1, description="worst single-class drop")
+    confidence: float = Field(default=0.95, gt=0.5, lt=1, description="a drop/regression fails only when it exceeds the "
+                                                                      "threshold with this (one-sided) confidence")
+    latency_percentile: Literal[50, 90] = Field(default=50, description="percentile compared by max_latency_regression")
+    normalize_latency: bool = Field(default=False, description="divide latency ratios by the runs' canary ratio (a "
+                                                               "fixed single-thread workload timed between model runs); "
+                                                               "experimental: on a shared 2-core host it did not track "
+                                                               "multi-thread slowdowns")
     latency_comparison: Literal["interleaved", "recorded"] = Field(
-        "interleaved", description="how max_latency_regression compares with the baseline: `interleaved` times both "
-                                   "artifacts now, alternating, in one process on the device (robust to a machine "
-                                   "busier in one run than the other); `recorded` compares the two runs' saved "
-                                   "samples. Interleaved falls back to recorded when a file or device is missing")
-    device_budgets: bool = Field(True, description="also gate on the device profiles' budgets")
-    artifacts: list[str] | None = Field(None, description="gate only these artifacts (default: all)")
+        default="interleaved", description="how max_latency_regression compares with the baseline: `interleaved` times both "
+                                           "artifacts now, alternating, in one process on the device (robust to a machine "
+                                           "busier in one run than the other); `recorded` compares the two runs' saved "
+                                           "samples. Interleaved falls back to recorded when a file or device is missing")
+    device_budgets: bool = Field(default=True, description="also gate on the device profiles' budgets")
+    artifacts: list[str] | None = Field(default=None, description="gate only these artifacts (default: all)")
     min_metric: dict[MetricName, float] | None = Field(
-        None, description="lower bounds on bench metrics, e.g. {cosine: 0.99, top1_agreement: 0.98, macro_f1: 0.9}")
+        default=None, description="lower bounds on bench metrics, e.g. {cosine: 0.99, top1_agreement: 0.98, macro_f1: 0.9}")
     max_metric: dict[MetricName, float] | None = Field(
-        None, description="upper bounds on bench metrics, e.g. {max_abs: 0.05, mse: 0.1}")
+        default=None, description="upper bounds on bench metrics, e.g. {max_abs: 0.05, mse: 0.1}")
 
 
 class Recipe(Strict):
-    version: int = Field(RECIPE_VERSION, description="the recipe format (absent: 1)")
+    version: int = Field(default=RECIPE_VERSION, description="the recipe format (absent: 1)")
     name: Name
     seed: int = 0
     model: ModelConfig
@@ -68,9 +69,9 @@ class Recipe(Strict):
     gates: GatesConfig = Field(default_factory=GatesConfig)
     output_dir: Path = Path("runs")
     task: Literal["auto", "classification", "embedding", "regression"] = Field(
-        "auto", description="what the model's outputs are, which decides the fidelity bounds that apply (top-1 "
-                            "agreement only for classification); auto: embedding for a feature-extraction model, "
-                            "regression for an mse loss, else classification")
+        default="auto", description="what the model's outputs are, which decides the fidelity bounds that apply (top-1 "
+                                    "agreement only for classification); auto: embedding for a feature-extraction model, "
+                                    "regression for an mse loss, else classification")
 
     def output_task(self) -> str:
         """classification, embedding or regression (see `task`)."""

@@ -13,20 +13,20 @@ from edgekit.config_base import Strict
 class Augment(Strict):
     """On-the-fly training augmentation for image data."""
 
-    shift: int = Field(0, ge=0, description="max random translation in pixels")
+    shift: int = Field(default=0, ge=0, description="max random translation in pixels")
     flip: bool = False
-    noise: float = Field(0.0, ge=0.0, description="std of added Gaussian noise (after normalization)")
+    noise: float = Field(default=0.0, ge=0.0, description="std of added Gaussian noise (after normalization)")
 
 
 class SourceConfig(Strict):
     """What every data source's config shares: how its samples are split, normalized and augmented."""
 
-    val_fraction: float = Field(0.15, ge=0.0, lt=1.0)
-    test_fraction: float = Field(0.2, gt=0.0, lt=1.0)
-    calibration_size: int = Field(128, ge=1, description="samples drawn from the train split for calibration")
+    val_fraction: float = Field(default=0.15, ge=0.0, lt=1.0)
+    test_fraction: float = Field(default=0.2, gt=0.0, lt=1.0)
+    calibration_size: int = Field(default=128, ge=1, description="samples drawn from the train split for calibration")
     normalize: Literal["standard", "minmax", "none"] = "standard"
     augment: Augment = Field(default_factory=Augment)
-    limit: int | None = Field(None, ge=10, description="use at most this many samples (seeded subsample)")
+    limit: int | None = Field(default=None, ge=10, description="use at most this many samples (seeded subsample)")
 
     def unlabelled(self) -> bool:
         """Whether the data has no labels (fidelity metrics only, nothing to train on)."""
@@ -49,7 +49,7 @@ class FashionMnistData(SourceConfig):
     """Fashion-MNIST from the standard IDX files; the official test set is the test split."""
 
     source: Literal["fashion-mnist"]
-    path: Path | None = Field(None, description="folder with the four *-ubyte(.gz) files")
+    path: Path | None = Field(default=None, description="folder with the four *-ubyte(.gz) files")
 
 
 Layout = Literal["auto", "features", "images", "sequence", "tokens"]
@@ -64,10 +64,10 @@ class NpzData(SourceConfig):
     path: Path
     x_key: str = "x"
     y_key: str = "y"
-    layout: Layout = Field("auto", description=LAYOUT_HELP)
-    labels: bool | None = Field(None, description="None: use y when the file has it; false: unlabelled (fidelity "
-                                                  "metrics only)")
-    vocab_size: int | None = Field(None, ge=2, description="tokens: the vocabulary (default: largest id + 1)")
+    layout: Layout = Field(default="auto", description=LAYOUT_HELP)
+    labels: bool | None = Field(default=None, description="None: use y when the file has it; false: unlabelled (fidelity "
+                                                          "metrics only)")
+    vocab_size: int | None = Field(default=None, ge=2, description="tokens: the vocabulary (default: largest id + 1)")
 
     def unlabelled(self) -> bool:
         return self.labels is False
@@ -87,10 +87,10 @@ class CsvData(SourceConfig):
 
     source: Literal["csv"]
     path: Path
-    label_column: str | None = Field("label", description="null: unlabelled")
+    label_column: str | None = Field(default="label", description="null: unlabelled")
     layout: Literal["features", "sequence", "tokens"] = Field(
-        "features", description="sequence: each row is a univariate sequence (N, T, 1); tokens: integer ids (N, T)")
-    vocab_size: int | None = Field(None, ge=2)
+        default="features", description="sequence: each row is a univariate sequence (N, T, 1); tokens: integer ids (N, T)")
+    vocab_size: int | None = Field(default=None, ge=2)
 
     def unlabelled(self) -> bool:
         return self.label_column is None
@@ -103,13 +103,13 @@ class WaveformsData(SourceConfig):
     phase and amplitude (and a random offset). x is (N, seq_len, channels) float32."""
 
     source: Literal["waveforms"]
-    samples: int = Field(2000, ge=20)
-    seq_len: int = Field(64, ge=8)
-    channels: int = Field(1, ge=1, description="channels > 1: each carries the class shape, with its own phase")
+    samples: int = Field(default=2000, ge=20)
+    seq_len: int = Field(default=64, ge=8)
+    channels: int = Field(default=1, ge=1, description="channels > 1: each carries the class shape, with its own phase")
     shapes: list[Literal["sine", "square", "sawtooth", "triangle", "chirp", "pulse"]] = Field(
         default_factory=lambda: ["sine", "square", "sawtooth", "triangle"], min_length=2)
-    cycles: tuple[float, float] = Field((1.5, 5.0), description="periods per sequence (random in this range)")
-    noise: float = Field(0.3, ge=0, description="std of added Gaussian noise, relative to the unit amplitude")
+    cycles: tuple[float, float] = Field(default=(1.5, 5.0), description="periods per sequence (random in this range)")
+    noise: float = Field(default=0.3, ge=0, description="std of added Gaussian noise, relative to the unit amplitude")
 
 
 class TokensData(SourceConfig):
@@ -121,11 +121,11 @@ class TokensData(SourceConfig):
     random: uniform ids, unlabelled (for fidelity metrics of a model you bring)."""
 
     source: Literal["tokens"]
-    samples: int = Field(2000, ge=20)
-    seq_len: int = Field(32, ge=4)
-    vocab_size: int = Field(32, ge=4)
+    samples: int = Field(default=2000, ge=20)
+    seq_len: int = Field(default=32, ge=4)
+    vocab_size: int = Field(default=32, ge=4)
     task: Literal["majority", "contains", "random"] = "majority"
-    classes: int = Field(4, ge=2, description="majority: number of marker tokens (= classes)")
+    classes: int = Field(default=4, ge=2, description="majority: number of marker tokens (= classes)")
     normalize: Literal["none"] = "none"
 
     def unlabelled(self) -> bool:

@@ -24,7 +24,7 @@ MAX_THREADS, MAX_CPU_ID = 1024, 8191
 
 
 def _finite(default=None, **kw):
-    return Field(default, gt=0, allow_inf_nan=False, **kw)
+    return Field(default=default, gt=0, allow_inf_nan=False, **kw)
 
 
 class Budgets(Strict):
@@ -39,28 +39,28 @@ class SshSettings(Strict):
     when the profile loads (edgekit/devices/fields.py): none can reach ssh as an option."""
 
     host: Host = Field(description="DNS name, ssh config alias, IPv4 or IPv6 address")
-    port: int = Field(22, ge=1, le=65535, strict=True)
+    port: int = Field(default=22, ge=1, le=65535, strict=True)
     user: User | None = None
-    identity_file: PathText | None = Field(None, description="private key file (default: ssh config / agent)")
-    known_hosts: OptionPath | None = Field(None, description="known_hosts file holding the device's host key")
+    identity_file: PathText | None = Field(default=None, description="private key file (default: ssh config / agent)")
+    known_hosts: OptionPath | None = Field(default=None, description="known_hosts file holding the device's host key")
     ssh_config: SshConfigPath | None = Field(
-        None, description="ssh config file to use instead of ~/.ssh/config (ssh -F); connection and host-key "
-                          "keywords only")
-    python: PathText = Field("python3", description="Python interpreter on the device")
-    workdir: PathText = Field("/tmp", description="where a temporary bench folder is created on the device")
-    connect_timeout_s: float = Field(10.0, gt=0, le=3600)
+        default=None, description="ssh config file to use instead of ~/.ssh/config (ssh -F); connection and host-key "
+                                  "keywords only")
+    python: PathText = Field(default="python3", description="Python interpreter on the device")
+    workdir: PathText = Field(default="/tmp", description="where a temporary bench folder is created on the device")
+    connect_timeout_s: float = Field(default=10.0, gt=0, le=3600)
 
 
 class AdbSettings(Strict):
     """An Android device over adb, benchmarked with TFLite's `benchmark_model` binary already on the device."""
 
-    serial: Serial | None = Field(None, description="adb serial (needed when several devices are attached)")
-    adb: str | None = Field(None, exclude=True, description="not read: the adb client is $EDGEKIT_ADB or `adb` "
-                                                            "on PATH")
-    benchmark_model: PathText = Field("/data/local/tmp/benchmark_model",
+    serial: Serial | None = Field(default=None, description="adb serial (needed when several devices are attached)")
+    adb: str | None = Field(default=None, exclude=True, description="not read: the adb client is $EDGEKIT_ADB or `adb` "
+                                                                    "on PATH")
+    benchmark_model: PathText = Field(default="/data/local/tmp/benchmark_model",
                                       description="benchmark_model path on the device")
-    workdir: PathText = Field("/data/local/tmp/edgekit", description="where models are pushed")
-    report_peak_memory: bool = Field(True, description="pass --report_peak_memory_footprint=true (newer builds)")
+    workdir: PathText = Field(default="/data/local/tmp/edgekit", description="where models are pushed")
+    report_peak_memory: bool = Field(default=True, description="pass --report_peak_memory_footprint=true (newer builds)")
     extra_flags: list[BenchmarkFlag] = Field(default_factory=list, description="more benchmark_model flags, e.g. "
                                                                                "--nnapi_accelerator_name=qti-dsp")
 
@@ -74,16 +74,16 @@ class AdbSettings(Strict):
 
 
 class CudaSettings(Strict):
-    device_index: int = Field(0, ge=0, le=255)
-    torch_dtype: Literal["fp32", "fp16"] = Field("fp32", description="precision PyTorch artifacts run in")
+    device_index: int = Field(default=0, ge=0, le=255)
+    torch_dtype: Literal["fp32", "fp16"] = Field(default="fp32", description="precision PyTorch artifacts run in")
 
 
 class OpenVinoSettings(Strict):
     """How the `openvino` runtime runs ONNX files on this device's CPU."""
 
     precision: Literal["f32", "bf16"] = Field(
-        "f32", description="the CPU plugin's inference precision: f32 (the honest fp32 baseline), or bf16 where the "
-                           "CPU has it (OpenVINO's own default on AMX CPUs; rows are labelled bf16)")
+        default="f32", description="the CPU plugin's inference precision: f32 (the honest fp32 baseline), or bf16 where the "
+                                   "CPU has it (OpenVINO's own default on AMX CPUs; rows are labelled bf16)")
 
 
 class Peaks(Strict):
@@ -112,26 +112,28 @@ class MeasuredFile(Strict):
 class DeviceProfile(Strict):
     name: Name
     kind: Literal["cpu", "gpu", "mobile", "embedded"] = "cpu"
-    transport: Name = Field("local", description="how edgekit reaches the device (a name in "
-                                                 "edgekit.devices.transports.TRANSPORTS)",
+    transport: Name = Field(default="local", description="how edgekit reaches the device (a name in "
+                                                         "edgekit.devices.transports.TRANSPORTS)",
                             json_schema_extra=lambda schema: schema.update(enum=list(TRANSPORTS)))
     description: Text = ""
-    threads: int | None = Field(None, ge=1, le=MAX_THREADS, description="intra-op threads (default: all usable cores)")
+    threads: int | None = Field(default=None, ge=1, le=MAX_THREADS,
+                                description="intra-op threads (default: all usable cores)")
     affinity: list[Annotated[int, Field(le=MAX_CPU_ID)]] | None = Field(
-        None, description="CPU ids the bench process may run on")
+        default=None, description="CPU ids the bench process may run on")
     runtimes: list[Name] = Field(default_factory=lambda: ["torch", "onnxruntime"])
-    providers: list[Name] | None = Field(None, description="ONNX Runtime execution providers, in order")
+    providers: list[Name] | None = Field(default=None, description="ONNX Runtime execution providers, in order")
     delegate: Literal["xnnpack", "gpu", "nnapi", "none"] | None = Field(
-        None, description="TFLite delegate (adb: passed to benchmark_model; default xnnpack)")
+        default=None, description="TFLite delegate (adb: passed to benchmark_model; default xnnpack)")
     ssh: SshSettings | None = None
     adb: AdbSettings | None = None
     cuda: CudaSettings | None = None
-    openvino: OpenVinoSettings | None = Field(None, description="openvino runtime settings (default: f32)")
+    openvino: OpenVinoSettings | None = Field(default=None, description="openvino runtime settings (default: f32)")
     peaks: Peaks = Field(default_factory=Peaks, description="datasheet figures, with their source")
-    measured: MeasuredPeaks | None = Field(None, description="filled by `edgekit devices probe` (sidecar file)")
+    measured: MeasuredPeaks | None = Field(default=None, description="filled by `edgekit devices probe` (sidecar file)")
     budgets: Budgets = Field(default_factory=Budgets)
-    emulated: bool = Field(False, description="an emulated device (e.g. qemu-user): its outputs are real, its timings "
-                                              "mean nothing, so its rows stay out of latency gates and speed-ups")
+    emulated: bool = Field(default=False, description="an emulated device (e.g. qemu-user): its outputs are real, its "
+                                                      "timings mean nothing, so its rows stay out of latency gates and "
+                                                      "speed-ups")
 
     _path: Path | None = PrivateAttr(None)
 

@@ -16,7 +16,7 @@ Init = Literal["default", "xavier", "he"]
 class MlpConfig(Strict):
     arch: Literal["mlp"]
     hidden: list[int] = Field(default_factory=lambda: [128, 64])
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
     batch_norm: bool = False
     init: Init = "he"
 
@@ -26,8 +26,8 @@ class CnnConfig(Strict):
 
     arch: Literal["cnn"]
     channels: list[int] = Field(default_factory=lambda: [16, 32, 64])
-    kernel_size: int = Field(3, ge=1)
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    kernel_size: int = Field(default=3, ge=1)
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
     batch_norm: bool = True
     init: Init = "he"
 
@@ -38,7 +38,7 @@ class ResnetConfig(Strict):
     arch: Literal["resnet"]
     widths: list[int] = Field(default_factory=lambda: [16, 32, 64])
     blocks: list[int] = Field(default_factory=lambda: [1, 1, 1])
-    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
     init: Init = "he"
 
     @field_validator("blocks")
@@ -53,14 +53,14 @@ class MobilenetV2Config(Strict):
     """MobileNetV2 (inverted residuals, ReLU6, depthwise convs) scaled for small inputs by `width_mult`."""
 
     arch: Literal["mobilenet_v2"]
-    width_mult: float = Field(1.0, gt=0.0)
+    width_mult: float = Field(default=1.0, gt=0.0)
     # (expansion t, channels c, repeats n, first stride s) per stage, as in the paper's table 2.
     stages: list[tuple[int, int, int, int]] = Field(
         default_factory=lambda: [(1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 2, 2), (6, 64, 2, 1)]
     )
     stem_channels: int = 32
     last_channels: int = 256
-    dropout: float = Field(0.2, ge=0.0, lt=1.0)
+    dropout: float = Field(default=0.2, ge=0.0, lt=1.0)
     init: Init = "he"
 
 
@@ -71,9 +71,9 @@ class InputSpec(Strict):
     Exports keep these axes dynamic (ONNX, .pt2); TFLite files are static at the data's shape.
     """
 
-    name: str = Field("input", pattern=r"^[A-Za-z_][\w.]*$")
-    shape: list[int | str] | None = Field(None, description="including the batch axis, e.g. [batch, seq]")
-    dtype: Literal["float32", "int64", "int32"] | None = Field(None, description="default: the data's")
+    name: str = Field(default="input", pattern=r"^[A-Za-z_][\w.]*$")
+    shape: list[int | str] | None = Field(default=None, description="including the batch axis, e.g. [batch, seq]")
+    dtype: Literal["float32", "int64", "int32"] | None = Field(default=None, description="default: the data's")
     dynamic_axes: dict[int, str | tuple[str, int, int]] = Field(default_factory=dict)
 
     @field_validator("dynamic_axes")
@@ -110,7 +110,7 @@ class FactoryModel(Strict):
     factory: str = Field(pattern=r"^[\w.]+:[\w.]+$")
     kwargs: dict[str, Any] = Field(default_factory=dict)
     weights: Path | None = None
-    inputs: list[InputSpec] | None = Field(None, description="input name, dtype and dynamic axes for export")
+    inputs: list[InputSpec] | None = Field(default=None, description="input name, dtype and dynamic axes for export")
 
     @field_validator("inputs")
     @classmethod
@@ -133,12 +133,12 @@ class OnnxModel(Strict):
 class _RecurrentBase(Strict):
     """A recurrent classifier over (seq_len, features) float sequences; the head reads the last step or the mean."""
 
-    hidden: int = Field(64, ge=1)
-    layers: int = Field(1, ge=1)
+    hidden: int = Field(default=64, ge=1)
+    layers: int = Field(default=1, ge=1)
     bidirectional: bool = False
-    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="between recurrent layers and before the head")
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="between recurrent layers and before the head")
     pool: Literal["last", "mean"] = "last"
-    dynamic_seq: bool = Field(True, description="export with a dynamic sequence axis (ONNX, .pt2)")
+    dynamic_seq: bool = Field(default=True, description="export with a dynamic sequence axis (ONNX, .pt2)")
     init: Init = "default"
 
 
@@ -151,11 +151,11 @@ class GruConfig(_RecurrentBase):
 
 
 class _EncoderBase(Strict):
-    d_model: int = Field(128, ge=8)
-    heads: int = Field(4, ge=1)
-    layers: int = Field(2, ge=1)
-    ff_dim: int | None = Field(None, ge=1, description="feed-forward width (default 4 * d_model)")
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    d_model: int = Field(default=128, ge=8)
+    heads: int = Field(default=4, ge=1)
+    layers: int = Field(default=2, ge=1)
+    ff_dim: int | None = Field(default=None, ge=1, description="feed-forward width (default 4 * d_model)")
+    dropout: float = Field(default=0.1, ge=0.0, lt=1.0)
     pool: Literal["cls", "mean"] = "mean"
     init: Init = "default"
 
@@ -170,18 +170,18 @@ class TransformerConfig(_EncoderBase):
     """Encoder classifier over int64 token ids (N, seq_len): embedding, positions, pre-norm self-attention blocks."""
 
     arch: Literal["transformer"]
-    vocab_size: int | None = Field(None, ge=2, description="default: the data's (largest token id + 1)")
+    vocab_size: int | None = Field(default=None, ge=2, description="default: the data's (largest token id + 1)")
     positional: Literal["learned", "sinusoidal"] = "learned"
-    max_len: int | None = Field(None, ge=1, description="longest sequence (default: the data's seq_len)")
-    dynamic_seq: bool = Field(True, description="export with a dynamic sequence axis (ONNX, .pt2), up to max_len")
+    max_len: int | None = Field(default=None, ge=1, description="longest sequence (default: the data's seq_len)")
+    dynamic_seq: bool = Field(default=True, description="export with a dynamic sequence axis (ONNX, .pt2), up to max_len")
 
 
 class VitConfig(_EncoderBase):
     """A tiny vision transformer: patch-embedding conv, learned positions, pre-norm blocks, cls token or mean pool."""
 
     arch: Literal["vit"]
-    d_model: int = Field(64, ge=8)
-    patch_size: int = Field(4, ge=1)
+    d_model: int = Field(default=64, ge=8)
+    patch_size: int = Field(default=4, ge=1)
     pool: Literal["cls", "mean"] = "cls"
 
 
@@ -193,13 +193,14 @@ class HfModel(Strict):
     arch: Literal["hf"]
     path: Path
     task: Literal["sequence-classification", "feature-extraction"] = Field(
-        "sequence-classification", description="sequence-classification: logits (AutoModelForSequenceClassification); "
-                                               "feature-extraction: pooled embeddings (AutoModel)")
-    pooling: Literal["mean", "cls"] = Field("mean", description="feature-extraction: how tokens become one vector")
+        default="sequence-classification",
+        description="sequence-classification: logits (AutoModelForSequenceClassification); feature-extraction: pooled "
+                    "embeddings (AutoModel)")
+    pooling: Literal["mean", "cls"] = Field(default="mean", description="feature-extraction: how tokens become one vector")
     inputs: list[InputSpec] | None = Field(
-        None, description="default [{name: input_ids, shape: [batch, seq], dtype: int64}]")
-    allow_missing_weights: bool = Field(False, description="accept tensors the folder lacks (randomly initialized, "
-                                                           "e.g. a new classification head)")
+        default=None, description="default [{name: input_ids, shape: [batch, seq], dtype: int64}]")
+    allow_missing_weights: bool = Field(default=False, description="accept tensors the folder lacks (randomly initialized, "
+                                                                   "e.g. a new classification head)")
 
     @field_validator("inputs")
     @classmethod

@@ -34,23 +34,23 @@ class PruneRule(Strict):
     """Stop a trial early when training is hopeless: validation accuracy below `min_val_accuracy` after
     `after_epochs` epochs (works for multi-objective searches, where Optuna's pruners do not)."""
 
-    after_epochs: int = Field(1, ge=1)
+    after_epochs: int = Field(default=1, ge=1)
     min_val_accuracy: float = Field(ge=0, le=1)
 
 
 class SearchConfig(Strict):
     objectives: list[Objective] = Field(min_length=1)
     constraints: list[Constraint] = Field(default_factory=list)
-    budgets_from: str | None = Field(None, description="also constrain by this device profile's budgets "
-                                                      "(max_latency_ms on p90, max_size_mb, max_memory_mb)")
+    budgets_from: str | None = Field(default=None, description="also constrain by this device profile's budgets "
+                                                              "(max_latency_ms on p90, max_size_mb, max_memory_mb)")
     strategy: Literal["auto", "grid", "random", "tpe", "nsga2"] = Field(
-        "auto", description="auto: tpe for one objective, nsga2 for several")
-    trials: int = Field(10, ge=1, description="total trials of the study, over all workers")
+        default="auto", description="auto: tpe for one objective, nsga2 for several")
+    trials: int = Field(default=10, ge=1, description="total trials of the study, over all workers")
     seed: int = 0
-    artifact: str | None = Field(None, description="result row the metrics come from (default: the last artifact)")
-    device: str | None = Field(None, description="device of that row (default: the first bench device)")
+    artifact: str | None = Field(default=None, description="result row the metrics come from (default: the last artifact)")
+    device: str | None = Field(default=None, description="device of that row (default: the first bench device)")
     prune: PruneRule | None = None
-    study: Name | None = Field(None, description="study name (default: the recipe name)")
+    study: Name | None = Field(default=None, description="study name (default: the recipe name)")
 
     @model_validator(mode="after")
     def _fits(self):
