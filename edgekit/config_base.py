@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 
 class Strict(BaseModel):
@@ -12,13 +12,18 @@ class Strict(BaseModel):
 
 
 class Tolerance(Strict):
-    """Agreement an artifact must keep with its reference. A `None` bound is not checked."""
+    """Agreement an artifact must keep with its reference. A `None` bound is not checked. Each bound is named after
+    the parity metric it bounds (report.json `parity`: max_abs, rel_error, cosine, top1_agreement); the older
+    spellings `max_rel` and `min_top1` are still accepted."""
 
-    max_abs: float | None = None
-    max_rel: float | None = Field(default=None, gt=0,
-                                  description="largest |reference - output| over the largest |reference|")
-    min_cosine: float | None = None
-    min_top1: float | None = None
+    max_abs: float | None = Field(default=None, description="largest |reference - output|")
+    max_rel_error: float | None = Field(
+        default=None, gt=0, validation_alias=AliasChoices("max_rel_error", "max_rel"),
+        description="largest |reference - output| over the largest |reference| (also spelled max_rel)")
+    min_cosine: float | None = Field(default=None, description="mean per-sample cosine similarity")
+    min_top1_agreement: float | None = Field(
+        default=None, validation_alias=AliasChoices("min_top1_agreement", "min_top1"),
+        description="share of samples whose top-1 class matches the reference's (also spelled min_top1)")
 
     def for_task(self, task: str) -> Tolerance:
         """The bounds that mean something for this kind of output. Top-1 agreement is the argmax of class scores:
@@ -27,9 +32,9 @@ class Tolerance(Strict):
         if task == "classification":
             return self
         if task == "regression":
-            rel = self.max_rel if self.max_rel is not None or self.max_abs is not None else REGRESSION_MAX_REL
-            return self.model_copy(update={"min_top1": None, "min_cosine": None, "max_rel": rel})
-        return self if self.min_top1 is None else self.model_copy(update={"min_top1": None})
+            rel = self.max_rel_error if self.max_rel_error is not None or self.max_abs is not None else REGRESSION_MAX_REL
+            return self.model_copy(update={"min_top1_agreement": None, "min_cosine": None, "max_rel_error": rel})
+        return self if self.min_top1_agreement is None else self.model_copy(update={"min_top1_agreement": None})
 
 
 REGRESSION_MAX_REL = 0.05

@@ -142,12 +142,12 @@ def test_feature_extraction_recipe_passes_default_tolerances(bert_dir, tmp_path)
         f"model.path={bert_dir}", "model.task=feature-extraction", "data.samples=120", f"data.vocab_size={VOCAB}",
         f"data.seq_len={SEQ}", "bench=null"])
     recipe.passes[0].tolerance = type(recipe.passes[0])(name="quantize.dynamic").tolerance  # the pass default
-    assert recipe.passes[0].tolerance.min_top1 is not None and recipe.output_task() == "embedding"
+    assert recipe.passes[0].tolerance.min_top1_agreement is not None and recipe.output_task() == "embedding"
     run = run_recipe(recipe, out_dir=tmp_path / "run", log=lambda m: None)
     art = run.report.artifact("onnx-int8-dynamic")
     assert art.status == "ok", run.report.errors
     assert art.parity.passed and art.parity.cosine >= 0.98
-    assert art.parity.tolerance["min_top1"] is None  # not applied to an embedding
+    assert art.parity.tolerance["min_top1_agreement"] is None  # not applied to an embedding
 
 def _corrupt(folder, how):
     w = folder / "model.safetensors"
@@ -236,8 +236,8 @@ def test_regression_outputs_are_judged_by_absolute_and_relative_error():
 
     ref = np.linspace(1.0, 2.0, 64)[:, None]
     tol = Tolerance(min_cosine=0.98, min_top1=0.9).for_task("regression")
-    assert tol.min_cosine is None and tol.max_rel == 0.05
+    assert tol.min_cosine is None and tol.max_rel_error == 0.05
     assert check("a", compare(ref, ref * 1.02), tol, "torch fp32", raise_on_fail=False).passed
     bad = check("a", compare(ref, ref * 1.2), tol, "torch fp32", raise_on_fail=False)
     assert not bad.passed and bad.rel_error > 0.05  # cosine is 1.0 here: it cannot see a 20% error
-    assert Tolerance(max_abs=0.5).for_task("regression").max_rel is None  # a bound the user set is kept
+    assert Tolerance(max_abs=0.5).for_task("regression").max_rel_error is None  # a bound the user set is kept

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import yaml
 
@@ -57,3 +58,16 @@ def test_one_default_percentile_and_the_checks_it_keeps():
     with pytest.raises(ValueError, match="not supported for executorch"):
         ExecutorchExport(format="executorch", precision="int8", keep_float=["features.0"])
     assert TfliteQuantConfig(name="quantize.tflite", precision="fp16").artifact == "tflite-fp16"
+
+
+def test_tolerance_bounds_are_named_after_the_metrics_and_the_old_names_still_load():
+    from edgekit.config_base import Tolerance
+    from edgekit.export.parity import compare, failures
+
+    old = Tolerance.model_validate({"min_top1": 0.9, "max_rel": 0.1, "min_cosine": 0.99})
+    assert old == Tolerance(min_top1_agreement=0.9, max_rel_error=0.1, min_cosine=0.99)
+    numbers = compare(np.eye(4, dtype=np.float32), np.eye(4, dtype=np.float32)[::-1].copy())
+    metric = {"max_abs": "max_abs", "max_rel_error": "rel_error", "min_cosine": "cosine",
+              "min_top1_agreement": "top1_agreement"}
+    assert set(old.model_dump()) == set(metric) and set(metric.values()) <= set(numbers)
+    assert [f.split()[0] for f in failures(numbers, old)] == ["rel_error", "cosine", "top1_agreement"]

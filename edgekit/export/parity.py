@@ -48,12 +48,12 @@ def failures(numbers: dict, tolerance: Tolerance) -> list[str]:
     out = []
     if tolerance.max_abs is not None and numbers["max_abs"] > tolerance.max_abs:
         out.append(f"max_abs {numbers['max_abs']:.3g} > {tolerance.max_abs:.3g}")
-    if getattr(tolerance, "max_rel", None) is not None and numbers.get("rel_error", 0.0) > tolerance.max_rel:
-        out.append(f"relative error {numbers['rel_error']:.3g} > {tolerance.max_rel:.3g}")
+    if tolerance.max_rel_error is not None and numbers.get("rel_error", 0.0) > tolerance.max_rel_error:
+        out.append(f"rel_error {numbers['rel_error']:.3g} > {tolerance.max_rel_error:.3g}")
     if tolerance.min_cosine is not None and numbers["cosine"] < tolerance.min_cosine:
         out.append(f"cosine {numbers['cosine']:.6f} < {tolerance.min_cosine}")
-    if tolerance.min_top1 is not None and numbers["top1_agreement"] < tolerance.min_top1:
-        out.append(f"top1_agreement {numbers['top1_agreement']:.4f} < {tolerance.min_top1}")
+    if tolerance.min_top1_agreement is not None and numbers["top1_agreement"] < tolerance.min_top1_agreement:
+        out.append(f"top1_agreement {numbers['top1_agreement']:.4f} < {tolerance.min_top1_agreement}")
     return out
 
 

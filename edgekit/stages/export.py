@@ -54,7 +54,7 @@ def stage_export(run: Run, formats: set[str] | None = None) -> None:
         from edgekit.config_base import Tolerance
 
         art = run.model.artifact
-        verify(run, stamp_card(run, art), Tolerance(max_abs=1e-5, min_cosine=0.99999, min_top1=1.0))
+        verify(run, stamp_card(run, art), Tolerance(max_abs=1e-5, min_cosine=0.99999, min_top1_agreement=1.0))
         run.report.artifacts.append(art)
         run.save("export")
         return
