@@ -18,6 +18,7 @@ import json
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 from pydantic import Field
@@ -33,17 +34,17 @@ class FinetuneOptions(Strict):
     """Label-free quantization-aware fine-tuning (`finetune_for_int8`): the torch model learns, under simulated
     int8, to match its own fp32 logits on the calibration images."""
 
-    epochs: int = Field(8, ge=1)
-    lr: float = Field(1e-5, gt=0)
-    temperature: float = Field(1.0, gt=0)
-    mse_weight: float = Field(1.0, ge=0, description="weight of the logit MSE beside the KL term")
-    batch: int = Field(10, ge=1)
-    holdout: float = Field(0.2, ge=0, lt=1, description="share of the calibration images that picks the epoch")
+    epochs: int = Field(default=8, ge=1)
+    lr: float = Field(default=1e-5, gt=0)
+    temperature: float = Field(default=1.0, gt=0)
+    mse_weight: float = Field(default=1.0, ge=0, description="weight of the logit MSE beside the KL term")
+    batch: int = Field(default=10, ge=1)
+    holdout: float = Field(default=0.2, ge=0, lt=1, description="share of the calibration images that picks the epoch")
 
 
 @dataclass
 class FinetuneResult:
-    model: object  # the fine-tuned float model (BN folded)
+    model: Any  # the fine-tuned float torch module (BN folded)
     history: list[dict] = field(default_factory=list)
     best_epoch: int = 0
     cosine_plain: float | None = None  # simulated int8 vs fp32 on the held-out calibration images, as rounded
