@@ -58,6 +58,21 @@ def test_static_uses_the_streamed_ranges_in_qdq(model, splits):
     assert rec.candidates[0]["cosine"] > 0.99
 
 
+def test_two_int8_passes_on_one_fp32_file_calibrate_once(model):
+    """Calibration ranges are cached by the source file's sha256 and the calibration settings, in the context every
+    pass of a run shares: a second pass with other weight settings reuses them."""
+    art, _, ctx = model
+    ranges = lambda: [k for k in ctx.cache if k[0] == "ranges"]  # noqa: E731
+    cfg = StaticQuantConfig(name="quantize.static", artifact="q-pct-pc", format="qdq", activation_type="uint8",
+                            per_channel=True, calibration="percentile", bias_correction=False, calibration_size=32)
+    get_pass(cfg).apply(art, ctx)
+    before = ranges()
+    get_pass(cfg.model_copy(update={"artifact": "q-pct-pt", "per_channel": False})).apply(art, ctx)
+    assert len(before) == 1 and ranges() == before
+    get_pass(cfg.model_copy(update={"artifact": "q-pct-99", "percentile": 99.0})).apply(art, ctx)
+    assert len(ranges()) == 2  # other settings: calibrated anew
+
+
 @pytest.mark.parametrize("bad", [{"calibration": "mse", "calibrator": "onnxruntime"},
                                  {"calibration": "mse", "format": "qoperator"},
                                  {"adaround": {}, "format": "qoperator"}, {"adaround": {}, "per_channel": False}])

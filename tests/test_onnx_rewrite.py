@@ -5,17 +5,17 @@ import pytest
 import torch
 from torch import nn
 
-from edgekit.quant.onnx_rewrite import _pair_scale, bias_correct, qdq_layers, saturation_safe
+from edgekit.quant.onnx_rewrite import _pair_scale, bias_correct_qdq, qdq_layers, saturation_safe
 from tests.device_helpers import digits_onnx
 
 
 def quantize(src, dst, x, per_channel=True):
     from onnxruntime import quantization as q
 
-    from edgekit.passes.onnx_calibration import make_reader
-    from edgekit.passes.ort_quantize import _input_name
+    from edgekit.quant.onnx_calibrate import make_reader
+    from edgekit.quant.ort_build import input_name
 
-    q.quantize_static(str(src), str(dst), make_reader(_input_name(src), x), quant_format=q.QuantFormat.QDQ,
+    q.quantize_static(str(src), str(dst), make_reader(input_name(src), x), quant_format=q.QuantFormat.QDQ,
                       per_channel=per_channel, activation_type=q.QuantType.QUInt8, weight_type=q.QuantType.QInt8)
 
 
@@ -85,7 +85,7 @@ def test_pair_scale_is_never_below_the_plain_scale():
 def test_bias_correction_reduces_mean_output_error_on_held_out_data(cnn, splits, tmp_path):
     src = digits_onnx(cnn, splits, tmp_path)
     quantize(src, tmp_path / "q.onnx", splits.x_calib, per_channel=False)  # coarse per-tensor weights: big dW
-    stats = bias_correct(tmp_path / "q.onnx", src, splits.x_calib, tmp_path / "bc.onnx")
+    stats = bias_correct_qdq(tmp_path / "q.onnx", src, splits.x_calib, tmp_path / "bc.onnx")
     assert stats["layers_corrected"] >= 2
     x = splits.x_test
     ref = run(src, x)

@@ -11,6 +11,7 @@ from helpers import onnx_pass_setup
 from edgekit.config_base import Tolerance
 from edgekit.passes import get_pass
 from edgekit.passes.quant_auto import AutoQuantConfig, Scheme
+from edgekit.quant.candidate import Candidate
 from edgekit.runtimes import get_runtime
 
 FAST = dict(time_s=0.2, schemes=[Scheme(per_channel=False), Scheme()])
@@ -71,17 +72,19 @@ def test_reachable_target_picks_the_fastest_meeting_it(onnx_fp32):
 def test_files_with_one_graph_tie_on_speed_and_the_more_faithful_wins(onnx_fp32):
     """Host noise must not pick between files that differ only in numbers: minmax and percentile calibration
     give the same graph; per-tensor weights give another."""
-    from edgekit.passes.ort_quantize import StaticQuantConfig, StaticQuantize, preprocess
-    from edgekit.passes.quant_auto import AutoQuantize, graph_signature
+    from edgekit.passes.ort_quantize import StaticQuantConfig, StaticQuantize
+    from edgekit.quant.ort_build import graph_signature, preprocess
+    from edgekit.quant.selection import choose_for_target
 
     src, ctx = onnx_fp32
-    q = AutoQuantize(AutoQuantConfig(name="quantize.auto", speed_margin=0.0, **FAST))
-    row = {"meets_target": True, "misses": [], "cosine": 0.99, "speedup_vs_fp32": 1.0}
-    ok = [{**row, "scheme": "a", "_graph": 1, "latency_ms_p50": 1.0, "top1_agreement": 0.90},
-          {**row, "scheme": "b", "_graph": 1, "latency_ms_p50": 1.3, "top1_agreement": 0.95},
-          {**row, "scheme": "c", "_graph": 2, "latency_ms_p50": 1.05, "top1_agreement": 0.99}]
-    chosen, why = q._choose(ok, {"p50": 2.0})
-    assert chosen["scheme"] == "b" and "same graph" in why
+
+    def cand(scheme, graph, ms, agreement):
+        return Candidate(scheme=scheme, graph=graph, latency={"p50": ms}, misses=[], meets_target=True,
+                         speedup_vs_fp32=1.0, fidelity={"cosine": 0.99, "top1_agreement": agreement})
+
+    ok = [cand("a", 1, 1.0, 0.90), cand("b", 1, 1.3, 0.95), cand("c", 2, 1.05, 0.99)]
+    chosen, why = choose_for_target(ok, 2.0, speed_margin=0.0, faithful_tie_p=0.05)
+    assert chosen.scheme == "b" and "same graph" in why
 
     pre, _ = preprocess(src.path, ctx.run_dir / "sig-pre.onnx")
     sig = {}
@@ -96,26 +99,31 @@ def test_files_with_one_graph_tie_on_speed_and_the_more_faithful_wins(onnx_fp32)
 def test_most_faithful_is_ranked_by_dense_cosine_not_by_agreement_counts():
     """Run A of the issue: the fine-tuned file won on validation agreement (52/54 vs 49/54) with a lower cosine, and
     lost on held-out photos. Three images are no paired-test evidence; the cosine gap over every image is."""
-    from edgekit.passes.quant_auto import most_faithful
+    from edgekit.quant.selection import most_faithful
 
     rng = np.random.default_rng(1)
     n = 54
     base = rng.normal(0.9974, 0.002, n)
-    static = {"scheme": "static", "cosine": float(base.mean()), "top1_agreement": 49 / n,
-              "_per_sample": {"cosine": base, "agree": np.arange(n) >= 5}}
+
+    def cand(name, cos, agree):
+        return Candidate(scheme=name, fidelity={"cosine": float(cos.mean()), "top1_agreement": float(agree.mean())},
+                         per_sample={"cosine": cos, "agree": agree})
+
+    static = cand("static", base, np.arange(n) >= 5)
     ft_cos = base - 0.0051 + rng.normal(0, 0.001, n)
-    finetuned = {"scheme": "fine-tuned", "cosine": float(ft_cos.mean()), "top1_agreement": 52 / n,
-                 "_per_sample": {"cosine": ft_cos, "agree": np.arange(n) >= 2}}
+    finetuned = cand("fine-tuned", ft_cos, np.arange(n) >= 2)
+    assert finetuned.top1_agreement == 52 / n and static.top1_agreement == 49 / n
     assert most_faithful([finetuned, static], 0.05) is static
-    many = {**finetuned, "top1_agreement": 1.0, "_per_sample": {"cosine": ft_cos, "agree": np.ones(n, bool)}}
-    worse = {**static, "_per_sample": {"cosine": base, "agree": np.arange(n) >= 20}}  # 20 images: a real difference
+    many = cand("fine-tuned", ft_cos, np.ones(n, bool))
+    worse = cand("static", base, np.arange(n) >= 20)  # 20 images: a real difference
+    worse.fidelity = dict(static.fidelity)
     assert most_faithful([many, worse], 0.05) is many
 
 
 def test_no_target_met_keeps_the_fastest_that_paired_tests_cannot_tell_less_faithful():
     """Measured on a VNNI host: one layer kept float bought one validation image of 150 (agreement 0.933 vs 0.927,
     cosine equal) at 25% of the speed; the most faithful by point estimate is not more faithful by any test."""
-    from edgekit.passes.quant_auto import AutoQuantize
+    from edgekit.quant.selection import choose_for_target
 
     rng = np.random.default_rng(0)
     n = 150
@@ -123,10 +131,10 @@ def test_no_target_met_keeps_the_fastest_that_paired_tests_cannot_tell_less_fait
     agree = np.arange(n) >= 10  # 140 of 150
 
     def row(name, graph, ms, agree, cos):
-        return {"scheme": name, "_graph": graph, "latency_ms_p50": ms, "meets_target": False,
-                "misses": ["top1_agreement 0.9333 < 0.94"], "cosine": float(cos.mean()),
-                "top1_agreement": float(agree.mean()), "speedup_vs_fp32": 6.8 / ms,
-                "_per_sample": {"cosine": cos, "agree": agree}}
+        return Candidate(scheme=name, graph=graph, latency={"p50": ms}, meets_target=False,
+                         misses=["top1_agreement 0.9333 < 0.94"], speedup_vs_fp32=6.8 / ms,
+                         fidelity={"cosine": float(cos.mean()), "top1_agreement": float(agree.mean())},
+                         per_sample={"cosine": cos, "agree": agree})
 
     most = row("+1 float", 2, 5.1, agree, cos)
     noise = rng.normal(0, 1e-4, n)
@@ -134,11 +142,11 @@ def test_no_target_met_keeps_the_fastest_that_paired_tests_cannot_tell_less_fait
     lower_cos = row("bias-corrected", 1, 4.0, agree, cos - 0.0015 + rng.normal(0, 3e-4, n))
     lower_agree = row("per-tensor", 3, 3.7, np.arange(n) >= 22, cos)  # 12 images fewer
     ok = [most, tied, lower_cos, lower_agree]
-    chosen, why = AutoQuantize(AutoQuantConfig(name="quantize.auto", **FAST))._choose(ok, {"p50": 6.8})
+    margin = AutoQuantConfig(name="quantize.auto", **FAST).speed_margin
+    chosen, why = choose_for_target(ok, 6.8, margin, faithful_tie_p=0.05)
     assert chosen is tied and "paired tests" in why and "most faithful, +1 float" in why
-    assert [r["tied_with_most_faithful"] for r in ok] == [True, True, False, False]
-    strict = AutoQuantize(AutoQuantConfig(name="quantize.auto", faithful_tie_p=None, **FAST))
-    chosen, why = strict._choose(ok, {"p50": 6.8})
+    assert [r.tied_with_most_faithful for r in ok] == [True, True, False, False]
+    chosen, why = choose_for_target(ok, 6.8, margin, faithful_tie_p=None)
     assert chosen is most and "kept the most faithful: +1 float" in why
 
 

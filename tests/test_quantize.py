@@ -167,8 +167,8 @@ def test_measured_ranking_keeps_float_the_layer_that_helps_most_alone(onnx_fp32)
 
 
 def test_sensitivity_ranking_names_quantized_layers(onnx_fp32, tmp_path):
-    from edgekit.passes.ort_quantize import make_reader_for, preprocess
     from edgekit.quant.onnx_rewrite import sensitivity_ranking
+    from edgekit.quant.ort_build import make_reader_for, preprocess
 
     src, ctx = onnx_fp32
     from onnxruntime import quantization as q

@@ -18,7 +18,6 @@ import tempfile
 from pathlib import Path
 from typing import Literal
 
-import numpy as np
 from pydantic import Field, model_validator
 
 from edgekit.config_base import Strict, Tolerance
@@ -27,8 +26,14 @@ from edgekit.errors import PassError
 from edgekit.handles import OnnxFile
 from edgekit.names import Name
 from edgekit.passes.base import FilePass, PassContext, Written
+from edgekit.passes.quant_run import QuantRun
+from edgekit.quant.candidate import Candidate, failed, rows
 from edgekit.quant.finetune import FinetuneOptions
-from edgekit.timing import Stopwatch, now
+from edgekit.quant.mixed_precision import FallbackConfig, mixed_precision
+from edgekit.quant.ort_build import QuantSpec, build_candidate, graph_signature, int8_cost_notes, preprocess, preprocess_note
+from edgekit.quant.refine import AdaRoundOptions, adaround, bias_correction
+from edgekit.quant.selection import choose_for_target, most_faithful
+from edgekit.timing import Stopwatch
 
 
 class Scheme(Strict):
@@ -131,44 +136,37 @@ class AutoQuantConfig(Strict):
         return self
 
 
-def _time_x(ctx: PassContext) -> np.ndarray:
-    from edgekit.runtimes.base import fixed_batch
-
-    return fixed_batch(ctx.splits.x_calib, getattr(ctx.bench, "batch_size", 1))
-
-
 class AutoQuantize(FilePass):
+    """The default ladder: each scheme is a candidate built from edgekit.quant's blocks, then label-free
+    fine-tuning and mixed precision when none meets the target, timed side by side and chosen by
+    `edgekit.quant.selection.choose_for_target`."""
+
     name = "quantize.auto"
     takes = returns = OnnxFile
 
-    def _static(self, s: Scheme):
-        from edgekit.passes.ort_quantize import AdaRoundOptions, FallbackConfig, StaticQuantConfig, StaticQuantize
-
+    def spec(self, s: Scheme) -> QuantSpec:
         c = self.config
-        fb = FallbackConfig(max_layers=max(c.max_float_layers, 1))  # bounds: the target, via _misses
-        return StaticQuantize(StaticQuantConfig(
-            name="quantize.static", artifact=c.artifact, format=s.format, activation_type=s.activation_type,
-            weight_type="int8", per_channel=s.per_channel, reduce_range=c.reduce_range, calibration=s.calibration,
-            percentile=s.percentile, calibration_size=c.calibration_size, exclude_nodes=c.exclude_nodes,
-            saturation_safe=c.saturation_safe, bias_correction=s.bias_correction, fallback=fb,
-            adaround=AdaRoundOptions(keep="always") if s.adaround else None))
+        return QuantSpec(format=s.format, activation_type=s.activation_type, per_channel=s.per_channel,
+                         weight_type="int8", reduce_range=c.reduce_range, calibration=s.calibration,
+                         percentile=s.percentile, exclude_nodes=tuple(c.exclude_nodes), saturation_safe=c.saturation_safe)
 
-    def _misses(self, row: dict, ctx: PassContext) -> list[str]:
+    def misses(self, cand: Candidate, ctx: PassContext) -> list[str]:
+        """The target's bounds `cand` breaks on the validation split."""
         from edgekit.export.parity import failures
 
         c = self.config
-        out = failures(row, c.target)
-        if c.max_accuracy_drop is not None and "val_accuracy" in row:
+        out = failures(cand.fidelity, c.target)
+        acc = cand.fidelity.get("val_accuracy")
+        if c.max_accuracy_drop is not None and acc is not None:
             fp32 = float((ctx.reference_logits["val"].argmax(1) == ctx.splits.y_val).mean())
-            if fp32 - row["val_accuracy"] > c.max_accuracy_drop:
-                out.append(f"accuracy drop {fp32 - row['val_accuracy']:.4f} > {c.max_accuracy_drop}")
+            if fp32 - acc > c.max_accuracy_drop:
+                out.append(f"accuracy drop {fp32 - acc:.4f} > {c.max_accuracy_drop}")
         return out
 
     def _equalized_source(self, ctx: PassContext, tmp: Path) -> Path:
         """The torch model after BN folding + cross-layer equalization, exported and pre-processed."""
         from edgekit.bench.quick import export_temp_onnx
         from edgekit.passes.equalize import EqualizeConfig, equalize_model
-        from edgekit.passes.ort_quantize import preprocess
 
         if ctx.model is None:
             raise PassError("equalize needs the PyTorch model; this recipe's model is an ONNX file")
@@ -181,113 +179,111 @@ class AutoQuantize(FilePass):
                 cached.write_bytes((tmp / "cle.onnx").read_bytes())
         return cached
 
-    def _candidate(self, s: Scheme, pre: Path, tmp: Path, ctx: PassContext, i: int) -> dict:
-        head = {"scheme": s.label(), "stage": "ladder", "settings": s.model_dump()}
+    def built(self, s: Scheme, src: Path, dst: Path, run: QuantRun, float_nodes: list[str] | None = None) -> Candidate:
+        """The scheme's candidate from `src`: built, then AdaRound and bias correction when the scheme asks."""
+        cand = build_candidate(src, dst, self.spec(s), run.calib, run.ev, float_nodes)
+        adaround(cand, run.x_calib, run.ev, AdaRoundOptions(keep="always") if s.adaround else None, run.log)
+        bias_correction(cand, run.calib.x, run.ev, s.bias_correction)
+        return cand
+
+    def _candidate(self, s: Scheme, pre: Path, tmp: Path, ctx: PassContext, run: QuantRun, i: int) -> Candidate:
         try:
             src = self._equalized_source(ctx, tmp) if s.equalize else pre
-            q = self._static(s)
-            row = q.build(src, tmp / f"cand-{i}.onnx", s.format, s.activation_type, s.per_channel, ctx)
-            q._adaround(row, src, ctx)  # each a no-op unless the scheme asks for it
-            q._bias_correct(row, src, ctx)
-            return {**head, **row, "_pre": src}
+            return labelled(self.built(s, src, tmp / f"cand-{i}.onnx", run), s.label(), "ladder", s.model_dump())
         except Exception as e:  # one failing scheme must not lose the others
-            return {**head, "error": f"{type(e).__name__}: {e}"}
+            return failed(labelled(Candidate(), s.label(), "ladder", s.model_dump()), e)
 
     def transform(self, source: OnnxFile, out: Path, ctx: PassContext) -> Written:
-        from edgekit.passes.ort_quantize import drop_private, int8_cost_notes, preprocess, preprocess_note
-        from edgekit.runtimes.timed import time_onnx_files
-        from edgekit.timing import Stopwatch
-
         t_start = Stopwatch()
         c = self.config
         src = source.path
-        threads = getattr(ctx.bench, "threads", None)
-        x_time = _time_x(ctx)
+        run = QuantRun.of(ctx, c.calibration_size)
         with tempfile.TemporaryDirectory(prefix="edgekit-auto-") as tmp:
             tmp = Path(tmp)
             pre, pre_error = preprocess(src, tmp / "pre.onnx", ctx.log)
-            rows, unit = [], None
+            cands: list[Candidate] = []
+            unit = None
             order = sorted(range(len(c.schemes)), key=lambda k: relative_cost(c.schemes[k]))  # stable: ties keep order
             with progress("candidate", len(order), log=ctx.log) as bar:
                 for n, i in enumerate(order):
                     if n:
                         bar.update(n, note=c.schemes[order[n - 1]].label())
                     s = c.schemes[i]
-                    met = any(not r.get("misses", ["?"]) for r in rows if "_path" in r)
-                    if s.adaround and met:
-                        rows.append(_skipped(s, "a cheaper scheme already meets the target; AdaRound could only add "
+                    if s.adaround and any(r.misses == [] for r in cands if r.built):
+                        cands.append(skipped(s, "a cheaper scheme already meets the target; AdaRound could only add "
                                                 "fidelity the target does not ask for"))
                         continue
                     left = self._budget_left(t_start)
                     if unit is not None and left is not None and unit * relative_cost(s) > left:
-                        rows.append(_skipped(s, f"time budget: ~{unit * relative_cost(s):.0f} s estimated, {left:.0f} s "
-                                                f"left of time_budget_s"))
-                        ctx.log(f"  [{n + 1}/{len(c.schemes)}] {s.label()}: skipped, {rows[-1]['skipped']}")
+                        cands.append(skipped(s, f"time budget: ~{unit * relative_cost(s):.0f} s estimated, {left:.0f} "
+                                                f"s left of time_budget_s"))
+                        ctx.log(f"  [{n + 1}/{len(c.schemes)}] {s.label()}: skipped, {cands[-1].skipped}")
                         continue
                     started = Stopwatch()
-                    rows.append(self._candidate(s, pre, tmp, ctx, i))
-                    if "_path" in rows[-1]:
-                        rows[-1]["misses"] = self._misses(rows[-1], ctx)
+                    cands.append(self._candidate(s, pre, tmp, ctx, run, i))
+                    if cands[-1].built:
+                        cands[-1].misses = self.misses(cands[-1], ctx)
                         unit = unit or started.seconds / relative_cost(s)
                     else:
-                        ctx.log(f"    failed: {rows[-1]['error']}")
+                        ctx.log(f"    failed: {cands[-1].error}")
                 bar.update(len(order))
-            rows = [row for _, row in sorted(zip(order, rows), key=lambda p: p[0])]  # listed as the recipe has them
-            ok = [r for r in rows if "_path" in r]
+            cands = [r for _, r in sorted(zip(order, cands), key=lambda p: p[0])]  # listed as the recipe has them
+            ok = [r for r in cands if r.built]
             if not ok:
-                raise PassError(f"quantize.auto: every scheme failed: {[r.get('error') for r in rows]}")
-            met = any(not r["misses"] for r in ok)
+                raise PassError(f"quantize.auto: every scheme failed: {[r.error for r in cands]}")
+            met = any(not r.misses for r in ok)
             wants_ft = c.finetune is not None and (c.finetune_when == "always" or not met)
             left = self._budget_left(t_start)
+            alpha = c.faithful_tie_p or 0.05
             if wants_ft and ctx.model is not None and left is not None and left <= 0:
-                rows.append({"scheme": "label-free fine-tuning", "stage": "finetune",
-                             "skipped": f"time budget: spent ({-left:.0f} s over, timing reserve included)"})
-                ctx.log(f"  label-free fine-tuning skipped: {rows[-1]['skipped']}")
+                cands.append(Candidate(scheme="label-free fine-tuning", stage="finetune",
+                                       skipped=f"time budget: spent ({-left:.0f} s over, timing reserve included)"))
+                ctx.log(f"  label-free fine-tuning skipped: {cands[-1].skipped}")
             elif wants_ft and ctx.model is not None:
-                rows.append(self._finetuned(most_faithful(ok, c.faithful_tie_p or 0.05), tmp, ctx, t_start))
-                if "_path" in rows[-1]:
-                    rows[-1]["misses"] = self._misses(rows[-1], ctx)
+                cands.append(finetuned(self, most_faithful(ok, alpha), tmp, ctx, run, left))
+                if cands[-1].built:
+                    cands[-1].misses = self.misses(cands[-1], ctx)
                 else:
-                    ctx.log(f"    failed: {rows[-1]['error']}")
-                ok = [r for r in rows if "_path" in r]
+                    ctx.log(f"    failed: {cands[-1].error}")
+                ok = [r for r in cands if r.built]
             left = self._budget_left(t_start)
-            if c.max_float_layers and not any(not r["misses"] for r in ok):
+            if c.max_float_layers and not any(not r.misses for r in ok):
                 if left is not None and unit is not None and left < 2 * unit:
-                    rows.append({"scheme": "mixed precision", "stage": "fallback",
-                                 "skipped": f"time budget: {left:.0f} s left of time_budget_s"})
+                    cands.append(Candidate(scheme="mixed precision", stage="fallback",
+                                           skipped=f"time budget: {left:.0f} s left of time_budget_s"))
                 else:
-                    rows += self._mixed_precision(most_faithful(ok, c.faithful_tie_p or 0.05), tmp, ctx, threads,
-                                                  x_time)
-                    ok = [r for r in rows if "_path" in r]
+                    cands += self._mixed_precision(most_faithful(ok, alpha), tmp, ctx, run)
+                    ok = [r for r in cands if r.built]
             ctx.log(f"  timing fp32 and {len(ok)} candidates side by side ...")
-            lat = time_onnx_files({"fp32": src, **{str(i): Path(r["_path"]) for i, r in enumerate(ok)}}, x_time,
-                                  threads, min_time_s=c.time_s)
+            lat = run.side_by_side({"fp32": src, **{str(i): r.file for i, r in enumerate(ok)}}, c.time_s)
             fp32 = lat.pop("fp32")
             for i, r in enumerate(ok):
-                r.update({f"latency_ms_{k}": v for k, v in lat[str(i)].items() if k != "runs"})
-                r["speedup_vs_fp32"] = fp32["p50"] / r["latency_ms_p50"]
-                r["meets_target"] = not r["misses"]
-                r["_graph"] = graph_signature(Path(r["_path"]))
-            chosen, decision = self._choose(ok, fp32)
-            out.write_bytes(Path(chosen["_path"]).read_bytes())
-        drop_private(rows)
-        for r in rows:
-            r["chosen"] = r is chosen
-        slower = chosen["latency_ms_p50"] > fp32["p50"]
-        details = {"scheme": chosen["scheme"], **chosen["settings"], "weight_type": "int8",
-                   "saturation_safe": bool(chosen.get("saturation_safe")),
-                   "bias_correction": bool(chosen.get("bias_correction", {}).get("kept")),
-                   "adaround": bool(chosen.get("adaround", {}).get("kept")),
-                   "float_nodes": [*c.exclude_nodes, *chosen.get("float_nodes", [])],
-                   "meets_target": chosen["meets_target"], "slower_than_fp32": slower,
+                r.latency = {k: v for k, v in lat[str(i)].items() if k != "runs"}
+                r.speedup_vs_fp32 = fp32["p50"] / r.latency["p50"]
+                r.meets_target = not r.misses
+                r.graph = graph_signature(r.file)
+            chosen, decision = choose_for_target(ok, fp32["p50"], c.speed_margin, c.faithful_tie_p)
+            out.write_bytes(chosen.file.read_bytes())
+        return self._written(chosen, cands, decision, fp32, src, out, ctx, pre_error, wants_ft)
+
+    def _written(self, chosen: Candidate, cands: list[Candidate], decision: str, fp32: dict, src: Path, out: Path,
+                 ctx: PassContext, pre_error: str | None, wants_ft: bool) -> Written:
+        c = self.config
+        slower = chosen.latency["p50"] > fp32["p50"]
+        details = {"scheme": chosen.scheme, **(chosen.settings or {}), "weight_type": "int8",
+                   "saturation_safe": bool(chosen.saturation_safe),
+                   "bias_correction": bool((chosen.bias_correction or {}).get("kept")),
+                   "adaround": bool((chosen.adaround or {}).get("kept")),
+                   "float_nodes": [*c.exclude_nodes, *chosen.float_nodes],
+                   "meets_target": chosen.meets_target, "slower_than_fp32": slower,
                    "calibration_samples": int(len(ctx.splits.x_calib[: c.calibration_size])),
                    "preprocessed": pre_error is None}
-        rec = Written(precision="int8", details=details, decision=decision, candidates=rows,
+        rec = Written(precision="int8", details=details, decision=decision, candidates=rows(cands, chosen),
                       before={"latency_ms_p50_selection": fp32["p50"], "latency_ms_p90_selection": fp32["p90"]},
-                      after={"latency_ms_p50_selection": chosen["latency_ms_p50"],
-                             "latency_ms_p90_selection": chosen["latency_ms_p90"]},
+                      after={"latency_ms_p50_selection": chosen.latency["p50"],
+                             "latency_ms_p90_selection": chosen.latency["p90"]},
                       notes=preprocess_note(pre_error))
-        if not chosen["meets_target"]:
+        if not chosen.meets_target:
             rec.notes.append("WARNING: no candidate met the target; the artifact is the most faithful one tried, or a "
                              "faster one that paired tests cannot tell less faithful (see the decision)")
         n_val = len(ctx.splits.x_val)
@@ -295,12 +291,12 @@ class AutoQuantize(FilePass):
             rec.notes.append(f"selection on {n_val} validation images: one image is {100 / n_val:.2f} points of top-1 "
                              f"agreement; fidelity is ranked by per-sample cosine (dense), and differences in "
                              f"agreement count only when a paired test shows them")
-        skipped = [r for r in rows if r.get("skipped")]
-        if skipped:
-            rec.notes.append("skipped: " + "; ".join(f"{r['scheme']} ({r['skipped']})" for r in skipped))
+        skips = [r for r in cands if r.skipped]
+        if skips:
+            rec.notes.append("skipped: " + "; ".join(f"{r.scheme} ({r.skipped})" for r in skips))
         if wants_ft and ctx.model is None:
             rec.notes.append("label-free fine-tuning skipped: no torch model at hand (the model came in as ONNX)")
-        rec.notes += int8_cost_notes(src, out, fp32["p50"], chosen["latency_ms_p50"])
+        rec.notes += int8_cost_notes(src, out, fp32["p50"], chosen.latency["p50"])
         return rec
 
     def _budget_left(self, t_start: Stopwatch) -> float | None:
@@ -310,157 +306,66 @@ class AutoQuantize(FilePass):
             return None
         return c.time_budget_s - t_start.seconds - 3 * c.time_s
 
-    def _finetuned(self, best: dict, tmp: Path, ctx: PassContext, t_start: float) -> dict:
-        """The most faithful scheme on the label-free fine-tuned model (no bias correction or AdaRound: the
-        fine-tuning has already adapted the weights to their grid)."""
-        from edgekit.bench.quick import export_temp_onnx
-        from edgekit.passes.ort_quantize import preprocess
-        from edgekit.quant.finetune import finetune_for_int8
-        from edgekit.quant.onnx_rewrite import cpu_saturates_u8s8
-
-        c, f = self.config, self.config.finetune
-        s = Scheme(**{**best["settings"], "bias_correction": False, "adaround": False, "equalize": False})
-        head = {"scheme": f"{s.label()} + label-free fine-tuning", "stage": "finetune", "settings": s.model_dump()}
-        why = "finetune_when: always" if c.finetune_when == "always" else "no scheme met the target"
-        ctx.log(f"  {why}: label-free fine-tuning for {s.label()}")
-        try:
-            sat = (s.format == "qdq" and s.activation_type == "uint8" and s.per_channel and not c.reduce_range
-                   and (c.saturation_safe is True or (c.saturation_safe == "auto" and cpu_saturates_u8s8())))
-            x = ctx.splits.x_calib[: c.calibration_size]
-            left = self._budget_left(t_start)
-            ft = finetune_for_int8(ctx.model, x, epochs=f.epochs, lr=f.lr, temperature=f.temperature,
-                                   mse_weight=f.mse_weight, batch=f.batch, holdout=f.holdout,
-                                   per_channel=s.per_channel, saturation_safe=sat, seed=ctx.seed, log=ctx.log,
-                                   deadline=None if left is None else now() + 0.7 * left)
-            export_temp_onnx(ft.model, x[:1], tmp / "finetuned.onnx")
-            pre, pre_error = preprocess(tmp / "finetuned.onnx", tmp / "finetuned-pre.onnx", ctx.log)
-            row = self._static(s).build(pre, tmp / "cand-finetuned.onnx", s.format, s.activation_type,
-                                        s.per_channel, ctx)
-            row["finetune"] = {"best_epoch": ft.best_epoch, "history": ft.history, "reused": ft.reused,
-                               "stopped_by_deadline": ft.stopped_by_deadline,
-                               "holdout_cosine_rounded": ft.cosine_plain, "holdout_cosine_before": ft.cosine_before,
-                               "holdout_cosine_after": ft.cosine_after,
-                               **f.model_dump()}
-            if pre_error is not None:
-                row["preprocess_error"] = pre_error
-            return {**head, **row, "_pre": pre}
-        except Exception as e:  # a model the fine-tuning or its export cannot handle: the other rows stand
-            return {**head, "error": f"{type(e).__name__}: {e}"}
-
-    def _mixed_precision(self, best: dict, tmp: Path, ctx: PassContext, threads, x_time) -> list[dict]:
-        """quantize.static's greedy fallback on the most faithful scheme; each step is a row."""
-        s = Scheme(**best["settings"])
-        steps: list[dict] = []
+    def _mixed_precision(self, best: Candidate, tmp: Path, ctx: PassContext, run: QuantRun) -> list[Candidate]:
+        """Mixed precision (edgekit.quant.mixed_precision) on the most faithful scheme; each step is a candidate."""
+        s = Scheme(**(best.settings or {}))
         ctx.log(f"  no scheme met the target: mixed precision on {s.label()}")
-        q = self._static(s)
-        q._fallback(best, best["_pre"], tmp, ctx, steps, threads, x_time, meets=lambda r: not self._misses(r, ctx))
-        out = []
+        assert best.source is not None
+        pre, spec = best.source, self.spec(s)
+        _, steps, _ = mixed_precision(
+            best, FallbackConfig(max_layers=max(self.config.max_float_layers, 1)), run.ev.x[:32],
+            build=lambda nodes, path: self.built(s, pre, path, run, nodes),
+            probe=lambda nodes, path: build_candidate(pre, path, spec, run.calib, run.ev, nodes),
+            time_ms=lambda path: run.time_ms(path, SELECT_TIME_S), tmp=tmp, log=ctx.log,
+            meets=lambda r: not self.misses(r, ctx))
         for r in steps:
-            row = {"scheme": f"{s.label()} + {len(r.get('float_nodes', []))} float", "stage": "fallback",
-                   "settings": s.model_dump(), **r, "_pre": best["_pre"]}
-            if "_path" in row:
-                row["misses"] = self._misses(row, ctx)
-            out.append(row)
-        return out
-
-    def _choose(self, ok: list[dict], fp32: dict) -> tuple[dict, str]:
-        c = self.config
-        meeting = [r for r in ok if r["meets_target"]]
-        table = "; ".join(f"{r['scheme']}: cosine {r['cosine']:.4f}, agreement {r['top1_agreement']:.3f}, "
-                          f"{r['latency_ms_p50']:.3f} ms ({r['speedup_vs_fp32']:.2f}x)" for r in ok)
-        if meeting:
-            chosen = self._fastest(meeting)
-            why = (f"chose {chosen['scheme']}: the fastest (within {c.speed_margin:.0%}; files with the same graph "
-                   f"count as equally fast) of the {len(meeting)} of {len(ok)} candidates meeting the target on the "
-                   f"validation split.")
-        else:
-            best = most_faithful(ok, c.faithful_tie_p or 0.05)
-            pool = [best]
-            if c.faithful_tie_p is not None:
-                for r in ok:
-                    r["tied_with_most_faithful"] = r is best or not _worse(r, best, c.faithful_tie_p)
-                pool = [r for r in ok if r["tied_with_most_faithful"]]
-            chosen = self._fastest(pool)
-            why = f"no candidate met the target ({'; '.join(best['misses'])} for the most faithful, {best['scheme']}); "
-            if chosen is best:
-                why += f"kept the most faithful: {chosen['scheme']}."
-            else:
-                why += (f"kept {chosen['scheme']}: the fastest (within {c.speed_margin:.0%}) of the {len(pool)} "
-                        f"candidates that paired tests on the validation split cannot tell less faithful than it "
-                        f"(p >= {c.faithful_tie_p}).")
-        why += f" Measured side by side on this host (fp32 {fp32['p50']:.3f} ms p50): {table}."
-        if chosen["latency_ms_p50"] > fp32["p50"]:
-            why += " WARNING: the chosen int8 model is slower than fp32 on this host."
-        return chosen, why
-
-    def _fastest(self, pool: list[dict]) -> dict:
-        """The fastest of `pool`, the more faithful winning ties within speed_margin. One graph, one speed:
-        candidates whose files differ only in numbers (scales, weights, biases) are timed apart only by the host's
-        noise, so each takes its graph's best time."""
-        best: dict = {}
-        for r in pool:
-            best[r["_graph"]] = min(best.get(r["_graph"], float("inf")), r["latency_ms_p50"])
-        fastest = min(best.values())
-        tied = [r for r in pool if best[r["_graph"]] <= fastest * (1 + self.config.speed_margin)]
-        return most_faithful(tied, self.config.faithful_tie_p or 0.05)
+            labelled(r, scheme=f"{s.label()} + {len(r.float_nodes)} float", stage="fallback", settings=s.model_dump())
+            if r.built:
+                r.misses = self.misses(r, ctx)
+        return steps
 
 
-def _worse(r: dict, best: dict, alpha: float) -> bool:
-    """Whether a paired test on the validation split shows `r` less faithful than `best` (p < alpha, in that
-    direction) on top-1 agreement, accuracy (where labelled) or per-sample cosine. Without per-sample values
-    nothing can be shown, and `r` counts as worse."""
-    from edgekit.significance import mcnemar_exact, paired_mean_test
-
-    a, b = best.get("_per_sample"), r.get("_per_sample")
-    if a is None or b is None:
-        return True
-    for key in ("agree", "correct"):
-        if key in a and key in b:
-            t = mcnemar_exact(a[key], b[key])
-            if t["p_value"] < alpha and t["only_baseline_right"] > t["only_candidate_right"]:
-                return True
-    t = paired_mean_test(a["cosine"], b["cosine"])
-    return t["p_value"] < alpha and t["mean_difference"] < 0
+SELECT_TIME_S = 0.5  # timing budget of one mixed-precision step (quantize.static's select_time_s)
 
 
-def graph_signature(path: Path) -> tuple:
-    """What decides an ONNX file's speed on one host: its ops in order (type, domain, attributes) and the shapes
-    and types of its tensors, not the values of its weights and scales."""
-    import onnx
-
-    from edgekit.model_files import onnx_header
-
-    m = onnx_header(path)
-    ops = tuple((n.op_type, n.domain, tuple(sorted((a.name, str(onnx.helper.get_attribute_value(a)))
-                                                    for a in n.attribute))) for n in m.graph.node)
-    inits = tuple((i.data_type, tuple(i.dims)) for i in m.graph.initializer)
-    return ops, inits
+def labelled(cand: Candidate, scheme: str, stage: str, settings: dict) -> Candidate:
+    cand.scheme, cand.stage, cand.settings = scheme, stage, settings
+    return cand
 
 
-def _skipped(s: Scheme, why: str) -> dict:
-    return {"scheme": s.label(), "stage": "ladder", "settings": s.model_dump(), "skipped": why}
+def skipped(s: Scheme, why: str) -> Candidate:
+    return Candidate(scheme=s.label(), stage="ladder", settings=s.model_dump(), skipped=why)
 
 
-def _dense_first(r: dict) -> tuple:
-    """Mean per-sample cosine first; the agreement and accuracy point estimates only break exact ties."""
-    return r["cosine"], r["top1_agreement"], r.get("val_accuracy", 0.0)
+def finetuned(p: AutoQuantize, best: Candidate, tmp: Path, ctx: PassContext, run: QuantRun, left: float | None
+              ) -> Candidate:
+    """The most faithful scheme on the label-free fine-tuned model (no bias correction or AdaRound: the
+    fine-tuning has already adapted the weights to their grid)."""
+    from edgekit.bench.quick import export_temp_onnx
+    from edgekit.quant.finetune import finetune_for_int8
+    from edgekit.quant.ort_build import saturation_safe_applies
+    from edgekit.timing import now
 
-
-def most_faithful(rows: list[dict], alpha: float) -> dict:
-    """The candidate closest to fp32 by mean per-sample cosine on the validation split (a dense signal), unless a
-    paired test (McNemar on top-1 agreement, or on accuracy where labelled) shows another one better at level
-    `alpha`: agreement counts on a small split move with single images, and ranking by them overfits the split."""
-    from edgekit.significance import mcnemar_exact
-
-    ranked = sorted(rows, key=_dense_first, reverse=True)
-    best = ranked[0]
-    for r in ranked[1:]:
-        a, b = best.get("_per_sample"), r.get("_per_sample")
-        if a is None or b is None:
-            continue
-        for key in ("correct", "agree"):
-            t = mcnemar_exact(a[key], b[key]) if key in a and key in b else None
-            if t and t["p_value"] < alpha and t["only_candidate_right"] > t["only_baseline_right"]:
-                best = r
-                break
-    return best
+    c, f = p.config, p.config.finetune
+    s = Scheme(**{**(best.settings or {}), "bias_correction": False, "adaround": False, "equalize": False})
+    label = f"{s.label()} + label-free fine-tuning"
+    why = "finetune_when: always" if c.finetune_when == "always" else "no scheme met the target"
+    ctx.log(f"  {why}: label-free fine-tuning for {s.label()}")
+    try:
+        spec = p.spec(s)
+        x = ctx.splits.x_calib[: c.calibration_size]
+        ft = finetune_for_int8(ctx.model, x, epochs=f.epochs, lr=f.lr, temperature=f.temperature,
+                               mse_weight=f.mse_weight, batch=f.batch, holdout=f.holdout,
+                               per_channel=s.per_channel, saturation_safe=saturation_safe_applies(spec),
+                               seed=ctx.seed, log=ctx.log, deadline=None if left is None else now() + 0.7 * left)
+        export_temp_onnx(ft.model, x[:1], tmp / "finetuned.onnx")
+        pre, pre_error = preprocess(tmp / "finetuned.onnx", tmp / "finetuned-pre.onnx", ctx.log)
+        cand = build_candidate(pre, tmp / "cand-finetuned.onnx", spec, run.calib, run.ev)
+        cand.finetune = {"best_epoch": ft.best_epoch, "history": ft.history, "reused": ft.reused,
+                         "stopped_by_deadline": ft.stopped_by_deadline, "holdout_cosine_rounded": ft.cosine_plain,
+                         "holdout_cosine_before": ft.cosine_before, "holdout_cosine_after": ft.cosine_after,
+                         **f.model_dump()}
+        cand.preprocess_error = pre_error
+        return labelled(cand, label, "finetune", s.model_dump())
+    except Exception as e:  # a model the fine-tuning or its export cannot handle: the other rows stand
+        return failed(labelled(Candidate(), label, "finetune", s.model_dump()), e)

@@ -54,3 +54,36 @@ def range_overrides(ranges: dict[str, tuple[float, float]]) -> dict:
     """ORT `extra_options` entries that make quantize_static use these ranges instead of its own."""
     return {"TensorQuantOverrides": {n: [{"rmin": np.array(lo, np.float32), "rmax": np.array(hi, np.float32)}]
                                      for n, (lo, hi) in ranges.items()}}
+
+
+def static_batch(path) -> int | None:
+    """The fixed batch size of an ONNX model's first input, or None when the batch axis is dynamic."""
+    from edgekit.model_files import onnx_header
+
+    dims = onnx_header(path).graph.input[0].type.tensor_type.shape.dim
+    return int(dims[0].dim_value) if dims and dims[0].HasField("dim_value") and dims[0].dim_value > 0 else None
+
+
+def make_reader(input_name: str, x: np.ndarray, batch: int = 16, drop_last: bool = False):
+    """ORT calibration batches of `batch` samples (floats as float32, token ids as int64); `drop_last` for a
+    fixed-batch model, which cannot take a short one."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    from edgekit.runtimes.base import as_model_input
+
+    x = as_model_input(x)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter(range(0, len(x), batch))
+
+        def get_next(self):
+            i = next(self._it, None)
+            if i is None or (drop_last and len(x) - i < batch and i > 0):
+                return None
+            return {input_name: np.ascontiguousarray(x[i: i + batch])}
+
+        def rewind(self):
+            self._it = iter(range(0, len(x), batch))
+
+    return Reader()

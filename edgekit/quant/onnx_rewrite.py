@@ -6,7 +6,7 @@ they work for every model, exported or user-supplied).
   magnitude (see edgekit.quant.bias_correction.saturation_safe_scale). Per output channel, the weight scale is
   raised just enough to keep every adjacent pair within 128; depthwise convolutions (their own kernel) keep
   ORT's scale. The int32 bias is re-quantized on the new scale.
-* `bias_correct`: the rounding error of each layer's int8 weights, dW, shifts its outputs by dW E[x]; E[x] is the
+* `bias_correct_qdq`: the rounding error of each layer's int8 weights, dW, shifts its outputs by dW E[x]; E[x] is the
   per-channel mean of the layer's input measured in the quantized model itself on calibration data, and the
   shift is taken out of the bias (two rounds, since upstream corrections move downstream inputs).
 
@@ -239,7 +239,7 @@ def _shift(dw: np.ndarray, mean_in: np.ndarray, group: int) -> np.ndarray:
     return (v * mean_in.reshape(group, 1, ig)).sum(2).reshape(-1)
 
 
-def bias_correct(qdq: Path, fp32: Path, x_calib: np.ndarray, out: Path, rounds: int = 2) -> dict:
+def bias_correct_qdq(qdq: Path, fp32: Path, x_calib: np.ndarray, out: Path, rounds: int = 2) -> dict:
     """Empirical bias correction of every quantized Conv/Gemm with a bias (see the module docstring)."""
     f = QdqGraph(fp32)
     layers = [la for la in qdq_layers(QdqGraph(qdq).model.graph) if la.bias is not None and la.bias in f.init

@@ -13,7 +13,7 @@ def context(run: Run) -> PassContext:
     """What a pass sees of the run."""
     return PassContext(splits=run.splits, run_dir=run.run_dir, seed=run.recipe.seed, train=run.recipe.train,
                        bench=run.recipe.bench, reference=run.reference_model, reference_logits=run.reference_logits,
-                       model=run.torch_module, log=run.log)
+                       model=run.torch_module, log=run.log, cache=run.pass_cache)
 
 
 def _crash(e: Exception) -> EdgekitError:

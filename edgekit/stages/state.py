@@ -35,6 +35,7 @@ class Run:
     on_epoch: Callable[[int, float], None] | None = None  # training progress hook (search pruning)
     mlflow_run_id: str | None = None  # set when the run was logged to MLflow
     stage: str = ""  # the stage running now, named when the run fails or is interrupted
+    pass_cache: dict[Any, Any] = field(default_factory=dict)  # shared by the run's passes (e.g. int8 calibration ranges)
 
     def save(self, stage: str | None = None) -> None:
         from edgekit.report.io import save_report
