@@ -62,7 +62,7 @@ def test_two_int8_passes_on_one_fp32_file_calibrate_once(model):
     """Calibration ranges are cached by the source file's sha256 and the calibration settings, in the context every
     pass of a run shares: a second pass with other weight settings reuses them."""
     art, _, ctx = model
-    ranges = lambda: [k for k in ctx.cache if k[0] == "ranges"]  # noqa: E731
+    ranges = lambda: [k for k in ctx.cache if k[0] == "ranges" and k[2] == "percentile"]  # noqa: E731
     cfg = StaticQuantConfig(name="quantize.static", artifact="q-pct-pc", format="qdq", activation_type="uint8",
                             per_channel=True, calibration="percentile", bias_correction=False, calibration_size=32)
     get_pass(cfg).apply(art, ctx)
