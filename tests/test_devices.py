@@ -165,6 +165,17 @@ def test_unreachable_device_is_skipped_and_the_others_still_run(cnn_onnx, splits
     assert any("dead-pi" in e for e in run.report.errors)
 
 
+
+def test_a_format_the_device_lists_no_runtime_for_is_skipped_not_failed(cnn_onnx, splits, tmp_path):
+    from edgekit.pipeline import stage_bench
+
+    tfl_only = write_profile(tmp_path, "tflite-only", runtimes=["torch", "litert"])
+    run = bench_run(tmp_path, splits, cnn_onnx, ["a"], [str(tfl_only)])
+    stage_bench(run)
+    row = run.report.results[0]
+    assert row.status == "skipped" and "runtime onnxruntime is not listed for device tflite-only" in row.error
+    assert run.report.errors == []  # the profile's choice, not a stage failure: the run still exits 0
+
 def test_devices_cli_list_show_check():
     def cli(*args):
         return subprocess.run([sys.executable, "-m", "edgekit", *args], capture_output=True, text=True, timeout=300)

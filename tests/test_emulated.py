@@ -103,3 +103,19 @@ def test_cross_isa_metrics_compare_the_same_file_across_architectures():
     add_cross_isa(same, {("int8", "host-cpu"): host_out, ("int8", "arm64-emulated"): host_out.copy()})
     assert same[1].metrics == {"vs_host_max_abs": 0.0, "vs_host_mean_abs": 0.0, "vs_host_cosine": pytest.approx(1.0),
                                "vs_host_top1_flips": 0.0}
+
+
+def test_cross_isa_compares_with_the_same_runtime_on_this_host():
+    rng = np.random.default_rng(1)
+    ort_out, ov_out = rng.normal(size=(20, 10)).astype(np.float32), rng.normal(size=(20, 10)).astype(np.float32)
+    here = platform.machine()
+    rows = [_row("int8", "host-cpu", 1.0, machine=here),
+            _row("int8", "host-cpu-openvino", 1.0, machine=here).model_copy(update={"runtime": "openvino"}),
+            _row("int8", "arm64-emulated-openvino", 900.0, emulated=True, machine="aarch64")
+            .model_copy(update={"runtime": "openvino"}),
+            _row("int8", "arm64-emulated", 900.0, emulated=True, machine="aarch64").model_copy(update={"runtime": "x"})]
+    outs = {("int8", "host-cpu"): ort_out, ("int8", "host-cpu-openvino"): ov_out,
+            ("int8", "arm64-emulated-openvino"): ov_out.copy(), ("int8", "arm64-emulated"): ort_out.copy()}
+    add_cross_isa(rows, outs)
+    assert rows[2].vs_host == f"int8@host-cpu-openvino ({here})" and rows[2].metrics["vs_host_max_abs"] == 0.0
+    assert rows[3].vs_host == f"int8@host-cpu ({here})"  # no host row on its runtime: the first host row
