@@ -15,13 +15,13 @@ from edgekit.quant.options import Calibration, lift_calibration
 
 class _ExportBase(Strict):
     needs: ClassVar[Needs | None] = None  # optional packages the exporter imports, and their extra
-    name: Name | None = Field(None, description="artifact name (default FORMAT-PRECISION)")
-    parity_samples: int = Field(256, ge=1, description="held-out test samples compared with PyTorch")
+    name: Name | None = Field(default=None, description="artifact name (default FORMAT-PRECISION)")
+    parity_samples: int = Field(default=256, ge=1, description="held-out test samples compared with PyTorch")
 
 
 class OnnxExport(_ExportBase):
     format: Literal["onnx"]
-    opset: int = Field(18, ge=13, le=23)
+    opset: int = Field(default=18, ge=13, le=23)
     exporter: Literal["dynamo", "legacy"] = "dynamo"
     dynamic_batch: bool = True
     tolerance: Tolerance = Field(default_factory=lambda: Tolerance(max_abs=1e-3, min_cosine=0.9999, min_top1_agreement=0.99))
@@ -57,7 +57,7 @@ class Int8Options(Strict):
     calibration: Calibration = Field(default_factory=Calibration,
                                      description="int8: activation ranges, calibration samples, modules kept float")
     finetune: FinetuneOptions | None = Field(
-        None, description="int8: label-free fine-tuning of the weights under simulated int8 before quantization "
+        default=None, description="int8: label-free fine-tuning of the weights under simulated int8 before quantization "
                           "(per-channel symmetric weights, calibrated 8-bit activations, on the calibration images; "
                           "no labels; minutes on a CPU for a mobile CNN)")
 
@@ -71,8 +71,9 @@ class Int8Options(Strict):
         fields = type(self).model_fields
         set_ = sorted(k for k in ("calibration", "finetune")
                       if getattr(self, k) != fields[k].get_default(call_default_factory=True))
-        if set_ and getattr(self, "precision", "int8") != "int8":  # by value: a dumped recipe spells defaults out
-            raise ValueError(f"{', '.join(set_)}: only with precision int8 (got {self.precision}), "
+        precision = getattr(self, "precision", "int8")  # declared by each subclass
+        if set_ and precision != "int8":  # by value: a dumped recipe spells defaults out
+            raise ValueError(f"{', '.join(set_)}: only with precision int8 (got {precision}), "
                              "the only precision with calibrated activations")
         return self
 
@@ -80,12 +81,13 @@ class Int8Options(Strict):
 class TfliteQuantOptions(Int8Options):
     """ai-edge-quantizer on an fp32 .tflite: the options of a TFLite export target and of `quantize.tflite`."""
 
-    io_dtype: Literal["float32", "int8"] = Field("float32", description="int8 only: int8 model inputs/outputs")
+    io_dtype: Literal["float32", "int8"] = Field(default="float32", description="int8 only: int8 model inputs/outputs")
 
     @model_validator(mode="after")
     def _io_needs_int8(self):
-        if self.io_dtype == "int8" and getattr(self, "precision", "int8") != "int8":
-            raise ValueError(f"io_dtype int8 needs precision int8 (got {self.precision})")
+        precision = getattr(self, "precision", "int8")
+        if self.io_dtype == "int8" and precision != "int8":
+            raise ValueError(f"io_dtype int8 needs precision int8 (got {precision})")
         return self
 
 
@@ -97,9 +99,9 @@ class TfliteExport(TfliteQuantOptions, _ExportBase):
 
     format: Literal["tflite"]
     precision: Literal["fp32", "fp16", "dynamic_int8", "int8"] = Field(
-        "fp32", description="fp16: fp16 weights; dynamic_int8: int8 weights, float activations; "
+        default="fp32", description="fp16: fp16 weights; dynamic_int8: int8 weights, float activations; "
                             "int8: full integer, per-channel weights, calibrated")
-    batch_size: int | None = Field(None, ge=1, description="the file's static batch (default: the bench batch size)")
+    batch_size: int | None = Field(default=None, ge=1, description="the file's static batch (default: the bench batch size)")
     tolerance: Tolerance = Field(default_factory=lambda: Tolerance(**TFLITE_TOLERANCE["fp32"]),
                                  description="default depends on precision")
 
@@ -120,7 +122,7 @@ class ExecutorchCalibration(Calibration):
     no module float."""
 
     method: Literal["minmax", "percentile", "mse", "entropy", "histogram"] = Field(  # type: ignore[assignment]
-        "minmax", description="edgekit's streaming calibrators, or histogram: the XNNPACK quantizer's own "
+        default="minmax", description="edgekit's streaming calibrators, or histogram: the XNNPACK quantizer's own "
                               "HistogramObserver")
 
     @model_validator(mode="after")
@@ -137,8 +139,8 @@ class ExecutorchExport(Int8Options, _ExportBase):
     needs: ClassVar[Needs] = Needs("executorch", ("executorch", "torchao"))
     format: Literal["executorch"]
     precision: Literal["fp32", "int8"] = "fp32"
-    backend: Literal["xnnpack"] = Field("xnnpack", description="the delegate the program is lowered to")
-    batch_size: int | None = Field(None, ge=1, description="the file's static batch (default: the bench batch size)")
+    backend: Literal["xnnpack"] = Field(default="xnnpack", description="the delegate the program is lowered to")
+    batch_size: int | None = Field(default=None, ge=1, description="the file's static batch (default: the bench batch size)")
     calibration: ExecutorchCalibration = Field(  # type: ignore[assignment]
         default_factory=ExecutorchCalibration, description="int8: activation ranges and calibration samples")
     tolerance: Tolerance = Field(default_factory=lambda: Tolerance(**EXECUTORCH_TOLERANCE["fp32"]),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
+from typing import Any, cast
 
 import numpy as np
 
@@ -208,8 +209,9 @@ def _clamp_aware_quantizer_class() -> type:
             conv = clamp.args[0]
             if not isinstance(conv, torch.fx.Node) or conv.target not in convs or len(conv.users) > 1:
                 continue
-            qspecs = {conv.args[0]: xu.get_input_act_qspec(config), conv.args[1]: xu.get_weight_qspec(config)}
-            partition = [clamp, conv, conv.args[1]]
+            x, w = cast(Any, conv.args[0]), cast(Any, conv.args[1])  # fx Nodes (Argument is not hashable to pyright)
+            qspecs: dict[Any, Any] = {x: xu.get_input_act_qspec(config), w: xu.get_weight_qspec(config)}
+            partition = [clamp, conv, w]
             bias = conv.args[2] if len(conv.args) > 2 else None
             if isinstance(bias, torch.fx.Node):
                 qspecs[bias] = xu.get_bias_qspec(config)

@@ -3,6 +3,8 @@ fine-tuning before quantization."""
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import numpy as np
 
 from edgekit.errors import ExportError
@@ -26,6 +28,7 @@ def finetuned_model(model, calib: np.ndarray, f, log) -> tuple:
                                saturation_safe=False, log=log or (lambda _m: None))
     except Exception as e:  # a model the simulation cannot hook (no conv/linear) or a failing forward pass
         raise ExportError(f"label-free fine-tuning for int8 failed: {type(e).__name__}: {e}") from e
-    return ft.model.eval(), {"best_epoch": ft.best_epoch, "reused": ft.reused, "holdout_cosine_rounded": ft.cosine_plain,
-                             "holdout_cosine_before": ft.cosine_before, "holdout_cosine_after": ft.cosine_after,
-                             "calibration_samples": int(len(calib)), **f.model_dump()}
+    model = cast(Any, ft.model).eval()
+    return model, {"best_epoch": ft.best_epoch, "reused": ft.reused, "holdout_cosine_rounded": ft.cosine_plain,
+                   "holdout_cosine_before": ft.cosine_before, "holdout_cosine_after": ft.cosine_after,
+                   "calibration_samples": int(len(calib)), **f.model_dump()}

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +59,7 @@ def convert_fp32(model, x: np.ndarray) -> bytes:
     return data
 
 
-def explain_failure(e: BaseException, model, logs: list[str] = ()) -> str:
+def explain_failure(e: BaseException, model, logs: Sequence[str] = ()) -> str:
     """The first meaningful lines of a conversion failure: the op, the module path, the user's source line."""
     text = str(e).strip()
     lines = [ln for ln in text.splitlines() if ln.strip()]

@@ -24,9 +24,9 @@ class TfliteQuantConfig(TfliteQuantOptions):
     needs: ClassVar[Needs] = Needs("tflite", ("ai_edge_quantizer", "ai_edge_litert"))
 
     name: Literal["quantize.tflite"]
-    artifact: Name = Field("tflite-int8", description="default tflite-PRECISION")
+    artifact: Name = Field(default="tflite-int8", description="default tflite-PRECISION")
     precision: Literal["int8", "dynamic_int8", "fp16"] = Field(
-        "int8", description="int8: full integer, per-channel weights, calibrated; dynamic_int8: int8 weights, float "
+        default="int8", description="int8: full integer, per-channel weights, calibrated; dynamic_int8: int8 weights, float "
                             "activations; fp16: fp16 weights")
     tolerance: Tolerance = Field(default_factory=lambda: Tolerance(**TFLITE_TOLERANCE["int8"]),
                                  description="default depends on precision")

@@ -24,11 +24,12 @@ class Calibration(Strict):
     `keep_float`); they still load, with the same meaning."""
 
     method: Literal["minmax", "percentile", "mse", "entropy"] = Field(
-        "minmax", description="minmax: the full range; percentile: clip the tails; mse: the clip minimizing the "
+        default="minmax", description="minmax: the full range; percentile: clip the tails; mse: the clip minimizing the "
                               "quantization error; entropy: KL-divergence (TensorRT-style)")
-    percentile: float = Field(DEFAULT_PERCENTILE, gt=50, le=100,
+    percentile: float = Field(default=DEFAULT_PERCENTILE, gt=50, le=100,
                               description="method percentile: the share of values kept inside the range")
-    samples: int | None = Field(None, ge=1, description="calibration samples (default: all of the calibration split)")
+    samples: int | None = Field(default=None, ge=1,
+                                description="calibration samples (default: all of the calibration split)")
     keep_float: list[str] = Field(
         default_factory=list,
         description="left in float (selective quantization): ONNX node names for the ONNX passes; torch module paths "
