@@ -23,6 +23,7 @@ test-all: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check edgekit tests benchmarks tools
+	$(VENV)/bin/basedpyright   # basic type checking of passes, export, runtimes and bench ([tool.pyright])
 
 docs: $(STAMP)   # regenerate docs/recipe-reference.md and tests/README.md from the code
 	$(PY) tools/gen_docs.py
