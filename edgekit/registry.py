@@ -8,7 +8,7 @@ accepted without rebuilding any model; the JSON schema lists the names registere
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Union
 
 from pydantic import BaseModel, Field, PlainValidator
@@ -54,18 +54,3 @@ def registry_union(registry: Mapping[str, Any], tag: str, config: Callable[[Any]
     schema = Annotated[Union[known], Field(discriminator=tag)] if len(known) > 1 else known[0]  # noqa: UP007
     return Annotated[Any, PlainValidator(validate, json_schema_input_type=schema)]
 
-
-class FieldView(Mapping[str, Any]):
-    """A read-only, live view of one field of every entry: `FieldView(EXPORTERS, "suffix")["onnx"] == ".onnx"`."""
-
-    def __init__(self, registry: Mapping[str, Any], field: str):
-        self._registry, self._field = registry, field
-
-    def __getitem__(self, name: str) -> Any:
-        return getattr(self._registry[name], self._field)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._registry)
-
-    def __len__(self) -> int:
-        return len(self._registry)

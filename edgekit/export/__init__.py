@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from edgekit.export.config import ExecutorchExport, OnnxExport, TfliteExport, TorchExport
 from edgekit.handles import ModelFile, OnnxFile, PteFile, TfliteFile, TorchProgramFile
-from edgekit.registry import FieldView, load_object, registry_union
+from edgekit.registry import load_object, registry_union
 
 
 @dataclass(frozen=True)
@@ -33,11 +33,10 @@ EXPORTERS: dict[str, ExportFormat] = {
 }
 
 ExportConfig = registry_union(EXPORTERS, "format")
-SUFFIX = FieldView(EXPORTERS, "suffix")
 
 
 def get_exporter(fmt: str):
     return load_object(EXPORTERS[fmt].impl)()
 
 
-__all__ = ["EXPORTERS", "ExportConfig", "ExportFormat", "SUFFIX", "get_exporter"]
+__all__ = ["EXPORTERS", "ExportConfig", "ExportFormat", "get_exporter"]

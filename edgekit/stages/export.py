@@ -45,7 +45,7 @@ def verify(run: Run, art: Artifact, tolerance, samples: int = 256) -> Artifact:
 
 
 def stage_export(run: Run, formats: set[str] | None = None) -> None:
-    from edgekit.export import SUFFIX, get_exporter
+    from edgekit.export import EXPORTERS, get_exporter
     from edgekit.export.artifact import artifact_target
     from edgekit.passes import get_pass
     from edgekit.timing import Stopwatch
@@ -73,7 +73,7 @@ def stage_export(run: Run, formats: set[str] | None = None) -> None:
         run.log(f"export: {name}")
         try:
             with Stopwatch() as watch:
-                path = artifact_target(run.run_dir, name, SUFFIX[cfg.format])
+                path = artifact_target(run.run_dir, name, EXPORTERS[cfg.format].suffix)
                 exporter = get_exporter(cfg.format)
                 extra = {}
                 if getattr(exporter, "static_batch", False):  # static-shaped: the bench batch; int8 calibrates on calib
