@@ -7,12 +7,19 @@ import logging
 import tempfile
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from edgekit.atomic import atomic_path
 from edgekit.errors import ExportError
 from edgekit.export.artifact import describe
+
+if TYPE_CHECKING:
+    import torch
+
+    from edgekit.export.config import OnnxExport
+    from edgekit.report.schema import Artifact
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 
@@ -57,7 +64,8 @@ class OnnxExporter:
         return {"inputs": tensor_specs(proto.graph.input), "outputs": tensor_specs(proto.graph.output),
                 "ops": op_counts(proto)}
 
-    def export(self, model, example: np.ndarray, cfg, path: Path, run_dir: Path, name: str):
+    def export(self, model: torch.nn.Module, example: np.ndarray, cfg: OnnxExport, path: Path, run_dir: Path,
+               name: str) -> Artifact:
         import onnx
         import torch
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -10,11 +11,18 @@ from edgekit.atomic import atomic_path
 from edgekit.errors import ExportError
 from edgekit.export.artifact import describe
 
+if TYPE_CHECKING:
+    import torch
+
+    from edgekit.export.config import TorchExport
+    from edgekit.report.schema import Artifact
+
 
 class TorchProgramExporter:
     format = "torch"
 
-    def export(self, model, example: np.ndarray, cfg, path: Path, run_dir: Path, name: str):
+    def export(self, model: torch.nn.Module, example: np.ndarray, cfg: TorchExport, path: Path, run_dir: Path,
+               name: str) -> Artifact:
         import torch
 
         from edgekit.models.inputs import dynamic_axes, input_spec, torch_dynamic_shapes
