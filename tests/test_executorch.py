@@ -55,6 +55,29 @@ def test_delegation_summary_says_what_xnnpack_took(pte):
     assert any("dequantize_per_channel" in op for op in pte["int8"][0].ops)
 
 
+def test_keep_float_leaves_the_named_module_in_float_and_an_unknown_name_is_an_error(pte, cnn, splits, tmp_path):
+    from edgekit.errors import ExportError
+    from edgekit.export.executorch import ExecutorchExporter
+
+    def export(keep, name):
+        cfg = ExecutorchExport(format="executorch", precision="int8", calibration={"keep_float": keep})
+        return ExecutorchExporter().export(cnn, splits.x_test, cfg, tmp_path / f"{name}.pte", tmp_path, name,
+                                           calibration=splits.x_calib, batch_size=BATCH)
+
+    def per_channel(art):
+        return sum(n for op, n in art.ops.items() if "dequantize_per_channel" in op)
+
+    mixed = export(["features.0.0"], "mixed")
+    assert mixed.details["float_modules"] == ["features.0.0"]
+    assert 0 < per_channel(mixed) == per_channel(pte["int8"][0]) - 1  # one conv's weights stay float
+    x = splits.x_test[:128]
+    sess = runtime_for("executorch").load(tmp_path / "mixed.pte", threads=1)
+    assert compare(predict(cnn, x), sess.run(x))["cosine"] > 0.99
+    with pytest.raises(ExportError, match="'features.9'"):
+        export(["features.9"], "bad")
+    assert not (tmp_path / "bad.pte").exists()
+
+
 def test_calibration_options_are_checked():
     with pytest.raises(ValueError, match="only with precision int8"):
         ExecutorchExport(format="executorch", precision="fp32", calibration="percentile")

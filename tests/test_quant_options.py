@@ -55,8 +55,6 @@ def test_one_default_percentile_and_the_checks_it_keeps():
         TfliteExport(format="tflite", precision="int8", calibration_size=8, calibration={"samples": 16})
     with pytest.raises(ValueError, match="only with precision int8"):
         TfliteQuantConfig(name="quantize.tflite", precision="fp16", calibration={"method": "mse"})
-    with pytest.raises(ValueError, match="not supported for executorch"):
-        ExecutorchExport(format="executorch", precision="int8", keep_float=["features.0"])
     assert TfliteQuantConfig(name="quantize.tflite", precision="fp16").artifact == "tflite-fp16"
 
 

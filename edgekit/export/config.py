@@ -118,18 +118,11 @@ EXECUTORCH_TOLERANCE = {
 
 
 class ExecutorchCalibration(Calibration):
-    """Calibration of ExecuTorch int8, which also offers the XNNPACK quantizer's own observer (`histogram`) and keeps
-    no module float."""
+    """Calibration of ExecuTorch int8, which also offers the XNNPACK quantizer's own observer (`histogram`)."""
 
     method: Literal["minmax", "percentile", "mse", "entropy", "histogram"] = Field(  # type: ignore[assignment]
         default="minmax", description="edgekit's streaming calibrators, or histogram: the XNNPACK quantizer's own "
                               "HistogramObserver")
-
-    @model_validator(mode="after")
-    def _no_keep_float_yet(self):
-        if self.keep_float:
-            raise ValueError("keep_float: not supported for executorch targets (every op is quantized)")
-        return self
 
 
 class ExecutorchExport(Int8Options, _ExportBase):
@@ -142,7 +135,8 @@ class ExecutorchExport(Int8Options, _ExportBase):
     backend: Literal["xnnpack"] = Field(default="xnnpack", description="the delegate the program is lowered to")
     batch_size: int | None = Field(default=None, ge=1, description="the file's static batch (default: the bench batch size)")
     calibration: ExecutorchCalibration = Field(  # type: ignore[assignment]
-        default_factory=ExecutorchCalibration, description="int8: activation ranges and calibration samples")
+        default_factory=ExecutorchCalibration,
+        description="int8: activation ranges, calibration samples, modules kept float")
     tolerance: Tolerance = Field(default_factory=lambda: Tolerance(**EXECUTORCH_TOLERANCE["fp32"]),
                                  description="default depends on precision")
 

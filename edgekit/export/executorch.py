@@ -9,6 +9,7 @@ XNNPACK took, what fell back to portable kernels) goes into the artifact's detai
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, cast
 
@@ -53,13 +54,15 @@ class ExecutorchExporter:
                 ep = torch.export.export(model, (xt,))
                 if cfg.precision == "int8":
                     c = cfg.calibration
-                    ep = quantize_pt2e(ep, xt, calib, batch, c.method, c.percentile)
+                    ep = quantize_pt2e(ep, xt, calib, batch, c.method, c.percentile, keep_float=c.keep_float)
                     details.update({"calibration": c.method, "calibration_samples": int(len(calib)),
                                     "quantizer": f"XNNPACKQuantizer (torchao {installed_version('torchao', '?')})",
                                     "weights": "per-channel symmetric int8",
                                     "activations": "per-tensor asymmetric int8"})
                     if c.method == "percentile":
                         details["percentile"] = c.percentile
+                    if c.keep_float:
+                        details["float_modules"] = list(c.keep_float)
                 data, deleg = lower(ep)
         except ExportError:
             raise
@@ -110,10 +113,10 @@ def delegation_summary(graph_module) -> dict:
 
 
 def quantize_pt2e(ep, example, calib: np.ndarray, batch: int, calibration: str = "minmax",
-                  percentile: float = DEFAULT_PERCENTILE, fuse_clamp: bool = True):
+                  percentile: float = DEFAULT_PERCENTILE, fuse_clamp: bool = True, keep_float: Sequence[str] = ()):
     """PT2E with the XNNPACK quantizer, calibrated on `calib` at the static batch; the re-exported program.
     `fuse_clamp`: a conv followed by a clamp (ReLU6, hardtanh) is quantized after the clamp, as for ReLU (see
-    `_clamp_aware_quantizer_class`)."""
+    `_clamp_aware_quantizer_class`). The ops of the torch modules named in `keep_float` stay float."""
     import torch
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
@@ -125,13 +128,30 @@ def quantize_pt2e(ep, example, calib: np.ndarray, batch: int, calibration: str =
     if calibration != "histogram":
         config = _with_activation_observer(config, calibration, percentile)
     quantizer = XNNPACKQuantizer() if not fuse_clamp else _clamp_aware_quantizer_class()()
-    prepared = prepare_pt2e(ep.module(), quantizer.set_global(config))
+    module = ep.module()
+    if keep_float:
+        quantizer.set_filter_function(float_module_filter(module, keep_float))
+    prepared = prepare_pt2e(module, quantizer.set_global(config))
     n = max(batch, (len(calib) + batch - 1) // batch * batch)
     xs = fixed_batch(calib, n)
     with torch.no_grad():
         for i in range(0, n, batch):
             prepared(torch.from_numpy(xs[i: i + batch]))
     return torch.export.export(convert_pt2e(prepared), (example,))
+
+
+def float_module_filter(module, keep_float: Sequence[str]):
+    """A node filter that is False on the ops of the torch modules in `keep_float` (paths as in
+    model.named_modules(); a block takes every op inside it); ExportError for a name that matches no op."""
+    from torchao.quantization.pt2e.quantizer.utils import get_module_name_filter
+
+    nodes = [n for n in module.graph.nodes if n.op == "call_function"]
+    inside = [get_module_name_filter(m) for m in keep_float]
+    for m, f in zip(keep_float, inside):
+        if not any(f(n) for n in nodes):
+            raise ExportError(f"keep_float: module {m!r} names no op of the exported program; give a module path as "
+                              "in model.named_modules()")
+    return lambda n: not any(f(n) for f in inside)
 
 
 def _with_activation_observer(config, method: str, percentile: float):
@@ -202,12 +222,14 @@ def _clamp_aware_quantizer_class() -> type:
     clamps = (torch.ops.aten.hardtanh.default, torch.ops.aten.hardtanh_.default)
     convs = (torch.ops.aten.conv1d.default, torch.ops.aten.conv2d.default)
 
-    def annotate_conv_clamp(gm, config) -> None:
+    def annotate_conv_clamp(gm, config, keep=None) -> None:
         for clamp in gm.graph.nodes:
             if clamp.op != "call_function" or clamp.target not in clamps:
                 continue
             conv = clamp.args[0]
             if not isinstance(conv, torch.fx.Node) or conv.target not in convs or len(conv.users) > 1:
+                continue
+            if keep is not None and not (keep(conv) and keep(clamp)):
                 continue
             x, w = cast(Any, conv.args[0]), cast(Any, conv.args[1])  # fx Nodes (Argument is not hashable to pyright)
             qspecs: dict[Any, Any] = {x: xu.get_input_act_qspec(config), w: xu.get_weight_qspec(config)}
@@ -226,7 +248,7 @@ def _clamp_aware_quantizer_class() -> type:
     class ClampAwareXNNPACKQuantizer(XNNPACKQuantizer):
         def annotate(self, model):
             if self.global_config is not None:
-                annotate_conv_clamp(model, self.global_config)
+                annotate_conv_clamp(model, self.global_config, self.filter_fn)
             return super().annotate(model)
 
     _QUANTIZER = ClampAwareXNNPACKQuantizer
