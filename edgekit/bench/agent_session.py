@@ -6,8 +6,12 @@ from __future__ import annotations
 import os
 import resource
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgekit.bench.job import Job
+
+if TYPE_CHECKING:
+    from edgekit.runtimes.base import Runtime, Session
 
 
 def _status_mb(field: str) -> float | None:
@@ -44,7 +48,7 @@ def observed_threads() -> dict:
     return {"os_threads": n, "cpus_seen": sorted(cpus)}
 
 
-def load_session(job: Job, i: int = 0):
+def load_session(job: Job, i: int = 0) -> tuple[Runtime, Session]:
     """(runtime, session) of the job's model `i`, on the job's device."""
     from edgekit.runtimes import get_runtime
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from edgekit.bench.job import Job, Model
 from edgekit.errors import RuntimeUnavailable
+from edgekit.runtimes.base import Runtime, Session
 
 
 def _torch_cuda(index: int = 0):
@@ -23,14 +24,11 @@ def _torch_cuda(index: int = 0):
     return torch, torch.device("cuda", index)
 
 
-class CudaTorchSession:
-    """A loaded torch module on the GPU; the same surface as runtimes.base.Session."""
-
-    static_batch = None
+class CudaTorchSession(Session):
+    """A loaded torch module on the GPU, timed by CUDA events (`last_device_ms`)."""
 
     def __init__(self, module, device, dtype):
         self.module, self.device, self.dtype = module, device, dtype
-        self.last_device_ms: float | None = None
 
     def run_batch(self, x: np.ndarray) -> np.ndarray:
         import torch
@@ -52,7 +50,7 @@ class CudaTorchSession:
         return {}
 
 
-def load_on_cuda(runtime, job: Job, model: Model):
+def load_on_cuda(runtime: Runtime, job: Job, model: Model) -> Session:
     if runtime.name == "onnxruntime":
         providers = job.providers or ["CUDAExecutionProvider", "CPUExecutionProvider"]
         if "CUDAExecutionProvider" not in providers:
@@ -60,8 +58,11 @@ def load_on_cuda(runtime, job: Job, model: Model):
         return runtime.load(Path(model.path), threads=model.threads, providers=providers)
     if runtime.name != "torch":
         raise RuntimeUnavailable(f"runtime {runtime.name} has no CUDA path in edgekit (torch and onnxruntime do)")
+    from edgekit.runtimes.torch import TorchSession
+
     torch, device = _torch_cuda(job.device_index)
     sess = runtime.load(Path(model.path), threads=model.threads)
+    assert isinstance(sess, TorchSession)  # the torch runtime's session holds the module
     dtype = torch.float16 if job.torch_dtype == "fp16" else torch.float32
     return CudaTorchSession(sess.module.to(device=device, dtype=dtype), device, dtype)
 
