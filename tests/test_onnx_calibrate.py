@@ -69,7 +69,10 @@ def test_two_int8_passes_on_one_fp32_file_calibrate_once(model):
     before = ranges()
     get_pass(cfg.model_copy(update={"artifact": "q-pct-pt", "per_channel": False})).apply(art, ctx)
     assert len(before) == 1 and ranges() == before
-    get_pass(cfg.model_copy(update={"artifact": "q-pct-99", "percentile": 99.0})).apply(art, ctx)
+    other = StaticQuantConfig(name="quantize.static", artifact="q-pct-99", format="qdq", activation_type="uint8",
+                              bias_correction=False, calibration={"method": "percentile", "percentile": 99.0,
+                                                                  "samples": 32})
+    get_pass(other).apply(art, ctx)
     assert len(ranges()) == 2  # other settings: calibrated anew
 
 
@@ -121,3 +124,23 @@ def test_onnx_adaround_rounds_on_the_qdq_grid_and_lowers_held_out_error(model, s
     ref = predict(cnn, splits.x_test)
     e = [compare(ref, get_runtime("onnxruntime").load(p).run(splits.x_test))["mean_abs"] for p in (near, ada)]
     assert e[1] < e[0], e  # held-out test inputs, not the 64 it learned from
+
+
+def test_old_flat_calibration_keys_of_the_onnx_passes_load_with_their_meaning():
+    """quantize.static/quantize.auto take the shared `calibration:` sub-config; older recipes and the recipes stored
+    in older report.json files (every default spelled out) still load, meaning what they meant."""
+    from edgekit.passes.quant_auto import AutoQuantConfig
+    from edgekit.quant.options import Calibration
+
+    old = StaticQuantConfig(name="quantize.static", calibration="percentile", calibration_size=64, exclude_nodes=["a"])
+    assert old.calibration == Calibration(method="percentile", percentile=99.999, samples=64, keep_float=["a"])
+    dumped = {"name": "quantize.static", "artifact": "onnx-int8", "calibration": "minmax", "percentile": 99.999,
+              "calibration_size": None, "exclude_nodes": []}  # an older report.json's recipe
+    assert StaticQuantConfig.model_validate(dumped).calibration == Calibration()
+    assert StaticQuantConfig.model_validate(old.model_dump(mode="json")) == old
+    assert StaticQuantConfig(name="quantize.static", calibration={"method": "percentile"}).calibration.percentile == 99.99
+    auto = AutoQuantConfig(name="quantize.auto", calibration_size=16, exclude_nodes=["x"])
+    assert auto.calibration == Calibration(samples=16, keep_float=["x"])
+    assert AutoQuantConfig.model_validate(auto.model_dump(mode="json")) == auto
+    with pytest.raises(ValueError, match="each scheme's"):
+        AutoQuantConfig(name="quantize.auto", calibration={"method": "mse"})

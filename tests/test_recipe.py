@@ -60,7 +60,7 @@ def test_set_overrides(tmp_path):
     p = tmp_path / "r.yaml"
     p.write_text(yaml.safe_dump(tiny_recipe_dict()))
     r = load_recipe(p, ["train.epochs=7", "model.channels=[4, 8]", "passes.0.calibration=entropy"])
-    assert r.train.epochs == 7 and r.model.channels == [4, 8] and r.passes[0].calibration == "entropy"
+    assert r.train.epochs == 7 and r.model.channels == [4, 8] and r.passes[0].calibration.method == "entropy"
     with pytest.raises(RecipeError, match="train.epoch"):
         load_recipe(p, ["train.epoch=7"])
     with pytest.raises(RecipeError, match="KEY=VALUE"):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -17,9 +17,30 @@ from edgekit.passes.base import FilePass, PassContext, Written
 from edgekit.passes.quant_run import QuantRun
 from edgekit.quant.candidate import Candidate, failed, rows
 from edgekit.quant.mixed_precision import FallbackConfig, mixed_precision
+from edgekit.quant.options import Calibration, lift_calibration
 from edgekit.quant.ort_build import QTYPE, QuantSpec, build_candidate, int8_cost_notes, preprocess, preprocess_note
 from edgekit.quant.refine import AdaRoundOptions, adaround, bias_correction
 from edgekit.quant.selection import fastest_faithful
+
+ORT_LEGACY_KEYS = {"calibration": "method", "percentile": "percentile", "calibration_size": "samples",
+                   "exclude_nodes": "keep_float"}  # flat keys of older quantize.static recipes -> `calibration:`
+ORT_OLD_PERCENTILE = 99.999  # quantize.static's percentile before the shared sub-config
+
+
+def lift_ort_calibration(data: Any, legacy: dict[str, str] = ORT_LEGACY_KEYS) -> Any:
+    """`lift_calibration` for the ONNX passes' older flat keys, keeping their meaning: a flat `calibration:
+    percentile` without `percentile` means 99.999 (the default then), and a flat `percentile` beside another method
+    (older report.json recipes spell every default out) meant nothing and is dropped."""
+    if not isinstance(data, dict):
+        return data
+    flat_method = data.get("calibration") if isinstance(data.get("calibration"), str) else None
+    if flat_method is not None and "percentile" in legacy:
+        data = dict(data)
+        if flat_method != "percentile":
+            data.pop("percentile", None)
+        else:
+            data.setdefault("percentile", ORT_OLD_PERCENTILE)
+    return lift_calibration(data, legacy)
 
 
 class StaticQuantConfig(Strict):
@@ -33,14 +54,12 @@ class StaticQuantConfig(Strict):
     per_channel: Literal["auto", True, False] = Field(
         "auto", description="auto tries per-channel and per-tensor weights; per-channel wins ties")
     reduce_range: bool = False
-    calibration: Literal["minmax", "entropy", "percentile", "mse"] = "minmax"
+    calibration: Calibration = Field(default_factory=Calibration, description="activation ranges (method, percentile), "
+                                     "calibration samples and ONNX node names kept in float")
     calibrator: Literal["edgekit", "onnxruntime"] = Field(
         "edgekit", description="who computes entropy/percentile/mse ranges: edgekit's streaming calibrators "
                                "(bounded memory, progress with ETA; handed to ORT as tensor range overrides) or ORT's "
                                "own (keeps all activations in memory; no mse)")
-    percentile: float = Field(99.999, gt=90, le=100)
-    calibration_size: int | None = Field(None, ge=1, description="default: all of the data's calibration subset")
-    exclude_nodes: list[str] = Field(default_factory=list, description="ONNX node names kept in float")
     agreement_slack: float = Field(0.005, ge=0, le=1, description="auto: candidates within this top-1 agreement "
                                                                 "of the best are 'accurate enough'; the fastest wins")
     cosine_slack: float = Field(0.002, ge=0, le=1, description="auto: and within this mean cosine of the best")
@@ -58,11 +77,16 @@ class StaticQuantConfig(Strict):
                                                                "these validation bounds are met")
     tolerance: Tolerance = Field(default_factory=lambda: Tolerance(min_cosine=0.98, min_top1=0.9))
 
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_calibration_keys(cls, data):
+        return lift_ort_calibration(data)
+
     @model_validator(mode="after")
     def _options_fit_the_format(self):
-        if self.calibration == "mse" and self.calibrator == "onnxruntime":
+        if self.calibration.method == "mse" and self.calibrator == "onnxruntime":
             raise ValueError("calibration: mse exists only in edgekit's calibrators (calibrator: edgekit)")
-        if self.calibration == "mse" and self.format == "qoperator":
+        if self.calibration.method == "mse" and self.format == "qoperator":
             raise ValueError("calibration: mse needs format: qdq (ORT's QOperator quantizer misapplies range overrides)")
         if self.adaround is not None and (self.format == "qoperator" or self.per_channel is False):
             raise ValueError("adaround needs format: qdq and per-channel weights (it rounds on the QDQ weight grid)")
@@ -109,13 +133,14 @@ class StaticQuantize(FilePass):
     def spec(self, fmt: str, act: str, per_channel: bool) -> QuantSpec:
         c = self.config
         return QuantSpec(format=fmt, activation_type=act, per_channel=per_channel, weight_type=c.weight_type,
-                         reduce_range=c.reduce_range, calibration=c.calibration, calibrator=c.calibrator,
-                         percentile=c.percentile, exclude_nodes=tuple(c.exclude_nodes), saturation_safe=c.saturation_safe)
+                         reduce_range=c.reduce_range, calibration=c.calibration.method, calibrator=c.calibrator,
+                         percentile=c.calibration.percentile, exclude_nodes=tuple(c.calibration.keep_float),
+                         saturation_safe=c.saturation_safe)
 
     def build(self, pre: Path, dst: Path, fmt: str, act: str, per_channel: bool, ctx: PassContext,
               float_nodes: list[str] | None = None) -> Candidate:
         """One candidate of this config as the pass builds it (before AdaRound and bias correction)."""
-        run = QuantRun.of(ctx, self.config.calibration_size)
+        run = QuantRun.of(ctx, self.config.calibration.samples)
         return build_candidate(pre, dst, self.spec(fmt, act, per_channel), run.calib, run.ev, float_nodes)
 
     def refined(self, pre: Path, dst: Path, spec: QuantSpec, run: QuantRun, float_nodes: list[str] | None = None
@@ -128,7 +153,7 @@ class StaticQuantize(FilePass):
     def transform(self, source: OnnxFile, out: Path, ctx: PassContext) -> Written:
         c = self.config
         src = source.path
-        run = QuantRun.of(ctx, c.calibration_size)
+        run = QuantRun.of(ctx, c.calibration.samples)
         combos = self.candidates()
         cands: list[Candidate] = []
         with tempfile.TemporaryDirectory(prefix="edgekit-quant-") as tmp:
@@ -169,8 +194,8 @@ class StaticQuantize(FilePass):
                    "saturation_safe": bool(chosen.saturation_safe),
                    "bias_correction": bool((chosen.bias_correction or {}).get("kept")),
                    "adaround": bool((chosen.adaround or {}).get("kept")),
-                   "float_nodes": [*c.exclude_nodes, *chosen.float_nodes],
-                   "calibration": c.calibration, "calibration_samples": int(len(ctx.splits.x_calib)),
+                   "float_nodes": [*c.calibration.keep_float, *chosen.float_nodes],
+                   "calibration": c.calibration.method, "calibration_samples": int(len(ctx.splits.x_calib)),
                    "preprocessed": pre_error is None}
         timed = fp32_ms is not None
         return Written(precision="int8", details=details, decision=decision, candidates=rows(cands, chosen),

@@ -26,10 +26,12 @@ from edgekit.errors import PassError
 from edgekit.handles import OnnxFile
 from edgekit.names import Name
 from edgekit.passes.base import FilePass, PassContext, Written
+from edgekit.passes.ort_quantize import lift_ort_calibration
 from edgekit.passes.quant_run import QuantRun
 from edgekit.quant.candidate import Candidate, failed, rows
 from edgekit.quant.finetune import FinetuneOptions
 from edgekit.quant.mixed_precision import FallbackConfig, mixed_precision
+from edgekit.quant.options import DEFAULT_PERCENTILE, Calibration
 from edgekit.quant.ort_build import QuantSpec, build_candidate, graph_signature, int8_cost_notes, preprocess, preprocess_note
 from edgekit.quant.refine import AdaRoundOptions, adaround, bias_correction
 from edgekit.quant.selection import choose_for_target, most_faithful
@@ -102,8 +104,8 @@ class AutoQuantConfig(Strict):
                             "small validation split may not show)")
     reduce_range: bool = False
     saturation_safe: Literal["auto", True, False] = "auto"
-    calibration_size: int | None = Field(None, ge=1)
-    exclude_nodes: list[str] = Field(default_factory=list, description="ONNX node names always kept in float")
+    calibration: Calibration = Field(default_factory=Calibration, description="calibration samples and ONNX node "
+                                     "names always kept in float (the method is each scheme's)")
     speed_margin: float = Field(0.05, ge=0, description="latencies closer than this fraction are a tie, which the "
                                                         "more faithful candidate wins")
     faithful_tie_p: float | None = Field(
@@ -129,6 +131,18 @@ class AutoQuantConfig(Strict):
             data = {**data, "tolerance": target if target is not None else Tolerance(min_cosine=0.99, min_top1=0.95)}
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _flat_calibration_keys(cls, data):
+        return lift_ort_calibration(data, {"calibration_size": "samples", "exclude_nodes": "keep_float"})
+
+    @model_validator(mode="after")
+    def _method_is_the_schemes(self):
+        if self.calibration.method != "minmax" or self.calibration.percentile != DEFAULT_PERCENTILE:
+            raise ValueError("calibration: the method and percentile of quantize.auto are each scheme's "
+                             "(schemes[].calibration, schemes[].percentile)")
+        return self
+
     @model_validator(mode="after")
     def _finetune_when_needs_finetune(self):
         if self.finetune_when == "always" and self.finetune is None:
@@ -148,7 +162,8 @@ class AutoQuantize(FilePass):
         c = self.config
         return QuantSpec(format=s.format, activation_type=s.activation_type, per_channel=s.per_channel,
                          weight_type="int8", reduce_range=c.reduce_range, calibration=s.calibration,
-                         percentile=s.percentile, exclude_nodes=tuple(c.exclude_nodes), saturation_safe=c.saturation_safe)
+                         percentile=s.percentile, exclude_nodes=tuple(c.calibration.keep_float),
+                         saturation_safe=c.saturation_safe)
 
     def misses(self, cand: Candidate, ctx: PassContext) -> list[str]:
         """The target's bounds `cand` breaks on the validation split."""
@@ -197,7 +212,7 @@ class AutoQuantize(FilePass):
         t_start = Stopwatch()
         c = self.config
         src = source.path
-        run = QuantRun.of(ctx, c.calibration_size)
+        run = QuantRun.of(ctx, c.calibration.samples)
         with tempfile.TemporaryDirectory(prefix="edgekit-auto-") as tmp:
             tmp = Path(tmp)
             pre, pre_error = preprocess(src, tmp / "pre.onnx", ctx.log)
@@ -274,9 +289,9 @@ class AutoQuantize(FilePass):
                    "saturation_safe": bool(chosen.saturation_safe),
                    "bias_correction": bool((chosen.bias_correction or {}).get("kept")),
                    "adaround": bool((chosen.adaround or {}).get("kept")),
-                   "float_nodes": [*c.exclude_nodes, *chosen.float_nodes],
+                   "float_nodes": [*c.calibration.keep_float, *chosen.float_nodes],
                    "meets_target": chosen.meets_target, "slower_than_fp32": slower,
-                   "calibration_samples": int(len(ctx.splits.x_calib[: c.calibration_size])),
+                   "calibration_samples": int(len(c.calibration.subset(ctx.splits.x_calib))),
                    "preprocessed": pre_error is None}
         rec = Written(precision="int8", details=details, decision=decision, candidates=rows(cands, chosen),
                       before={"latency_ms_p50_selection": fp32["p50"], "latency_ms_p90_selection": fp32["p90"]},
@@ -353,7 +368,7 @@ def finetuned(p: AutoQuantize, best: Candidate, tmp: Path, ctx: PassContext, run
     ctx.log(f"  {why}: label-free fine-tuning for {s.label()}")
     try:
         spec = p.spec(s)
-        x = ctx.splits.x_calib[: c.calibration_size]
+        x = c.calibration.subset(ctx.splits.x_calib)
         ft = finetune_for_int8(ctx.model, x, epochs=f.epochs, lr=f.lr, temperature=f.temperature,
                                mse_weight=f.mse_weight, batch=f.batch, holdout=f.holdout,
                                per_channel=s.per_channel, saturation_safe=saturation_safe_applies(spec),

@@ -16,14 +16,14 @@ from edgekit.quant.ort_build import Calibrator, Evaluation
 @dataclass
 class QuantRun:
     ev: Evaluation  # fidelity is measured here (validation split)
-    calib: Calibrator  # calibration samples (cut to calibration_size) and the run's range cache
+    calib: Calibrator  # calibration samples (`calibration.samples` of them) and the run's range cache
     x_calib: np.ndarray  # every calibration sample (AdaRound takes its own count)
     x_time: np.ndarray  # the batch candidates are timed on
     threads: int | None
     log: Callable[[str], None]
 
     @classmethod
-    def of(cls, ctx: PassContext, calibration_size: int | None) -> QuantRun:
+    def of(cls, ctx: PassContext, samples: int | None) -> QuantRun:
         """From a pass context; the calibration cache is the run's (`ctx.cache`), so passes on one fp32 file
         calibrate once."""
         from edgekit.runtimes.base import fixed_batch
@@ -31,7 +31,7 @@ class QuantRun:
         s = ctx.splits
         x_time = fixed_batch(s.x_calib, getattr(ctx.bench, "batch_size", 1))
         return cls(ev=Evaluation.of(s, ctx.reference_logits),
-                   calib=Calibrator(s.x_calib[:calibration_size] if calibration_size else s.x_calib, ctx.cache,
+                   calib=Calibrator(s.x_calib[:samples] if samples else s.x_calib, ctx.cache,
                                     ctx.log),
                    x_calib=s.x_calib, x_time=x_time, threads=getattr(ctx.bench, "threads", None), log=ctx.log)
 
