@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -54,6 +54,9 @@ class Int8Options(Strict):
     """What int8 targets share (TFLite, ExecuTorch, `quantize.tflite`): calibration and label-free fine-tuning,
     allowed only on int8, the one precision with calibrated activations."""
 
+    if TYPE_CHECKING:
+        precision: str  # each config declares its own precisions
+
     calibration: Calibration = Field(default_factory=Calibration,
                                      description="int8: activation ranges, calibration samples, modules kept float")
     finetune: FinetuneOptions | None = Field(
@@ -71,9 +74,8 @@ class Int8Options(Strict):
         fields = type(self).model_fields
         set_ = sorted(k for k in ("calibration", "finetune")
                       if getattr(self, k) != fields[k].get_default(call_default_factory=True))
-        precision = getattr(self, "precision", "int8")  # declared by each subclass
-        if set_ and precision != "int8":  # by value: a dumped recipe spells defaults out
-            raise ValueError(f"{', '.join(set_)}: only with precision int8 (got {precision}), "
+        if set_ and self.precision != "int8":  # by value: a dumped recipe spells defaults out
+            raise ValueError(f"{', '.join(set_)}: only with precision int8 (got {self.precision}), "
                              "the only precision with calibrated activations")
         return self
 
@@ -85,9 +87,8 @@ class TfliteQuantOptions(Int8Options):
 
     @model_validator(mode="after")
     def _io_needs_int8(self):
-        precision = getattr(self, "precision", "int8")
-        if self.io_dtype == "int8" and precision != "int8":
-            raise ValueError(f"io_dtype int8 needs precision int8 (got {precision})")
+        if self.io_dtype == "int8" and self.precision != "int8":
+            raise ValueError(f"io_dtype int8 needs precision int8 (got {self.precision})")
         return self
 
 

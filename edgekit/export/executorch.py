@@ -9,9 +9,9 @@ XNNPACK took, what fell back to portable kernels) goes into the artifact's detai
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -23,6 +23,12 @@ from edgekit.extras import installed_version
 from edgekit.quant.options import DEFAULT_PERCENTILE
 from edgekit.runtimes.base import fixed_batch
 
+if TYPE_CHECKING:
+    import torch
+
+    from edgekit.export.config import ExecutorchExport
+    from edgekit.report.schema import Artifact
+
 _STRUCTURAL = {"getitem"}  # the delegate's output unpacking, not a kernel
 
 
@@ -30,8 +36,9 @@ class ExecutorchExporter:
     format = "executorch"
     static_batch = True  # exports at one fixed batch; int8 calibrates on the calibration split
 
-    def export(self, model, example: np.ndarray, cfg, path: Path, run_dir: Path, name: str, *,
-               calibration: np.ndarray | None = None, batch_size: int | None = None, log=None):
+    def export(self, model: torch.nn.Module, example: np.ndarray, cfg: ExecutorchExport, path: Path, run_dir: Path,
+               name: str, *, calibration: np.ndarray | None = None, batch_size: int | None = None,
+               log: Callable[[str], None] | None = None) -> Artifact:
         import torch
 
         from edgekit.models.inputs import input_spec

@@ -7,7 +7,9 @@ tensors is an ExportError, not a silently fp32 artifact.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,6 +20,12 @@ from edgekit.export.tflite_convert import convert_fp32, inspect_tflite
 from edgekit.export.tflite_quantize import checked, dtype_details, quantize_tflite
 from edgekit.extras import installed_version
 from edgekit.runtimes.base import fixed_batch
+
+if TYPE_CHECKING:
+    import torch
+
+    from edgekit.export.config import TfliteExport
+    from edgekit.report.schema import Artifact
 
 __all__ = ["TfliteExporter", "inspect_tflite"]
 
@@ -32,8 +40,9 @@ class TfliteExporter:
         info = inspect_tflite(path)
         return {"inputs": info["inputs"], "outputs": info["outputs"], "ops": info["ops"]}
 
-    def export(self, model, example: np.ndarray, cfg, path: Path, run_dir: Path, name: str, *,
-               calibration: np.ndarray | None = None, batch_size: int | None = None, log=None):
+    def export(self, model: torch.nn.Module, example: np.ndarray, cfg: TfliteExport, path: Path, run_dir: Path,
+               name: str, *, calibration: np.ndarray | None = None, batch_size: int | None = None,
+               log: Callable[[str], None] | None = None) -> Artifact:
         batch = batch_size or cfg.batch_size or 1
         details: dict = {"static_batch": batch, "converter": f"litert-torch {installed_version('litert-torch', '?')}"}
         if cfg.precision == "fp32":

@@ -8,8 +8,10 @@ no such weight tensors is an ExportError, not a silently fp32 artifact.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -20,6 +22,9 @@ from edgekit.export.tflite_convert import QUIET_ENV, convert_fp32, inspect_tflit
 from edgekit.extras import installed_version
 from edgekit.quant.options import Calibration
 from edgekit.runtimes.base import fixed_batch
+
+if TYPE_CHECKING:
+    from edgekit.export.config import TfliteQuantOptions
 
 # precision -> (ai-edge-quantizer recipe, dtype its weights must carry)
 RECIPES = {"fp16": ("weight_only_fp16", "float16"), "dynamic_int8": ("dynamic_wi8_afp32", "int8"),
@@ -35,9 +40,9 @@ class Quantized:
     notes: list[str] = field(default_factory=list)
 
 
-def quantize_tflite(opts, calib: np.ndarray, batch: int, *, fp32: bytes | None = None, model=None,
-                    log=None) -> Quantized:
-    """The `opts.precision` flatbuffer (opts: a TfliteQuantOptions with `precision`) at static batch `batch`, from the
+def quantize_tflite(opts: TfliteQuantOptions, calib: np.ndarray, batch: int, *, fp32: bytes | None = None,
+                    model: Any = None, log: Callable[[str], None] | None = None) -> Quantized:
+    """The `opts.precision` flatbuffer (a TFLite export target or `quantize.tflite` config) at static batch `batch`, from the
     fp32 flatbuffer `fp32`, or converted from the torch `model` when no `fp32` is given. int8 with `opts.finetune`
     fine-tunes `model` first and converts it anew; without a torch model that step is skipped, with a note."""
     details: dict = {}
