@@ -287,7 +287,7 @@ def edgekit_auto(fp32: Path, torch_model, out: Path, xc: np.ndarray, xv: np.ndar
     from edgekit.config_base import Tolerance
     from edgekit.data.splits import Splits
     from edgekit.passes.apply import apply_pass
-    from edgekit.passes.quant_auto import AutoQuantConfig
+    from edgekit.passes.quant_schemes import AutoQuantConfig
 
     cfg = AutoQuantConfig(name="quantize.auto", artifact="edgekit-auto", max_float_layers=float_layers,
                           target=Tolerance(min_cosine=min_cosine, min_top1=min_top1), finetune_when=finetune_when)

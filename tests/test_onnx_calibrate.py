@@ -129,7 +129,7 @@ def test_onnx_adaround_rounds_on_the_qdq_grid_and_lowers_held_out_error(model, s
 def test_old_flat_calibration_keys_of_the_onnx_passes_load_with_their_meaning():
     """quantize.static/quantize.auto take the shared `calibration:` sub-config; older recipes and the recipes stored
     in older report.json files (every default spelled out) still load, meaning what they meant."""
-    from edgekit.passes.quant_auto import AutoQuantConfig
+    from edgekit.passes.quant_schemes import AutoQuantConfig
     from edgekit.quant.options import Calibration
 
     old = StaticQuantConfig(name="quantize.static", calibration="percentile", calibration_size=64, exclude_nodes=["a"])

@@ -10,7 +10,7 @@ from helpers import onnx_pass_setup
 
 from edgekit.config_base import Tolerance
 from edgekit.passes import get_pass
-from edgekit.passes.quant_auto import AutoQuantConfig, Scheme
+from edgekit.passes.quant_schemes import AutoQuantConfig, Scheme
 from edgekit.quant.candidate import Candidate
 from edgekit.runtimes import get_runtime
 

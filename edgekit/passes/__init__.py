@@ -12,7 +12,7 @@ from edgekit.passes.prune_nm import NMPruneConfig
 from edgekit.passes.prune_structured import StructuredPruneConfig
 from edgekit.passes.prune_unstructured import UnstructuredPruneConfig
 from edgekit.passes.qat import QatConfig
-from edgekit.passes.quant_auto import AutoQuantConfig
+from edgekit.passes.quant_schemes import AutoQuantConfig
 from edgekit.passes.tflite_quantize import TfliteQuantConfig
 from edgekit.passes.weight_only import WeightOnlyConfig
 from edgekit.registry import load_object, registry_union
