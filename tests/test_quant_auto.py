@@ -66,7 +66,7 @@ def test_reachable_target_picks_the_fastest_meeting_it(onnx_fp32):
     assert chosen["latency_ms_p50"] <= min(r["latency_ms_p50"] for r in meeting) * (1 + cfg.speed_margin) + 1e-9
     assert rec.decision.startswith("chose") and "fp32" in rec.decision
     assert art.artifact.details["slower_than_fp32"] == (chosen["speedup_vs_fp32"] < 1)
-    assert any("slower than fp32" in n for n in rec.notes) == art.artifact.details["slower_than_fp32"]
+    assert any("int8 file is slower" in n for n in rec.notes) == art.artifact.details["slower_than_fp32"]
 
 
 def test_files_with_one_graph_tie_on_speed_and_the_more_faithful_wins(onnx_fp32):
