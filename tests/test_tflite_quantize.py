@@ -47,11 +47,18 @@ def test_pass_on_the_fp32_file_gives_the_int8_file_the_export_target_gives(fp32_
     np.testing.assert_array_equal(get_runtime("litert").load(tmp_path / "t.tflite").run(x), y)  # one code path
 
 
-def test_finetune_without_a_torch_model_is_skipped_with_a_note(fp32_file, splits, tmp_path):
-    done = edgekit.apply_pass(fp32_file, {"name": "quantize.tflite", "finetune": {"epochs": 1}}, splits,
-                              work_dir=tmp_path)
-    assert "finetune" not in done.output.artifact.details
-    assert any("no torch model" in n for n in done.record.notes), done.record.notes
+def test_finetune_uses_the_torch_model_the_file_came_from_else_says_it_is_skipped(fp32_file, cnn, splits, tmp_path):
+    cfg = {"name": "quantize.tflite", "finetune": {"epochs": 2, "lr": 1e-4}}
+    alone = edgekit.apply_pass(fp32_file, cfg, splits, work_dir=tmp_path / "alone")
+    assert "finetune" not in alone.output.artifact.details
+    assert any("no torch model" in n for n in alone.record.notes), alone.record.notes
+    tuned = edgekit.apply_pass(fp32_file, cfg, splits, work_dir=tmp_path / "tuned", reference=cnn)
+    ft = tuned.output.artifact.details["finetune"]
+    assert ft["epochs"] == 2 and ft["holdout_cosine_after"] > 0.99 and not tuned.record.notes
+    x = splits.x_test[:200]
+    y_alone, y_tuned = (get_runtime("litert").load(d.output.path).run(x) for d in (alone, tuned))
+    assert not np.allclose(y_alone, y_tuned)  # the fine-tuned weights were converted anew
+    assert compare(predict(cnn, x), y_tuned)["cosine"] > 0.98
 
 
 def test_pass_in_a_recipe_is_verified_and_paired_with_its_fp32_source(tmp_path):
