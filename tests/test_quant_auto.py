@@ -238,3 +238,22 @@ def test_adaround_scheme_lowers_layer_error_and_is_recorded(onnx_fp32):
     assert all(e1 <= e0 for e0, e1 in zip(ada["mse_nearest"], ada["mse_adaround"]))
     assert sum(ada["mse_adaround"]) < sum(ada["mse_nearest"])
     assert art.artifact.details["adaround"] is True and "AdaRound" in art.artifact.details["scheme"]
+
+
+def test_candidates_are_timed_in_the_runtime_the_bench_device_uses(onnx_fp32):
+    """With host-cpu-openvino as the bench device, the choice is timed where the file will run: OpenVINO (f32)."""
+    pytest.importorskip("openvino")
+    from edgekit.bench.config import BenchConfig
+
+    src, ctx = onnx_fp32
+    ov_ctx = replace(ctx, bench=BenchConfig(devices=["host-cpu-openvino"], threads=1))
+    cfg = AutoQuantConfig(name="quantize.auto", artifact="auto-ov", target=Tolerance(min_cosine=0.5, min_top1=0.5),
+                          finetune=None, **FAST)
+    art, rec = get_pass(cfg).apply(src, ov_ctx)
+    assert art.artifact.details["timed_on"] == "openvino (precision f32)" and "timed in openvino" in rec.decision
+    chosen = next(r for r in rec.candidates if r.get("chosen"))
+    assert chosen["latency_ms_p50"] > 0 and chosen["speedup_vs_fp32"] > 0
+    _, rec = get_pass(cfg.model_copy(update={"artifact": "auto-ort", "timing_runtime": "onnxruntime"})).apply(src, ov_ctx)
+    assert "timed in onnxruntime" in rec.decision
+    with pytest.raises(ValueError, match="not a runtime that runs .onnx"):
+        AutoQuantConfig(name="quantize.auto", timing_runtime="litert")

@@ -93,7 +93,7 @@ class AutoQuantize(FilePass):
         t_start = Stopwatch()
         c = self.config
         src = source.path
-        run = QuantRun.of(ctx, c.calibration.samples)
+        run = QuantRun.of(ctx, c.calibration.samples, c.timing_runtime)
         with tempfile.TemporaryDirectory(prefix="edgekit-auto-") as tmp:
             tmp = Path(tmp)
             pre, pre_error = preprocess(src, tmp / "pre.onnx", ctx.log)
@@ -150,7 +150,7 @@ class AutoQuantize(FilePass):
                 else:
                     cands += self._mixed_precision(most_faithful(ok, alpha), tmp, ctx, run)
                     ok = [r for r in cands if r.built]
-            ctx.log(f"  timing fp32 and {len(ok)} candidates side by side ...")
+            ctx.log(f"  timing fp32 and {len(ok)} candidates side by side in {run.timed_on()} ...")
             lat = run.side_by_side({"fp32": src, **{str(i): r.file for i, r in enumerate(ok)}}, c.time_s)
             fp32 = lat.pop("fp32")
             for i, r in enumerate(ok):
@@ -160,10 +160,11 @@ class AutoQuantize(FilePass):
                 r.graph = graph_signature(r.file)
             chosen, decision = choose_for_target(ok, fp32["p50"], c.speed_margin, c.faithful_tie_p)
             out.write_bytes(chosen.file.read_bytes())
-        return self._written(chosen, cands, decision, fp32, src, out, ctx, pre_error, wants_ft)
+        return self._written(chosen, cands, f"{decision} (timed in {run.timed_on()})", fp32, src, out, ctx, pre_error,
+                             wants_ft, run.timed_on())
 
     def _written(self, chosen: Candidate, cands: list[Candidate], decision: str, fp32: dict, src: Path, out: Path,
-                 ctx: PassContext, pre_error: str | None, wants_ft: bool) -> Written:
+                 ctx: PassContext, pre_error: str | None, wants_ft: bool, timed_on: str) -> Written:
         c = self.config
         slower = chosen.latency["p50"] > fp32["p50"]
         details = {"scheme": chosen.scheme, **(chosen.settings or {}), "weight_type": "int8",
@@ -173,7 +174,7 @@ class AutoQuantize(FilePass):
                    "float_nodes": [*c.calibration.keep_float, *chosen.float_nodes],
                    "meets_target": chosen.meets_target, "slower_than_fp32": slower,
                    "calibration_samples": int(len(c.calibration.subset(ctx.splits.x_calib))),
-                   "preprocessed": pre_error is None}
+                   "preprocessed": pre_error is None, "timed_on": timed_on}
         rec = Written(precision="int8", details=details, decision=decision, candidates=rows(cands, chosen),
                       before={"latency_ms_p50_selection": fp32["p50"], "latency_ms_p90_selection": fp32["p90"]},
                       after={"latency_ms_p50_selection": chosen.latency["p50"],

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from edgekit.config_base import Strict, Tolerance
 from edgekit.names import Name
@@ -91,6 +91,11 @@ class AutoQuantConfig(Strict):
                                       "level count as equally faithful, and the fastest of them is kept; null: keep "
                                       "the most faithful, however much slower")
     time_s: float = Field(3.0, gt=0, description="seconds of side-by-side timing of fp32 and all candidates")
+    timing_runtime: str = Field(
+        "auto", description="the runtime the candidates are timed in, so the choice is made where the file will run: "
+                            "auto is the runtime the recipe's first local, non-emulated bench device uses for .onnx "
+                            "(e.g. openvino, with its precision, on host-cpu-openvino), else onnxruntime; or a "
+                            "runtime name")
     time_budget_s: float | None = Field(
         600.0, gt=0, description="wall-clock budget of the whole pass: schemes run cheapest first, a scheme whose "
                                  "estimated cost no longer fits is skipped (and listed), fine-tuning stops its epochs "
@@ -98,6 +103,16 @@ class AutoQuantConfig(Strict):
     tolerance: Tolerance = Field(default_factory=Tolerance, description="parity of the chosen artifact on the test "
                                  "split; default: the target (one notion of faithful enough), applied as the task "
                                  "allows (top-1 only for classifiers)")
+
+    @field_validator("timing_runtime")
+    @classmethod
+    def _runs_onnx(cls, v: str) -> str:
+        from edgekit.runtimes import RUNTIMES
+
+        onnx = sorted(n for n, e in RUNTIMES.items() if "onnx" in e.formats)
+        if v != "auto" and v not in onnx:
+            raise ValueError(f"'{v}' is not a runtime that runs .onnx files (auto, {', '.join(onnx)})")
+        return v
 
     @model_validator(mode="before")
     @classmethod
