@@ -52,30 +52,32 @@ class StaticQuantConfig(Strict):
     activation_type: Literal["auto", "uint8", "int8"] = "auto"
     weight_type: Literal["int8", "uint8"] = "int8"
     per_channel: Literal["auto", True, False] = Field(
-        "auto", description="auto tries per-channel and per-tensor weights; per-channel wins ties")
+        default="auto", description="auto tries per-channel and per-tensor weights; per-channel wins ties")
     reduce_range: bool = False
     calibration: Calibration = Field(default_factory=Calibration, description="activation ranges (method, percentile), "
                                      "calibration samples and ONNX node names kept in float")
     calibrator: Literal["edgekit", "onnxruntime"] = Field(
-        "edgekit", description="who computes entropy/percentile/mse ranges: edgekit's streaming calibrators "
-                               "(bounded memory, progress with ETA; handed to ORT as tensor range overrides) or ORT's "
-                               "own (keeps all activations in memory; no mse)")
-    agreement_slack: float = Field(0.005, ge=0, le=1, description="auto: candidates within this top-1 agreement "
-                                                                "of the best are 'accurate enough'; the fastest wins")
-    cosine_slack: float = Field(0.002, ge=0, le=1, description="auto: and within this mean cosine of the best")
-    speed_margin: float = Field(0.05, ge=0, description="auto: latencies closer than this fraction are a tie, "
-                                                        "which the more faithful candidate wins")
-    select_time_s: float = Field(0.5, gt=0, description="auto: timing budget per candidate")
+        default="edgekit",
+        description="who computes entropy/percentile/mse ranges: edgekit's streaming calibrators (bounded memory, progress "
+                    "with ETA; handed to ORT as tensor range overrides) or ORT's own (keeps all activations in memory; no "
+                    "mse)")
+    agreement_slack: float = Field(
+        default=0.005, ge=0, le=1,
+        description="auto: candidates within this top-1 agreement of the best are 'accurate enough'; the fastest wins")
+    cosine_slack: float = Field(default=0.002, ge=0, le=1, description="auto: and within this mean cosine of the best")
+    speed_margin: float = Field(default=0.05, ge=0, description="auto: latencies closer than this fraction are a tie, "
+                                                                "which the more faithful candidate wins")
+    select_time_s: float = Field(default=0.5, gt=0, description="auto: timing budget per candidate")
     saturation_safe: Literal["auto", True, False] = Field(
-        "auto", description="QDQ U8S8: re-scale int8 weights so the int16 pair sums of x86 kernels without VNNI "
-                            "cannot saturate (auto: on such CPUs; see edgekit.quant.onnx_rewrite)")
+        default="auto", description="QDQ U8S8: re-scale int8 weights so the int16 pair sums of x86 kernels without VNNI "
+                                    "cannot saturate (auto: on such CPUs; see edgekit.quant.onnx_rewrite)")
     bias_correction: Literal["auto", True, False] = Field(
-        "auto", description="QDQ: remove each layer's weight-rounding shift dW E[x] through its bias, measured on "
-                            "the calibration data (auto: kept when it raises validation cosine)")
-    adaround: AdaRoundOptions | None = Field(None, description="learned rounding of the weights (QDQ per-channel)")
-    fallback: FallbackConfig | None = Field(None, description="keep the most sensitive layers in float until "
-                                                               "these validation bounds are met")
-    tolerance: Tolerance = Field(default_factory=lambda: Tolerance(min_cosine=0.98, min_top1=0.9))
+        default="auto", description="QDQ: remove each layer's weight-rounding shift dW E[x] through its bias, measured on "
+                                    "the calibration data (auto: kept when it raises validation cosine)")
+    adaround: AdaRoundOptions | None = Field(default=None, description="learned rounding of the weights (QDQ per-channel)")
+    fallback: FallbackConfig | None = Field(default=None, description="keep the most sensitive layers in float until "
+                                                                       "these validation bounds are met")
+    tolerance: Tolerance = Field(default_factory=lambda: Tolerance(min_cosine=0.98, min_top1_agreement=0.9))
 
     @model_validator(mode="before")
     @classmethod
@@ -102,14 +104,14 @@ class DynamicQuantConfig(Strict):
     per_channel: bool = True
     op_types: list[str] = Field(default_factory=lambda: ["MatMul", "Attention", "LSTM", "Gather"],
                                 description="Conv is left out by default: ConvInteger is slower than fp32")
-    tolerance: Tolerance = Field(default_factory=lambda: Tolerance(min_cosine=0.98, min_top1=0.9))
+    tolerance: Tolerance = Field(default_factory=lambda: Tolerance(min_cosine=0.98, min_top1_agreement=0.9))
 
 
 class Fp16Config(Strict):
     name: Literal["quantize.fp16"]
     artifact: Name = "onnx-fp16"
-    keep_io_types: bool = Field(True, description="keep float32 inputs/outputs")
-    tolerance: Tolerance = Field(default_factory=lambda: Tolerance(min_cosine=0.999, min_top1=0.98))
+    keep_io_types: bool = Field(default=True, description="keep float32 inputs/outputs")
+    tolerance: Tolerance = Field(default_factory=lambda: Tolerance(min_cosine=0.999, min_top1_agreement=0.98))
 
 
 class StaticQuantize(FilePass):

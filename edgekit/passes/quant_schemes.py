@@ -21,11 +21,11 @@ class Scheme(Strict):
     activation_type: Literal["uint8", "int8"] = "uint8"
     per_channel: bool = True
     calibration: Literal["minmax", "entropy", "percentile", "mse"] = "minmax"
-    percentile: float = Field(99.999, gt=90, le=100)
+    percentile: float = Field(default=99.999, gt=90, le=100)
     bias_correction: bool = False
-    adaround: bool = Field(False, description="AdaRound the 8 layers adding the most error (QDQ per-channel)")
-    equalize: bool = Field(False, description="cross-layer equalization of the torch model first (needs a torch "
-                                              "model; see the `equalize` pass)")
+    adaround: bool = Field(default=False, description="AdaRound the 8 layers adding the most error (QDQ per-channel)")
+    equalize: bool = Field(default=False, description="cross-layer equalization of the torch model first (needs a torch "
+                                                      "model; see the `equalize` pass)")
 
     @model_validator(mode="after")
     def _options_fit_the_format(self):
@@ -65,41 +65,41 @@ class AutoQuantConfig(Strict):
 
     name: Literal["quantize.auto"]
     artifact: Name = "onnx-int8"
-    target: Tolerance = Field(default_factory=lambda: Tolerance(min_cosine=0.99, min_top1=0.95),
+    target: Tolerance = Field(default_factory=lambda: Tolerance(min_cosine=0.99, min_top1_agreement=0.95),
                               description="fidelity to fp32 on the validation split a candidate must keep")
-    max_accuracy_drop: float | None = Field(None, ge=0, le=1, description="and, with labels, at most this drop "
-                                                                          "of validation accuracy from fp32")
+    max_accuracy_drop: float | None = Field(default=None, ge=0, le=1, description="and, with labels, at most this drop "
+                                                                                  "of validation accuracy from fp32")
     schemes: list[Scheme] = Field(default_factory=default_schemes, min_length=1, description="tried in order")
-    max_float_layers: int = Field(3, ge=0, description="when no scheme meets the target: keep up to this many of "
-                                                       "the most faithful scheme's most sensitive layers in float")
+    max_float_layers: int = Field(default=3, ge=0, description="when no scheme meets the target: keep up to this many of "
+                                                               "the most faithful scheme's most sensitive layers in float")
     finetune: FinetuneOptions | None = Field(default_factory=FinetuneOptions, description="when no scheme meets the "
                                              "target and the torch model is at hand; null: never")
     finetune_when: Literal["miss", "always"] = Field(
-        "miss", description="miss: fine-tune only when no scheme meets the target; always: also when one does (the "
-                            "fine-tuned model has the same graph, so the same speed: it wins on fidelity, which a "
-                            "small validation split may not show)")
+        default="miss", description="miss: fine-tune only when no scheme meets the target; always: also when one does (the "
+                                    "fine-tuned model has the same graph, so the same speed: it wins on fidelity, which a "
+                                    "small validation split may not show)")
     reduce_range: bool = False
     saturation_safe: Literal["auto", True, False] = "auto"
     calibration: Calibration = Field(default_factory=Calibration, description="calibration samples and ONNX node "
                                      "names always kept in float (the method is each scheme's)")
-    speed_margin: float = Field(0.05, ge=0, description="latencies closer than this fraction are a tie, which the "
-                                                        "more faithful candidate wins")
+    speed_margin: float = Field(default=0.05, ge=0, description="latencies closer than this fraction are a tie, which the "
+                                                                "more faithful candidate wins")
     faithful_tie_p: float | None = Field(
-        0.05, gt=0, lt=1, description="when no candidate meets the target: those that paired tests on the validation "
-                                      "split (McNemar on top-1 agreement and on accuracy where labelled, a paired "
-                                      "test on per-sample cosine) cannot tell worse than the most faithful at this "
-                                      "level count as equally faithful, and the fastest of them is kept; null: keep "
-                                      "the most faithful, however much slower")
-    time_s: float = Field(3.0, gt=0, description="seconds of side-by-side timing of fp32 and all candidates")
+        default=0.05, gt=0, lt=1,
+        description="when no candidate meets the target: those that paired tests on the validation split (McNemar on top-1 "
+                    "agreement and on accuracy where labelled, a paired test on per-sample cosine) cannot tell worse than "
+                    "the most faithful at this level count as equally faithful, and the fastest of them is kept; null: keep "
+                    "the most faithful, however much slower")
+    time_s: float = Field(default=3.0, gt=0, description="seconds of side-by-side timing of fp32 and all candidates")
     timing_runtime: str = Field(
-        "auto", description="the runtime the candidates are timed in, so the choice is made where the file will run: "
-                            "auto is the runtime the recipe's first local, non-emulated bench device uses for .onnx "
-                            "(e.g. openvino, with its precision, on host-cpu-openvino), else onnxruntime; or a "
-                            "runtime name")
+        default="auto",
+        description="the runtime the candidates are timed in, so the choice is made where the file will run: auto is the "
+                    "runtime the recipe's first local, non-emulated bench device uses for .onnx (e.g. openvino, with its "
+                    "precision, on host-cpu-openvino), else onnxruntime; or a runtime name")
     time_budget_s: float | None = Field(
-        600.0, gt=0, description="wall-clock budget of the whole pass: schemes run cheapest first, a scheme whose "
-                                 "estimated cost no longer fits is skipped (and listed), fine-tuning stops its epochs "
-                                 "at the budget; null: no limit")
+        default=600.0, gt=0,
+        description="wall-clock budget of the whole pass: schemes run cheapest first, a scheme whose estimated cost no "
+                    "longer fits is skipped (and listed), fine-tuning stops its epochs at the budget; null: no limit")
     tolerance: Tolerance = Field(default_factory=Tolerance, description="parity of the chosen artifact on the test "
                                  "split; default: the target (one notion of faithful enough), applied as the task "
                                  "allows (top-1 only for classifiers)")
@@ -119,7 +119,8 @@ class AutoQuantConfig(Strict):
     def _tolerance_is_the_target(cls, data):
         if isinstance(data, dict) and data.get("tolerance") is None:
             target = data.get("target")
-            data = {**data, "tolerance": target if target is not None else Tolerance(min_cosine=0.99, min_top1=0.95)}
+            default = Tolerance(min_cosine=0.99, min_top1_agreement=0.95)
+            data = {**data, "tolerance": target if target is not None else default}
         return data
 
     @model_validator(mode="before")

@@ -22,15 +22,15 @@ class FallbackConfig(Strict):
     """Mixed precision: when the chosen int8 model misses these bounds on the validation split, keep the most
     sensitive layers in float, one more at a time, until it meets them (each step timed and reported)."""
 
-    max_layers: int = Field(3, ge=1, description="at most this many layers in float")
-    min_cosine: float | None = Field(None, gt=0, le=1)
-    min_top1: float | None = Field(None, gt=0, le=1)
+    max_layers: int = Field(default=3, ge=1, description="at most this many layers in float")
+    min_cosine: float | None = Field(default=None, gt=0, le=1)
+    min_top1: float | None = Field(default=None, gt=0, le=1)
     ranking: Literal["measured", "error"] = Field(
-        "measured", description="error: by the error each layer adds to its output (no extra builds); measured: "
-                                "the `probe` layers adding the most error and the first `probe` quantized layers "
-                                "(high resolution, whose error every later layer inherits) are each kept float "
-                                "alone and ranked by the validation fidelity that gives")
-    probe: int = Field(5, ge=1, description="measured ranking: layers probed from each of the two lists")
+        default="measured", description="error: by the error each layer adds to its output (no extra builds); measured: "
+                                        "the `probe` layers adding the most error and the first `probe` quantized layers "
+                                        "(high resolution, whose error every later layer inherits) are each kept float "
+                                        "alone and ranked by the validation fidelity that gives")
+    probe: int = Field(default=5, ge=1, description="measured ranking: layers probed from each of the two lists")
 
     def within_bounds(self, c: Candidate) -> bool:
         return ((self.min_cosine is None or c.cosine >= self.min_cosine)

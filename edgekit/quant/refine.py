@@ -18,10 +18,10 @@ from edgekit.quant.ort_build import Evaluation, fidelity
 class AdaRoundOptions(Strict):
     """AdaRound (learned weight rounding, edgekit.quant.onnx_adaround) on the chosen QDQ per-channel model."""
 
-    layers: int = Field(8, ge=0, description="the N layers adding the most error (0: every layer)")
-    iters: int = Field(300, ge=10)
-    samples: int = Field(32, ge=1, description="calibration samples it learns from")
-    keep: Literal["auto", "always"] = Field("auto", description="auto: kept only if validation cosine rises")
+    layers: int = Field(default=8, ge=0, description="the N layers adding the most error (0: every layer)")
+    iters: int = Field(default=300, ge=10)
+    samples: int = Field(default=32, ge=1, description="calibration samples it learns from")
+    keep: Literal["auto", "always"] = Field(default="auto", description="auto: kept only if validation cosine rises")
 
 
 def _effect(c: Candidate, after: dict, stats: dict) -> dict:
