@@ -70,15 +70,7 @@ class NMPrune(TorchPass):
     def transform(self, module, ctx: PassContext) -> Transformed:
         from torch.nn.utils import prune
 
-        from edgekit.passes.finetune import finetune
-        from edgekit.passes.sparsity import (
-            DENSE_NOTE,
-            fold_masks,
-            gzip_bytes,
-            layer_sparsity,
-            overall_sparsity,
-            weight_layers,
-        )
+        from edgekit.passes.sparsity import DENSE_NOTE, sparsify, weight_layers
 
         c = self.config
         candidates = weight_layers(module, c.protect, c.include_head)
@@ -86,18 +78,15 @@ class NMPrune(TorchPass):
         skipped = sorted(set(candidates) - set(layers))
         if not layers:
             raise PassError(f"prune.nm: no layer has an input dimension divisible by m={c.m} (checked {list(candidates)})")
-        before = {"gzip_bytes": gzip_bytes(module)}
-        for mod in layers.values():
-            prune.custom_from_mask(mod, "weight", nm_mask(mod.weight, c.n, c.m))
-        if c.finetune_epochs:
-            finetune(module, ctx, c.finetune_epochs, c.finetune_lr)
-        fold_masks(layers)
-        module.eval()
+        def masks():
+            for mod in layers.values():
+                prune.custom_from_mask(mod, "weight", nm_mask(mod.weight, c.n, c.m))
+
+        before, after = sparsify(module, layers, masks, ctx, c.finetune_epochs, c.finetune_lr)
         broken = check_nm(layers, c.n, c.m)
         if broken:
             raise PassError(f"prune.nm: the {c.n}:{c.m} pattern does not hold after folding in {broken}")
-        after = {"gzip_bytes": gzip_bytes(module), "sparsity": overall_sparsity(layers),
-                 "layer_sparsity": layer_sparsity(layers), "pattern": f"{c.n}:{c.m}", "pattern_holds": True}
+        after.update(pattern=f"{c.n}:{c.m}", pattern_holds=True)
         decision = (f"{c.n}:{c.m} sparsity along the input dimension of {len(layers)} layers "
                     f"({after['sparsity']:.1%} of their weights zero); pattern verified")
         notes = [f"left dense (input dimension not divisible by {c.m}, e.g. depthwise or the stem): {skipped}"]

@@ -28,31 +28,20 @@ class UnstructuredPrune(TorchPass):
     def transform(self, module, ctx: PassContext) -> Transformed:
         from torch.nn.utils import prune
 
-        from edgekit.passes.finetune import finetune
-        from edgekit.passes.sparsity import (
-            DENSE_NOTE,
-            fold_masks,
-            gzip_bytes,
-            layer_sparsity,
-            overall_sparsity,
-            weight_layers,
-        )
+        from edgekit.passes.sparsity import DENSE_NOTE, sparsify, weight_layers
 
         c = self.config
         layers = weight_layers(module, c.protect, c.include_head)
-        gzip_before = gzip_bytes(module)
-        if c.scope == "global":
-            prune.global_unstructured([(m, "weight") for m in layers.values()], pruning_method=prune.L1Unstructured,
-                                      amount=c.sparsity)
-        else:
-            for m in layers.values():
-                prune.l1_unstructured(m, "weight", amount=c.sparsity)
-        if c.finetune_epochs:
-            finetune(module, ctx, c.finetune_epochs, c.finetune_lr)
-        fold_masks(layers)
-        after = {"gzip_bytes": gzip_bytes(module), "sparsity": overall_sparsity(layers),
-                 "layer_sparsity": layer_sparsity(layers)}
+
+        def masks():
+            if c.scope == "global":
+                prune.global_unstructured([(m, "weight") for m in layers.values()], pruning_method=prune.L1Unstructured,
+                                          amount=c.sparsity)
+            else:
+                for m in layers.values():
+                    prune.l1_unstructured(m, "weight", amount=c.sparsity)
+
+        before, after = sparsify(module, layers, masks, ctx, c.finetune_epochs, c.finetune_lr)
         decision = (f"{c.scope} magnitude pruning of {len(layers)} layers to {after['sparsity']:.1%} sparsity; "
-                    f"gzip size {gzip_before / 1024:.1f} -> {after['gzip_bytes'] / 1024:.1f} KiB")
-        return Transformed(module=module, decision=decision, before={"gzip_bytes": gzip_before}, after=after,
-                           notes=[DENSE_NOTE])
+                    f"gzip size {before['gzip_bytes'] / 1024:.1f} -> {after['gzip_bytes'] / 1024:.1f} KiB")
+        return Transformed(module=module, decision=decision, before=before, after=after, notes=[DENSE_NOTE])

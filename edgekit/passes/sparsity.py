@@ -48,3 +48,18 @@ def gzip_bytes(model) -> int:
     from edgekit.passes.accounting import state_dict_bytes
 
     return len(gzip.compress(state_dict_bytes(model), compresslevel=6))
+
+
+def sparsify(module, layers: dict, apply_masks, ctx, epochs: int, lr: float | None) -> tuple[dict, dict]:
+    """Put masks on `layers` (`apply_masks()`), hold them through `epochs` of fine-tuning, fold them into the
+    weights: the gzip size before, and after it with the sparsity reached overall and per layer."""
+    from edgekit.passes.finetune import finetune
+
+    before = {"gzip_bytes": gzip_bytes(module)}
+    apply_masks()
+    if epochs:
+        finetune(module, ctx, epochs, lr)
+    fold_masks(layers)
+    module.eval()
+    return before, {"gzip_bytes": gzip_bytes(module), "sparsity": overall_sparsity(layers),
+                    "layer_sparsity": layer_sparsity(layers)}
