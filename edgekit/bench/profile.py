@@ -123,7 +123,9 @@ def profile_onnx(path: Path, profile, runs: int = 50, warmup: int = 10, threads:
 
 
 def profile_tflite(path: Path, profile, runs: int = 50, warmup: int = 10, threads: int | None = None,
-                   timeout_s: float = 600.0) -> dict:
+                   x: np.ndarray | None = None, timeout_s: float = 600.0) -> dict:
+    """Per-op times of a .tflite (LiteRT's op profile, or benchmark_model's on an adb device); `x` is not used: the
+    file's static input shape is fed random data."""
     from edgekit.bench.job import Job, Model
     from edgekit.devices import transport, transport_entry
 
@@ -243,12 +245,20 @@ def profile_artifact(path: Path, profile, name: str | None = None, runs: int = 5
     path = Path(path)
     if not path.is_file():
         raise BenchError(f"{path}: artifact not found")
-    if path.suffix == ".onnx":
-        prof = profile_onnx(path, profile, runs, warmup, threads, x, timeout_s)
-    elif path.suffix == ".tflite":
-        prof = profile_tflite(path, profile, runs, warmup, threads, timeout_s)
-    else:
-        raise BenchError(f"{path.name}: profiling covers .onnx and .tflite artifacts")
+    profiler = PROFILERS.get(file_format(path) or "")
+    if profiler is None:
+        raise BenchError(f"{path.name}: profiling covers {', '.join(sorted(PROFILERS))} artifacts")
+    prof = profiler(path, profile, runs, warmup, threads, x, timeout_s)
     prof = {"artifact": name or path.stem, "path": str(path), "device": profile.name, "transport": profile.transport,
             **prof}
     return add_roofline(prof, profile)
+
+
+PROFILERS = {"onnx": profile_onnx, "tflite": profile_tflite}  # export format -> its per-layer profiler
+
+
+def file_format(path: Path) -> str | None:
+    """The export format whose files have `path`'s suffix (edgekit.export.EXPORTERS)."""
+    from edgekit.export import EXPORTERS
+
+    return next((name for name, e in EXPORTERS.items() if e.suffix == Path(path).suffix), None)

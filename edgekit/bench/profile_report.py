@@ -53,9 +53,10 @@ def render_table(prof: dict, top: int | None = None) -> str:
 
 def profile_run_dir(run_dir: Path, profile, runs: int = 50, warmup: int = 10, threads: int | None = None,
                     log=_log.info) -> list[dict]:
-    """Profile every ok ONNX/TFLite artifact of a run folder on one device; flag int8 artifacts slower than their
-    fp32 source; store the profiles in report.json (replacing earlier ones for the same artifact and device)."""
-    from edgekit.bench.profile import compare_pair, profile_artifact
+    """Profile every ok artifact of a run folder whose format has a profiler (bench.profile.PROFILERS) on one device;
+    flag int8 artifacts slower than their fp32 source; store the profiles in report.json (replacing earlier ones for
+    the same artifact and device)."""
+    from edgekit.bench.profile import PROFILERS, compare_pair, profile_artifact
     from edgekit.export.artifact import verified_path
     from edgekit.report.io import load_report, save_report
 
@@ -71,10 +72,10 @@ def profile_run_dir(run_dir: Path, profile, runs: int = 50, warmup: int = 10, th
     except EdgekitError:
         pass  # no data here: random inputs of the model's shape
     profiles: dict[str, dict] = {}
-    for art in [a for a in report.artifacts if a.status == "ok" and a.format in ("onnx", "tflite")]:
+    for art in [a for a in report.artifacts if a.status == "ok" and a.format in PROFILERS]:
         log(f"profile: {art.name} on {profile.name}")
         try:
-            batch = x[:1] if x is not None and art.format == "onnx" else None
+            batch = x[:1] if x is not None else None
             profiles[art.name] = profile_artifact(verified_path(run_dir, art), profile, name=art.name, runs=runs,
                                                   warmup=warmup, threads=threads, x=batch)
         except EdgekitError as e:
