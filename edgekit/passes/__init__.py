@@ -57,4 +57,11 @@ def pass_config(config):
 
     if config.get("name") not in PASSES:
         raise PassError(f"unknown pass '{config.get('name')}' (known: {sorted(PASSES)})")
-    return PASSES[config["name"]].config.model_validate(config)
+    from pydantic import ValidationError
+
+    try:
+        return PASSES[config["name"]].config.model_validate(config)
+    except ValidationError as e:
+        first = e.errors()[0]
+        key = ".".join(str(p) for p in first["loc"]) or "(config)"
+        raise PassError(f"pass {config['name']}: {key}: {first['msg']}") from None

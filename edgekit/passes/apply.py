@@ -64,8 +64,26 @@ def as_handle(model_or_file: Any, data: Any, work_dir: Path) -> ModelHandle:
     import torch
 
     if isinstance(model_or_file, torch.nn.Module):
-        return TorchModel(module=model_or_file.eval(), input=spec, lineage=(type(model_or_file).__name__,))
+        _check_fits(model_or_file.eval(), data)
+        return TorchModel(module=model_or_file, input=spec, lineage=(type(model_or_file).__name__,))
     raise PassError(f"apply_pass takes a torch module, a model file path or a handle, not {type(model_or_file).__name__}")
+
+
+def _check_fits(module: Any, data: Any) -> None:
+    """One sample through the module before any work: data of the wrong shape is an error naming both."""
+    import torch
+
+    from edgekit.errors import PassError
+    from edgekit.runtimes.base import as_model_input
+
+    x = as_model_input(data.x_calib[:1] if len(data.x_calib) else data.x_val[:1])
+    try:
+        with torch.no_grad():
+            module(torch.from_numpy(x))
+    except Exception as e:  # torch raises RuntimeError/ValueError/TypeError for inputs that do not fit
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise PassError(f"the data's samples {tuple(x.shape[1:])} {x.dtype} do not fit {type(module).__name__}: "
+                        f"{first}") from None
 
 
 def _file_handle(path: Path, spec: InputSpec, work_dir: Path) -> ModelFile:

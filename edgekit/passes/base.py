@@ -100,7 +100,8 @@ class Pass(ABC, Generic[In, Out]):
         from edgekit.errors import PassError
 
         if not isinstance(model, self.takes):
-            raise PassError(f"pass {self.name} takes a {self.takes.__name__}, got a {type(model).__name__}")
+            raise PassError(f"pass {self.name} works on {self.takes.__name__} models, not on a {type(model).__name__}"
+                            + ("; export the model first, or give the file" if issubclass(self.takes, ModelFile) else ""))
 
 
 class TorchPass(Pass[TorchModel, TorchModel]):
